@@ -1,0 +1,220 @@
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+const GIB = 1024 ** 3;
+
+const integer = (min: number, max: number) =>
+  z.coerce
+    .number({ error: `must be a whole number from ${min} to ${max}` })
+    .int({ error: `must be a whole number from ${min} to ${max}` })
+    .min(min, { error: `must be a whole number from ${min} to ${max}` })
+    .max(max, { error: `must be a whole number from ${min} to ${max}` });
+
+/** The file encodings a deployment can accept; `gzip` applies on top of the other two. */
+export const ENCODINGS = ['csv', 'jsonl', 'gzip'] as const;
+export type Encoding = (typeof ENCODINGS)[number];
+
+const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'] as const;
+
+/**
+ * Every setting: its environment variable, its command-line flag, its rule (zod, with the default of
+ * DESIGN.md), and whether its value may be echoed in an error. This one table drives the schema, the
+ * error messages, the CLI options and the README's configuration section.
+ */
+export const SETTINGS = {
+  crmBaseUrl: {
+    env: 'CRM_BASE_URL',
+    flag: 'crm-url',
+    secret: false,
+    schema: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    help: 'CRM base URL (default: the embedded CRM simulator locally)',
+  },
+  crmApiToken: {
+    env: 'CRM_API_TOKEN',
+    flag: 'crm-token',
+    secret: true,
+    schema: z.string().min(1, { error: 'must not be empty' }).optional(),
+    help: 'CRM bearer token (Secrets Manager on AWS)',
+  },
+  callsPerMinute: {
+    env: 'CRM_CALLS_PER_MINUTE',
+    flag: 'calls-per-minute',
+    secret: false,
+    schema: integer(1, 1_000_000).default(1000),
+    help: 'CRM calls allowed in any rolling 60 seconds, all dispatchers together',
+  },
+  batchSize: {
+    env: 'CRM_BATCH_SIZE',
+    flag: 'batch-size',
+    secret: false,
+    schema: integer(1, 100).default(100),
+    help: 'records per CRM call (the CRM takes at most 100)',
+  },
+  batchMaxBytes: {
+    env: 'BATCH_MAX_BYTES',
+    flag: 'batch-max-bytes',
+    secret: false,
+    // A batch travels as one SQS message / state payload (256 KiB): 200 KiB of records leaves room for the envelope.
+    schema: integer(4096, 240 * 1024).default(200 * 1024),
+    help: 'byte budget of the records of one batch (messages are capped at 256 KiB)',
+  },
+  dispatchConcurrency: {
+    env: 'DISPATCH_CONCURRENCY',
+    flag: 'concurrency',
+    secret: false,
+    schema: integer(1, 1000).default(8),
+    help: 'concurrent CRM dispatchers',
+  },
+  crmTimeoutMs: {
+    env: 'CRM_TIMEOUT_MS',
+    flag: 'crm-timeout-ms',
+    secret: false,
+    schema: integer(100, 120_000).default(15_000),
+    help: 'timeout of one CRM call',
+  },
+  crmRetryAttempts: {
+    env: 'CRM_RETRY_ATTEMPTS',
+    flag: 'crm-retry-attempts',
+    secret: false,
+    schema: integer(0, 20).default(6),
+    help: 'retries of a transient CRM failure (5xx, timeout, reset) before the batch goes to the dead-letter path',
+  },
+  crmRetryBaseDelayMs: {
+    env: 'CRM_RETRY_BASE_DELAY_MS',
+    flag: 'crm-retry-base-delay-ms',
+    secret: false,
+    schema: integer(1, 60_000).default(500),
+    help: 'first back-off of a transient failure (exponential, full jitter)',
+  },
+  crmRetryMaxDelayMs: {
+    env: 'CRM_RETRY_MAX_DELAY_MS',
+    flag: 'crm-retry-max-delay-ms',
+    secret: false,
+    schema: integer(1, 900_000).default(60_000),
+    help: 'largest back-off of a transient failure',
+  },
+  retryLaterDelaySeconds: {
+    env: 'RETRY_LATER_DELAY_S',
+    flag: 'retry-later-delay',
+    secret: false,
+    schema: integer(0, 86_400).default(60),
+    help: 'seconds before 4404 (customer not found) records are tried again',
+  },
+  retryLaterAttempts: {
+    env: 'RETRY_LATER_ATTEMPTS',
+    flag: 'retry-later-attempts',
+    secret: false,
+    schema: integer(0, 20).default(3),
+    help: 'how many times 4404 records are tried again before they fail',
+  },
+  sweepIntervalMinutes: {
+    env: 'SWEEP_INTERVAL_MINUTES',
+    flag: 'sweep-interval-minutes',
+    secret: false,
+    schema: integer(1, 1440).default(15),
+    help: 'interval of the landing-zone sweep that picks up files an event missed',
+  },
+  acceptedEncodings: {
+    env: 'ACCEPTED_ENCODINGS',
+    flag: 'accepted-encodings',
+    secret: false,
+    schema: z
+      .preprocess(
+        (value) =>
+          typeof value === 'string'
+            ? value
+                .split(',')
+                .map((part) => part.trim().toLowerCase())
+                .filter(Boolean)
+            : value,
+        z.array(z.enum(ENCODINGS, { error: `must be a comma-separated list of ${ENCODINGS.join(', ')}` })).min(1, {
+          error: 'must name at least one encoding',
+        }),
+      )
+      .default([...ENCODINGS]),
+    help: 'accepted encodings, comma-separated',
+  },
+  maxFileSizeBytes: {
+    env: 'MAX_FILE_SIZE_BYTES',
+    flag: 'max-file-size-bytes',
+    secret: false,
+    schema: integer(1, 5 * 1024 * GIB).default(10 * GIB),
+    help: 'largest accepted file; a larger one is quarantined',
+  },
+  archiveTransitionDays: {
+    env: 'ARCHIVE_TRANSITION_DAYS',
+    flag: 'archive-transition-days',
+    secret: false,
+    schema: integer(1, 3650).default(30),
+    help: 'days before archived files move to Glacier',
+  },
+  archiveNoncurrentExpiryDays: {
+    env: 'ARCHIVE_NONCURRENT_EXPIRY_DAYS',
+    flag: 'archive-noncurrent-expiry-days',
+    secret: false,
+    schema: integer(1, 3650).default(90),
+    help: 'days before noncurrent versions of archived files expire',
+  },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    flag: 'log-level',
+    secret: false,
+    schema: z
+      .preprocess(
+        (value) => (typeof value === 'string' ? value.toUpperCase() : value),
+        z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }),
+      )
+      .default('INFO'),
+    help: 'log level',
+  },
+  reportDir: {
+    env: 'REPORT_DIR',
+    flag: 'report-dir',
+    secret: false,
+    schema: z.string().min(1, { error: 'must not be empty' }).default('./ingest-reports'),
+    help: 'where the one-machine runner writes reports',
+  },
+} as const;
+
+export type SettingKey = keyof typeof SETTINGS;
+
+type Shape = { [K in SettingKey]: (typeof SETTINGS)[K]['schema'] };
+const shape = Object.fromEntries(Object.entries(SETTINGS).map(([key, setting]) => [key, setting.schema])) as Shape;
+
+export const ConfigSchema = z.object(shape).superRefine((config, ctx) => {
+  if (config.crmRetryBaseDelayMs > config.crmRetryMaxDelayMs) {
+    ctx.addIssue({ code: 'custom', path: ['crmRetryBaseDelayMs'], message: 'must not exceed CRM_RETRY_MAX_DELAY_MS' });
+  }
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export interface ConfigSources {
+  /** Environment variables, e.g. `process.env`. */
+  readonly env?: Record<string, string | undefined>;
+  /** Values from command-line flags or props, by setting key; they win over the environment. */
+  readonly flags?: Partial<Record<SettingKey, unknown>>;
+}
+
+/**
+ * Reads the configuration once, at start: flags win over the environment, which wins over the defaults.
+ * @throws ConfigError naming every bad setting (its variable and flag), the rule and, unless secret, the value.
+ */
+export function loadConfig({ env = {}, flags = {} }: ConfigSources = {}): Config {
+  const input: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]) {
+    const fromFlag = flags[key];
+    const fromEnv = env[setting.env];
+    const value = fromFlag ?? (fromEnv === undefined || fromEnv === '' ? undefined : fromEnv);
+    if (value !== undefined) input[key] = value;
+  }
+  const parsed = ConfigSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue) => {
+    const key = issue.path[0] as SettingKey;
+    const setting = SETTINGS[key];
+    const shown = setting.secret || input[key] === undefined ? '' : ` (got ${JSON.stringify(input[key])})`;
+    return `  ${setting.env} (--${setting.flag}): ${issue.message}${shown}`;
+  });
+  throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,36 @@
+/**
+ * The error names the pipeline raises. They are data in one place: the state machine catches them by
+ * name (`File.Unreadable`, ...), reports quote them, and tests assert them.
+ */
+export const ErrorNames = {
+  configInvalid: 'Config.Invalid',
+  fileUnreadable: 'File.Unreadable',
+  fileTooLarge: 'File.TooLarge',
+  fileEncodingNotAccepted: 'File.EncodingNotAccepted',
+  fileUnknownKind: 'File.UnknownKind',
+} as const;
+
+export type ErrorName = (typeof ErrorNames)[keyof typeof ErrorNames];
+
+/** Base class: `name` is one of {@link ErrorNames}, so `error.name` is what a Catch or a report sees. */
+export class PipelineError extends Error {
+  constructor(
+    override readonly name: ErrorName,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A file as a whole cannot be processed (binary, broken gzip, no header, a missing required column,
+ * over the size limit, an encoding not accepted). Nothing of it is sent; it is quarantined with `message`.
+ */
+export class FileRejectedError extends PipelineError {}
+
+/** Invalid configuration, raised at start: the message names every bad field and its rule. */
+export class ConfigError extends PipelineError {
+  constructor(message: string) {
+    super(ErrorNames.configInvalid, message);
+  }
+}

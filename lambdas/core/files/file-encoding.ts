@@ -1,0 +1,99 @@
+import { createGunzip, constants as zlibConstants } from 'node:zlib';
+import { Readable, pipeline } from 'node:stream';
+import { ErrorNames, FileRejectedError } from '../errors';
+
+export type RecordFormat = 'csv' | 'jsonl';
+
+/** How a file is written, as far as its name says: format by suffix, gzip by `.gz`. */
+export interface NameEncoding {
+  readonly format?: RecordFormat;
+  readonly gzip: boolean;
+}
+
+const SUFFIX = /\.(csv|jsonl|ndjson)?(\.gz)?$/i;
+
+export function encodingFromName(name: string): NameEncoding {
+  const m = SUFFIX.exec(name);
+  const format = m?.[1]?.toLowerCase();
+  return {
+    format: format === 'csv' ? 'csv' : format === 'jsonl' || format === 'ndjson' ? 'jsonl' : undefined,
+    gzip: Boolean(m?.[2]),
+  };
+}
+
+/** The format of decoded text when the name does not say: JSON Lines start with `{`. */
+export function sniffFormat(head: string): RecordFormat {
+  return /^\s*\{/.test(head) ? 'jsonl' : 'csv';
+}
+
+const GZIP_MAGIC_0 = 0x1f;
+const GZIP_MAGIC_1 = 0x8b;
+
+const unreadable = (message: string) => new FileRejectedError(ErrorNames.fileUnreadable, message);
+
+async function* concat(first: Uint8Array, rest: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield first;
+  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+}
+
+export interface DecodeOptions {
+  /** The name says `.gz`: the content must then be gzip. Without it, gzip is still found by its magic bytes. */
+  readonly gzip?: boolean;
+  /**
+   * The bytes are only the start of the file (a ranged read for classification): a gzip stream cut short is
+   * then expected, not an error.
+   */
+  readonly truncated?: boolean;
+}
+
+/**
+ * Bytes as uploaded -> UTF-8 text, gunzipped when the content starts with the gzip magic bytes (or must, by
+ * its name). Text that is not UTF-8, or holds NUL characters, is binary: the file is unreadable. A BOM is
+ * dropped. Chunks are yielded as they come: memory does not grow with the file.
+ */
+export async function* decodeText(
+  bytes: AsyncIterable<Uint8Array>,
+  options: DecodeOptions = {},
+): AsyncGenerator<string> {
+  const iterator = bytes[Symbol.asyncIterator]();
+  let first = await iterator.next();
+  while (!first.done && first.value.length === 0) first = await iterator.next();
+  if (first.done) return;
+  const head = first.value;
+  const isGzip = head[0] === GZIP_MAGIC_0 && (head.length < 2 || head[1] === GZIP_MAGIC_1);
+  if (options.gzip && !isGzip) throw unreadable('named .gz but not gzip-compressed');
+  let source: AsyncIterable<Uint8Array> = concat(head, iterator);
+  if (isGzip) {
+    const gunzip = createGunzip(options.truncated ? { finishFlush: zlibConstants.Z_SYNC_FLUSH } : {});
+    // pipeline, not pipe: a failing source must fail the gunzip stream we iterate, not leave it waiting.
+    source = pipeline(Readable.from(source), gunzip, () => undefined);
+  }
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  try {
+    for await (const chunk of source) {
+      const text = decoder.decode(chunk as Uint8Array, { stream: true });
+      if (text.includes('\0')) throw unreadable('binary content (NUL bytes): not a text file');
+      if (text) yield text;
+    }
+    if (!options.truncated) {
+      const rest = decoder.decode();
+      if (rest) yield rest;
+    }
+  } catch (error) {
+    if (error instanceof FileRejectedError) throw error;
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_ENCODING_INVALID_ENCODED_DATA') throw unreadable('not UTF-8 text (binary content?)');
+    if (code?.startsWith('Z_')) throw unreadable(`broken gzip: ${(error as Error).message}`);
+    throw error;
+  }
+}
+
+/** The first `maxChars` characters of a file's text (for classification), read from the start of its bytes. */
+export async function readHead(bytes: AsyncIterable<Uint8Array>, maxChars: number, options: DecodeOptions = {}) {
+  let head = '';
+  for await (const text of decodeText(bytes, { truncated: true, ...options })) {
+    head += text;
+    if (head.length >= maxChars) break;
+  }
+  return head.slice(0, maxChars);
+}

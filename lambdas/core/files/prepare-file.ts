@@ -1,0 +1,84 @@
+import { hashWhileStreaming } from './file-identity';
+import { BatchPlanner, type BatchLimits, type PlannedBatch } from './plan-batches';
+import { readRecords, type SourceRecord } from './read-records';
+import { invalid, requiredColumns, serialiseRecord, validateRecord, type FileKind } from './record-schemas';
+
+/** A record refused before sending: never sent, reported with its line and reason. */
+export interface RejectedRecord {
+  readonly line: number;
+  readonly reason: string;
+  readonly fields: SourceRecord['fields'];
+}
+
+export interface PrepareOptions extends BatchLimits {
+  /** The file's name (its suffix says the encoding). */
+  readonly name: string;
+  readonly kind: FileKind;
+  /** Largest accepted file in bytes; a larger one fails with `File.TooLarge`. */
+  readonly maxFileSizeBytes?: number;
+  /** Receives full batches in order; awaited, so a slow queue slows the reader instead of filling memory. */
+  readonly onBatches: (batches: readonly PlannedBatch[]) => Promise<void> | void;
+  /** Receives records that broke a rule, in order; awaited likewise. */
+  readonly onRejected: (records: readonly RejectedRecord[]) => Promise<void> | void;
+}
+
+export interface PrepareSummary {
+  /** SHA-256 of the bytes as uploaded: the file's identity. */
+  readonly sha256: string;
+  readonly bytes: number;
+  /** Records found (blank lines are not records). */
+  readonly received: number;
+  /** Records validated, normalised and handed on in batches. */
+  readonly accepted: number;
+  readonly rejected: number;
+  readonly batches: number;
+}
+
+/**
+ * Streams a partner file through read -> validate -> normalise -> batch: the domain half of the
+ * prepare-file Lambda and of the benchmark. Memory stays flat: records live only as long as their chunk.
+ * @throws FileRejectedError when the file as a whole cannot be read (nothing of it should then be sent).
+ */
+export async function prepareFile(source: AsyncIterable<Uint8Array>, options: PrepareOptions): Promise<PrepareSummary> {
+  const hashed = hashWhileStreaming(source, options.maxFileSizeBytes);
+  const planner = new BatchPlanner(options);
+  let received = 0;
+  let accepted = 0;
+  let rejectedCount = 0;
+  let batchCount = 0;
+  const records = readRecords(hashed.bytes, { name: options.name, requiredColumns: requiredColumns(options.kind) });
+  for await (const chunk of records) {
+    const batches: PlannedBatch[] = [];
+    const rejected: RejectedRecord[] = [];
+    for (const record of chunk) {
+      const result = record.problem
+        ? invalid(record.problem.column, record.problem.rule)
+        : validateRecord(options.kind, record.fields);
+      if (!result.ok) {
+        rejected.push({ line: record.line, reason: result.reason, fields: record.fields });
+        continue;
+      }
+      const full = planner.add(record.line, serialiseRecord(options.kind, result.record));
+      if (full) batches.push(full);
+    }
+    received += chunk.length;
+    accepted += chunk.length - rejected.length;
+    rejectedCount += rejected.length;
+    batchCount += batches.length;
+    if (rejected.length > 0) await options.onRejected(rejected);
+    if (batches.length > 0) await options.onBatches(batches);
+  }
+  const last = planner.flush();
+  if (last) {
+    batchCount++;
+    await options.onBatches([last]);
+  }
+  return {
+    sha256: hashed.sha256(),
+    bytes: hashed.size(),
+    received,
+    accepted,
+    rejected: rejectedCount,
+    batches: batchCount,
+  };
+}

@@ -1,0 +1,195 @@
+import Papa from 'papaparse';
+import { ErrorNames, FileRejectedError } from '../errors';
+import { decodeText, encodingFromName, sniffFormat, type RecordFormat } from './file-encoding';
+
+/** One record as the partner wrote it, before validation. */
+export interface SourceRecord {
+  /** 1-based line of the file where the record starts (CSV: the header is line 1). */
+  readonly line: number;
+  /** Values by column name (lower-cased, trimmed); CSV values are strings, JSONL values as parsed. */
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** The record could not be taken apart (wrong number of CSV fields, a JSONL line that is no object). */
+  readonly problem?: { readonly column: string; readonly rule: string };
+}
+
+export interface ReadOptions {
+  /** File name: its suffix gives the format and gzip; without one the content decides. */
+  readonly name: string;
+  /** Columns a CSV header must have: without one of them the file is unreadable. */
+  readonly requiredColumns?: readonly string[];
+  /** A record longer than this (an unclosed quote, a binary blob) makes the file unreadable. @default 1 MiB */
+  readonly maxRecordChars?: number;
+}
+
+const DEFAULT_MAX_RECORD_CHARS = 1024 * 1024;
+
+const unreadable = (message: string) => new FileRejectedError(ErrorNames.fileUnreadable, message);
+
+/** Column names are matched case-insensitively and trimmed (file-formats.md). */
+export const columnKey = (name: string) => name.trim().toLowerCase();
+
+/**
+ * Streams a partner file's records, in chunks (one per decoded text chunk) to keep per-record overhead
+ * low. Memory is bounded by the chunk size and `maxRecordChars`, never by the file.
+ * @throws FileRejectedError (`File.Unreadable`) when the file cannot be read as its encoding.
+ */
+export async function* readRecords(
+  bytes: AsyncIterable<Uint8Array>,
+  options: ReadOptions,
+): AsyncGenerator<SourceRecord[]> {
+  const fromName = encodingFromName(options.name);
+  const text = decodeText(bytes, { gzip: fromName.gzip });
+  const first = await text.next();
+  if (first.done) return;
+  const format: RecordFormat = fromName.format ?? sniffFormat(first.value);
+  const chunks = prepend(first.value, text);
+  const maxRecordChars = options.maxRecordChars ?? DEFAULT_MAX_RECORD_CHARS;
+  if (format === 'csv') yield* readCsv(chunks, options.requiredColumns ?? [], maxRecordChars);
+  else yield* readJsonLines(chunks, maxRecordChars);
+}
+
+async function* prepend(first: string, rest: AsyncIterator<string>): AsyncGenerator<string> {
+  yield first;
+  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+}
+
+function countNewlines(row: readonly string[]): number {
+  let count = 0;
+  for (const field of row) {
+    for (let at = field.indexOf('\n'); at !== -1; at = field.indexOf('\n', at + 1)) count++;
+  }
+  return count;
+}
+
+const isBlank = (row: readonly string[]) => row.length === 1 && (row[0] ?? '').trim() === '';
+
+interface Header {
+  readonly names: readonly string[];
+}
+
+function readHeader(row: readonly string[], requiredColumns: readonly string[]): Header {
+  const names = row.map(columnKey);
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (name && seen.has(name)) throw unreadable(`line 1: duplicate column "${name}" in the header`);
+    seen.add(name);
+  }
+  const missing = requiredColumns.filter((column) => !seen.has(column));
+  if (missing.length > 0) {
+    throw unreadable(`line 1: missing required column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
+  }
+  return { names };
+}
+
+/**
+ * CSV (RFC 4180) with papaparse's core parser, fed chunk by chunk: each call parses the complete rows and
+ * hands back where the unfinished last row starts, which is carried into the next chunk. The delimiter and
+ * newline are fixed (`,` and `\n`), so nothing is guessed from the data; a `\r` before `\n` is dropped with
+ * the surrounding white space of each value, so LF, CRLF and mixed files read alike.
+ */
+async function* readCsv(
+  chunks: AsyncIterable<string>,
+  requiredColumns: readonly string[],
+  maxRecordChars: number,
+): AsyncGenerator<SourceRecord[]> {
+  const parser = new Papa.Parser({ delimiter: ',', newline: '\n', quoteChar: '"' });
+  let header: Header | undefined;
+  let nextLine = 1;
+  let carried = '';
+
+  const take = (rows: string[][], mayHoldNewlines: boolean, errors: Papa.ParseError[]): SourceRecord[] => {
+    const records: SourceRecord[] = [];
+    const error = errors[0];
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as string[];
+      const line = nextLine;
+      nextLine += mayHoldNewlines ? 1 + countNewlines(row) : 1;
+      if (error && error.row === i) {
+        throw unreadable(`line ${line}: ${error.message.toLowerCase()} (CSV quoting)`);
+      }
+      if (isBlank(row)) continue;
+      if (!header) {
+        header = readHeader(row, requiredColumns);
+        continue;
+      }
+      const names = header.names;
+      const fields: Record<string, string> = {};
+      const count = Math.min(row.length, names.length);
+      for (let c = 0; c < count; c++) {
+        const name = names[c] as string;
+        if (name) fields[name] = (row[c] as string).trim();
+      }
+      records.push(
+        row.length === names.length
+          ? { line, fields }
+          : {
+              line,
+              fields,
+              problem: { column: 'record', rule: `${names.length} fields as in the header, found ${row.length}` },
+            },
+      );
+    }
+    return records;
+  };
+
+  for await (const chunk of chunks) {
+    const input = carried + chunk;
+    const result = parser.parse(input, 0, true);
+    carried = input.slice(result.meta.cursor);
+    if (carried.length > maxRecordChars) {
+      throw unreadable(`line ${nextLine}: a record longer than ${maxRecordChars} characters (an unclosed quote?)`);
+    }
+    const records = take(result.data as string[][], input.includes('"'), result.errors);
+    if (records.length > 0) yield records;
+  }
+  const last = parser.parse(carried, 0, false);
+  const missingQuote = last.errors.find((e: Papa.ParseError) => e.code === 'MissingQuotes');
+  if (missingQuote) throw unreadable(`line ${nextLine}: a quoted field is never closed`);
+  const records = take(last.data as string[][], carried.includes('"'), last.errors);
+  if (records.length > 0) yield records;
+}
+
+/** JSON Lines: one object per line; blank lines skipped. A first line that is no JSON object means this is no JSON Lines file. */
+async function* readJsonLines(chunks: AsyncIterable<string>, maxRecordChars: number): AsyncGenerator<SourceRecord[]> {
+  let carried = '';
+  let line = 0;
+  let seenRecord = false;
+
+  const take = (text: string, records: SourceRecord[]) => {
+    line++;
+    if (text.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      if (!seenRecord) throw unreadable(`line ${line}: not a JSON object (not a JSON Lines file?)`);
+      records.push({ line, fields: {}, problem: { column: 'record', rule: 'a JSON object on one line' } });
+      return;
+    }
+    seenRecord = true;
+    const fields: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(value)) fields[columnKey(key)] = field;
+    records.push({ line, fields });
+  };
+
+  for await (const chunk of chunks) {
+    const input = carried + chunk;
+    const records: SourceRecord[] = [];
+    let start = 0;
+    for (let end = input.indexOf('\n'); end !== -1; end = input.indexOf('\n', start)) {
+      take(input.slice(start, end), records);
+      start = end + 1;
+    }
+    carried = input.slice(start);
+    if (carried.length > maxRecordChars) {
+      throw unreadable(`line ${line + 1}: a line longer than ${maxRecordChars} characters`);
+    }
+    if (records.length > 0) yield records;
+  }
+  const records: SourceRecord[] = [];
+  if (carried !== '') take(carried, records);
+  if (records.length > 0) yield records;
+}
