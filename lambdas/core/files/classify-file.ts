@@ -61,7 +61,7 @@ function kindFromValue(value: string | undefined): FileKind | undefined {
 
 /** The column names of the first non-blank line: a CSV header, or the keys of the first JSON record. */
 export function headColumns(head: string): string[] {
-  const firstLine = head.split('\n').find((line) => line.trim() !== '') ?? '';
+  const firstLine = (head.split('\n').find((line) => line.trim() !== '') ?? '').replace(/\r$/, '');
   if (sniffFormat(firstLine) === 'jsonl') {
     try {
       const record: unknown = JSON.parse(firstLine);

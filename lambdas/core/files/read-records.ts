@@ -61,6 +61,12 @@ function countNewlines(row: readonly string[]): number {
   return count;
 }
 
+/** Papa's quoting errors as a partner reads them. */
+const QUOTING_ERRORS: Readonly<Record<string, string>> = {
+  MissingQuotes: 'a quoted field is never closed',
+  InvalidQuotes: 'text after the closing quote of a quoted field',
+};
+
 const isBlank = (row: readonly string[]) => row.length === 1 && (row[0] ?? '').trim() === '';
 
 interface Header {
@@ -97,16 +103,31 @@ async function* readCsv(
   let nextLine = 1;
   let carried = '';
 
-  const take = (rows: string[][], mayHoldNewlines: boolean, errors: Papa.ParseError[]): SourceRecord[] => {
+  /**
+   * Fails the file on the first quoting error in `rows`. While streaming, an error on the unfinished last
+   * row is provisional (a chunk may end between a closing quote and its newline) and is left for the next
+   * parse; at the end (`final`) every error counts.
+   */
+  const failOnQuoting = (
+    rows: readonly string[][],
+    mayHoldNewlines: boolean,
+    errors: readonly Papa.ParseError[],
+    final: boolean,
+  ) => {
+    const error = errors.find((e) => final || (e.row ?? 0) < rows.length);
+    if (!error) return;
+    let line = nextLine;
+    for (let i = 0; i < Math.min(error.row ?? 0, rows.length); i++) {
+      line += mayHoldNewlines ? 1 + countNewlines(rows[i] as string[]) : 1;
+    }
+    throw unreadable(`line ${line}: ${QUOTING_ERRORS[error.code] ?? error.message} (CSV quoting)`);
+  };
+
+  const take = (rows: readonly string[][], mayHoldNewlines: boolean): SourceRecord[] => {
     const records: SourceRecord[] = [];
-    const error = errors[0];
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i] as string[];
+    for (const row of rows) {
       const line = nextLine;
       nextLine += mayHoldNewlines ? 1 + countNewlines(row) : 1;
-      if (error && error.row === i) {
-        throw unreadable(`line ${line}: ${error.message.toLowerCase()} (CSV quoting)`);
-      }
       if (isBlank(row)) continue;
       if (!header) {
         header = readHeader(row, requiredColumns);
@@ -139,13 +160,15 @@ async function* readCsv(
     if (carried.length > maxRecordChars) {
       throw unreadable(`line ${nextLine}: a record longer than ${maxRecordChars} characters (an unclosed quote?)`);
     }
-    const records = take(result.data as string[][], input.includes('"'), result.errors);
+    const rows = result.data as string[][];
+    const mayHoldNewlines = input.includes('"');
+    failOnQuoting(rows, mayHoldNewlines, result.errors, false);
+    const records = take(rows, mayHoldNewlines);
     if (records.length > 0) yield records;
   }
   const last = parser.parse(carried, 0, false);
-  const missingQuote = last.errors.find((e: Papa.ParseError) => e.code === 'MissingQuotes');
-  if (missingQuote) throw unreadable(`line ${nextLine}: a quoted field is never closed`);
-  const records = take(last.data as string[][], carried.includes('"'), last.errors);
+  failOnQuoting(last.data as string[][], carried.includes('"'), last.errors, true);
+  const records = take(last.data as string[][], carried.includes('"'));
   if (records.length > 0) yield records;
 }
 

@@ -12,7 +12,9 @@ const summary = (records: SourceRecord[]) => records.map((r) => [r.line, r.field
 
 describe('readRecords: CSV', () => {
   it('reads values by trimmed, case-insensitive header in any column order, ignoring unknown columns', async () => {
-    const csv = ' Email ,CUSTOMER_ID,extra,last_name,First_Name,country,created_at,phone\n' + 'a@example.com,C1,x,Alder,Ada,GB,2026-01-01T00:00:00Z,\n';
+    const csv =
+      ' Email ,CUSTOMER_ID,extra,last_name,First_Name,country,created_at,phone\n' +
+      'a@example.com,C1,x,Alder,Ada,GB,2026-01-01T00:00:00Z,\n';
     const [record] = await read('users.csv', csv);
     expect(record).toEqual({
       line: 2,
@@ -82,22 +84,59 @@ describe('readRecords: CSV', () => {
   });
 
   it.each([
-    ['a missing required column', 'customer_id,first_name,last_name,phone,country,created_at\nC1,A,B,,GB,x\n', /line 1: missing required column email/],
-    ['no header (data on line 1)', 'C1,Ada,Alder,a@example.com,,GB,2026-01-01T00:00:00Z\n', /line 1: missing required columns/],
+    [
+      'a missing required column',
+      'customer_id,first_name,last_name,phone,country,created_at\nC1,A,B,,GB,x\n',
+      /line 1: missing required column email/,
+    ],
+    [
+      'no header (data on line 1)',
+      'C1,Ada,Alder,a@example.com,,GB,2026-01-01T00:00:00Z\n',
+      /line 1: missing required columns/,
+    ],
     ['a duplicate column', `${USERS_HEADER},email\n`, /line 1: duplicate column "email"/],
-    ['an unclosed quote', `${USERS_HEADER}\nC1,"Ada,Alder,a@example.com,,GB,x\nC2,B,C,d,,GB,x\n`, /line 2: a quoted field is never closed/],
-    ['text after a closing quote', `${USERS_HEADER}\nC1,"Ada"x,Alder,a@example.com,,GB,x\n`, /line 2: trailing quote on quoted field is malformed/],
+    [
+      'an unclosed quote',
+      `${USERS_HEADER}\nC1,"Ada,Alder,a@example.com,,GB,x\nC2,B,C,d,,GB,x\n`,
+      /line 2: a quoted field is never closed \(CSV quoting\)/,
+    ],
+    [
+      'text after a closing quote',
+      `${USERS_HEADER}\nC1,"Ada"x,Alder,a@example.com,,GB,x\n`,
+      /line 2: text after the closing quote of a quoted field/,
+    ],
     ['binary content', Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x00, 0x00, 0xff, 0xfe]), /not UTF-8|binary/],
     ['NUL bytes', `${USERS_HEADER}\nC1\0,A`, /binary content \(NUL bytes\)/],
   ])('rejects a file with %s as File.Unreadable, naming where', async (_case, bytes, message) => {
-    await expect(read('users.csv', bytes)).rejects.toMatchObject({ name: 'File.Unreadable', message: expect.stringMatching(message) });
+    await expect(read('users.csv', bytes)).rejects.toMatchObject({
+      name: 'File.Unreadable',
+      message: expect.stringMatching(message),
+    });
+  });
+
+  it('names the line of a quoting error found in the middle of a large file', async () => {
+    const rows = Array.from({ length: 3000 }, (_, i) => `C${i},Ada,"Al""der",a@example.com,,GB,x`);
+    rows[2500] = 'C2500,Ada,"Alder"x,a@example.com,,GB,x';
+    await expect(read('users.csv', `${USERS_HEADER}\n${rows.join('\n')}\n`, 4096)).rejects.toMatchObject({
+      name: 'File.Unreadable',
+      message: 'line 2502: text after the closing quote of a quoted field (CSV quoting)',
+    });
   });
 
   it('stops a record that never ends (unclosed quote in a huge file) before memory grows', async () => {
     const csv = `${USERS_HEADER}\nC1,"${'x'.repeat(5000)}`;
     await expect(
-      collect(readRecords(chunksOf(csv, 512), { name: 'users.csv', requiredColumns: requiredColumns('users'), maxRecordChars: 1000 })),
-    ).rejects.toMatchObject({ name: 'File.Unreadable', message: expect.stringMatching(/line 2: a record longer than 1000 characters/) });
+      collect(
+        readRecords(chunksOf(csv, 512), {
+          name: 'users.csv',
+          requiredColumns: requiredColumns('users'),
+          maxRecordChars: 1000,
+        }),
+      ),
+    ).rejects.toMatchObject({
+      name: 'File.Unreadable',
+      message: expect.stringMatching(/line 2: a record longer than 1000 characters/),
+    });
   });
 });
 
@@ -109,8 +148,12 @@ describe('readRecords: gzip', () => {
     try {
       writeFileSync(join(dir.path, 'users.csv.gz'), gzipSync(csv));
       writeFileSync(join(dir.path, 'upload.bin'), gzipSync(csv));
-      const bySuffix = await collect(readRecords(createReadStream(join(dir.path, 'users.csv.gz')), { name: 'users.csv.gz' }));
-      const byMagic = await collect(readRecords(createReadStream(join(dir.path, 'upload.bin')), { name: 'upload.bin' }));
+      const bySuffix = await collect(
+        readRecords(createReadStream(join(dir.path, 'users.csv.gz')), { name: 'users.csv.gz' }),
+      );
+      const byMagic = await collect(
+        readRecords(createReadStream(join(dir.path, 'upload.bin')), { name: 'upload.bin' }),
+      );
       expect(bySuffix.map((r) => r.fields.customer_id)).toEqual(['C1']);
       expect(byMagic).toEqual(bySuffix);
     } finally {
@@ -119,7 +162,10 @@ describe('readRecords: gzip', () => {
   });
 
   it('rejects a .gz file that is not gzip, and a truncated gzip stream', async () => {
-    await expect(read('users.csv.gz', csv)).rejects.toMatchObject({ name: 'File.Unreadable', message: 'named .gz but not gzip-compressed' });
+    await expect(read('users.csv.gz', csv)).rejects.toMatchObject({
+      name: 'File.Unreadable',
+      message: 'named .gz but not gzip-compressed',
+    });
     const gz = gzipSync(csv.repeat(50));
     await expect(read('users.csv.gz', gz.subarray(0, gz.length - 20))).rejects.toMatchObject({
       name: 'File.Unreadable',

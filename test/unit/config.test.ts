@@ -1,0 +1,80 @@
+import { loadConfig, SETTINGS } from '../../lambdas/core/config';
+
+describe('loadConfig', () => {
+  it('gives the defaults of DESIGN.md when nothing is set', () => {
+    expect(loadConfig()).toMatchObject({
+      callsPerMinute: 1000,
+      batchSize: 100,
+      retryLaterDelaySeconds: 60,
+      retryLaterAttempts: 3,
+      maxFileSizeBytes: 10 * 1024 ** 3,
+      acceptedEncodings: ['csv', 'jsonl', 'gzip'],
+      logLevel: 'INFO',
+      reportDir: './ingest-reports',
+    });
+  });
+
+  it('reads the environment, and flags win over it', () => {
+    const env = {
+      CRM_CALLS_PER_MINUTE: '600',
+      CRM_BATCH_SIZE: '50',
+      ACCEPTED_ENCODINGS: 'CSV, gzip',
+      LOG_LEVEL: 'debug',
+      CRM_BASE_URL: 'https://crm.example.com',
+    };
+    expect(loadConfig({ env, flags: { batchSize: '20' } })).toMatchObject({
+      callsPerMinute: 600,
+      batchSize: 20,
+      acceptedEncodings: ['csv', 'gzip'],
+      logLevel: 'DEBUG',
+      crmBaseUrl: 'https://crm.example.com',
+    });
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ env: { CRM_CALLS_PER_MINUTE: '' } }).callsPerMinute).toBe(1000);
+  });
+
+  it('fails at start naming every bad field, its flag, the rule and the value', () => {
+    const load = () =>
+      loadConfig({
+        env: {
+          CRM_CALLS_PER_MINUTE: 'lots',
+          CRM_BATCH_SIZE: '101',
+          ACCEPTED_ENCODINGS: 'csv,xml',
+          CRM_BASE_URL: 'ftp://x',
+        },
+      });
+    expect(load).toThrow(
+      expect.objectContaining({
+        name: 'Config.Invalid',
+        message: [
+          'Invalid configuration:',
+          '  CRM_BASE_URL (--crm-url): must be an http(s) URL (got "ftp://x")',
+          '  CRM_CALLS_PER_MINUTE (--calls-per-minute): must be a whole number from 1 to 1000000 (got "lots")',
+          '  CRM_BATCH_SIZE (--batch-size): must be a whole number from 1 to 100 (got "101")',
+          '  ACCEPTED_ENCODINGS (--accepted-encodings): must be a comma-separated list of csv, jsonl, gzip (got "csv,xml")',
+        ].join('\n'),
+      }),
+    );
+  });
+
+  it('never echoes a secret in an error', () => {
+    expect(() => loadConfig({ flags: { crmApiToken: '' } })).toThrow(
+      /CRM_API_TOKEN \(--crm-token\): must not be empty$/,
+    );
+  });
+
+  it('checks settings against each other', () => {
+    expect(() => loadConfig({ env: { CRM_RETRY_BASE_DELAY_MS: '5000', CRM_RETRY_MAX_DELAY_MS: '1000' } })).toThrow(
+      /CRM_RETRY_BASE_DELAY_MS \(--crm-retry-base-delay-ms\): must not exceed CRM_RETRY_MAX_DELAY_MS/,
+    );
+  });
+
+  it('has an environment variable and a flag for every setting, each once', () => {
+    const envs = Object.values(SETTINGS).map((s) => s.env);
+    const flags = Object.values(SETTINGS).map((s) => s.flag);
+    expect(new Set(envs).size).toBe(envs.length);
+    expect(new Set(flags).size).toBe(flags.length);
+  });
+});

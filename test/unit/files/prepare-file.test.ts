@@ -1,0 +1,135 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { batchBody, type PlannedBatch } from '../../../lambdas/core/files/plan-batches';
+import { prepareFile, type RejectedRecord } from '../../../lambdas/core/files/prepare-file';
+import type { FileKind } from '../../../lambdas/core/files/record-schemas';
+import { generateFiles, type GeneratedFile } from '../../../lambdas/local/generate-files';
+import { chunksOf, tempDir } from '../helpers';
+
+async function prepare(path: string, kind: FileKind, maxBytes = 200 * 1024) {
+  const batches: PlannedBatch[] = [];
+  const rejected: RejectedRecord[] = [];
+  const summary = await prepareFile(createReadStream(path, { highWaterMark: 4096 }), {
+    name: basename(path),
+    kind,
+    maxRecords: 100,
+    maxBytes,
+    onBatches: (b) => void batches.push(...b),
+    onRejected: (r) => void rejected.push(...r),
+  });
+  return { summary, batches, rejected };
+}
+
+describe('prepareFile', () => {
+  const dir = tempDir();
+  let csv: GeneratedFile[];
+  let gz: GeneratedFile[];
+  let jsonl: GeneratedFile[];
+
+  beforeAll(async () => {
+    const options = { users: 1500, transactions: 2500, badRate: 0.05, seed: 'prepare' };
+    csv = await generateFiles({ ...options, outDir: `${dir.path}/csv` });
+    gz = await generateFiles({ ...options, outDir: `${dir.path}/gz`, gzip: true });
+    jsonl = await generateFiles({ ...options, outDir: `${dir.path}/jsonl`, format: 'jsonl' });
+  });
+  afterAll(() => dir.remove());
+
+  it.each(['users', 'transactions'] as const)(
+    'sends every valid %s record once and fails each bad one with its line and reason',
+    async (kind) => {
+      const file = csv.find((f) => f.kind === kind) as GeneratedFile;
+      const { summary, batches, rejected } = await prepare(file.path, kind);
+      const bad = Object.values(file.bad).reduce((a, b) => a + b, 0);
+      expect(bad).toBeGreaterThan(50);
+      expect(summary).toMatchObject({
+        received: file.records,
+        rejected: bad,
+        accepted: file.records - bad,
+        batches: batches.length,
+      });
+      expect(rejected.every((r) => /^VALIDATION: [a-z_]+: .+/.test(r.reason))).toBe(true);
+      const rejectedByColumn: Record<string, number> = {};
+      for (const r of rejected) {
+        const column = r.reason.split(': ')[1] as string;
+        rejectedByColumn[column] = (rejectedByColumn[column] ?? 0) + 1;
+      }
+      expect(rejectedByColumn).toEqual(file.bad);
+      const lines = [...batches.flatMap((b) => b.items.map((i) => i.line)), ...rejected.map((r) => r.line)];
+      expect(new Set(lines).size).toBe(file.records);
+      expect(batches.map((b) => b.index)).toEqual(batches.map((_, i) => i));
+      expect(batches.every((b) => b.items.length <= 100)).toBe(true);
+      expect(batches.slice(0, -1).every((b) => b.items.length === 100)).toBe(true);
+    },
+  );
+
+  it('gives the line a record starts on, as a partner counts lines in the file', async () => {
+    const file = csv.find((f) => f.kind === 'transactions') as GeneratedFile;
+    const { batches, rejected } = await prepare(file.path, 'transactions');
+    const text = readFileSync(file.path, 'utf8');
+    const lineStarts = [0];
+    for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lineStarts.push(at + 1);
+    for (const r of rejected.slice(0, 40)) {
+      const id = r.fields.transaction_id as string;
+      expect(text.slice(lineStarts[r.line - 1], lineStarts[r.line - 1]! + id.length)).toBe(id);
+    }
+    const item = batches[3]!.items[50]!;
+    const id = JSON.parse(item.json).transactionId as string;
+    expect(text.slice(lineStarts[item.line - 1], lineStarts[item.line - 1]! + id.length)).toBe(id);
+  });
+
+  it('identifies the file by the SHA-256 of its bytes as uploaded', async () => {
+    for (const file of [csv[0]!, gz[0]!]) {
+      const { summary } = await prepare(file.path, file.kind);
+      const bytes = readFileSync(file.path);
+      expect(summary.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+      expect(summary.bytes).toBe(bytes.length);
+    }
+    const [plainUsers, gzUsers] = [csv[0]!, gz[0]!];
+    expect((await prepare(plainUsers.path, 'users')).summary.sha256).not.toBe(
+      (await prepare(gzUsers.path, 'users')).summary.sha256,
+    );
+  });
+
+  it('prepares the same batches from CSV, CSV.gz and JSON Lines of the same data', async () => {
+    const bodies = async (files: GeneratedFile[]) => {
+      const { batches, rejected } = await prepare(files.find((f) => f.kind === 'transactions')!.path, 'transactions');
+      return { bodies: batches.map((b) => batchBody(b.items)), rejected: rejected.map((r) => r.reason) };
+    };
+    const fromCsv = await bodies(csv);
+    expect(await bodies(gz)).toEqual(fromCsv);
+    const fromJsonl = await bodies(jsonl);
+    expect(fromJsonl.rejected).toEqual(fromCsv.rejected);
+    expect(fromJsonl.bodies).toEqual(fromCsv.bodies);
+  });
+
+  it('respects the byte budget as well as the record count', async () => {
+    const { batches } = await prepare(csv[0]!.path, 'users', 4096);
+    expect(batches.every((b) => b.bytes <= 4096 && Buffer.byteLength(batchBody(b.items)) === b.bytes)).toBe(true);
+    expect(batches.some((b) => b.items.length < 100)).toBe(true);
+  });
+
+  it('fails a file over the size limit as File.TooLarge, and an unreadable file before any batch is sent', async () => {
+    const onBatches = jest.fn();
+    const options = { kind: 'users' as const, maxRecords: 100, maxBytes: 10_000, onBatches, onRejected: jest.fn() };
+    await expect(
+      prepareFile(createReadStream(csv[0]!.path), { ...options, name: 'u.csv', maxFileSizeBytes: 1000 }),
+    ).rejects.toMatchObject({
+      name: 'File.TooLarge',
+    });
+    await expect(
+      prepareFile(chunksOf('customer_id,first_name\nC1,A\n'), { ...options, name: 'u.csv' }),
+    ).rejects.toMatchObject({
+      name: 'File.Unreadable',
+      message: 'line 1: missing required columns last_name, email, country, created_at',
+    });
+    expect(onBatches).not.toHaveBeenCalled();
+  });
+
+  it('succeeds with zero records for an empty file', async () => {
+    writeFileSync(`${dir.path}/empty.csv`, '');
+    const { summary, batches } = await prepare(`${dir.path}/empty.csv`, 'users');
+    expect(summary).toMatchObject({ received: 0, accepted: 0, rejected: 0, batches: 0, bytes: 0 });
+    expect(batches).toEqual([]);
+  });
+});
