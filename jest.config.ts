@@ -14,6 +14,7 @@ const layer = (name: string): Config => ({
 
 const config: Config = {
   projects: [layer('unit')],
+  reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   testTimeout: 30_000,
 };
 

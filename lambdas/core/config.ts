@@ -56,7 +56,7 @@ export const SETTINGS = {
     secret: false,
     // A batch travels as one SQS message / state payload (256 KiB): 200 KiB of records leaves room for the envelope.
     schema: integer(4096, 240 * 1024).default(200 * 1024),
-    help: 'byte budget of the records of one batch (messages are capped at 256 KiB)',
+    help: 'bytes of one CRM call body (a batch travels as one message, capped at 256 KiB)',
   },
   dispatchConcurrency: {
     env: 'DISPATCH_CONCURRENCY',
@@ -214,7 +214,7 @@ export function loadConfig({ env = {}, flags = {} }: ConfigSources = {}): Config
     const key = issue.path[0] as SettingKey;
     const setting = SETTINGS[key];
     const shown = setting.secret || input[key] === undefined ? '' : ` (got ${JSON.stringify(input[key])})`;
-    return `  ${setting.env} (--${setting.flag}): ${issue.message}${shown}`;
+    return `  ${setting.env} (--${setting.flag}, context ${key}): ${issue.message}${shown}`;
   });
   throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
 }

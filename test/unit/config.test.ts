@@ -50,10 +50,10 @@ describe('loadConfig', () => {
         name: 'Config.Invalid',
         message: [
           'Invalid configuration:',
-          '  CRM_BASE_URL (--crm-url): must be an http(s) URL (got "ftp://x")',
-          '  CRM_CALLS_PER_MINUTE (--calls-per-minute): must be a whole number from 1 to 1000000 (got "lots")',
-          '  CRM_BATCH_SIZE (--batch-size): must be a whole number from 1 to 100 (got "101")',
-          '  ACCEPTED_ENCODINGS (--accepted-encodings): must be a comma-separated list of csv, jsonl, gzip (got "csv,xml")',
+          '  CRM_BASE_URL (--crm-url, context crmBaseUrl): must be an http(s) URL (got "ftp://x")',
+          '  CRM_CALLS_PER_MINUTE (--calls-per-minute, context callsPerMinute): must be a whole number from 1 to 1000000 (got "lots")',
+          '  CRM_BATCH_SIZE (--batch-size, context batchSize): must be a whole number from 1 to 100 (got "101")',
+          '  ACCEPTED_ENCODINGS (--accepted-encodings, context acceptedEncodings): must be a comma-separated list of csv, jsonl, gzip (got "csv,xml")',
         ].join('\n'),
       }),
     );
@@ -61,13 +61,13 @@ describe('loadConfig', () => {
 
   it('never echoes a secret in an error', () => {
     expect(() => loadConfig({ flags: { crmApiToken: '' } })).toThrow(
-      /CRM_API_TOKEN \(--crm-token\): must not be empty$/,
+      /CRM_API_TOKEN \(--crm-token, context crmApiToken\): must not be empty$/,
     );
   });
 
   it('checks settings against each other', () => {
     expect(() => loadConfig({ env: { CRM_RETRY_BASE_DELAY_MS: '5000', CRM_RETRY_MAX_DELAY_MS: '1000' } })).toThrow(
-      /CRM_RETRY_BASE_DELAY_MS \(--crm-retry-base-delay-ms\): must not exceed CRM_RETRY_MAX_DELAY_MS/,
+      /CRM_RETRY_BASE_DELAY_MS \(--crm-retry-base-delay-ms, context crmRetryBaseDelayMs\): must not exceed CRM_RETRY_MAX_DELAY_MS/,
     );
   });
 
