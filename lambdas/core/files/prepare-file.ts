@@ -1,7 +1,7 @@
 import { hashWhileStreaming } from './file-identity';
 import { BatchPlanner, type BatchLimits, type PlannedBatch } from './plan-batches';
 import { readRecords, type SourceRecord } from './read-records';
-import { invalid, requiredColumns, serialiseRecord, validateRecord, type FileKind } from './record-schemas';
+import { invalid, requiredColumns, validateRecord, type FileKind } from './record-schemas';
 
 /** A record refused before sending: never sent, reported with its line and reason. */
 export interface RejectedRecord {
@@ -58,7 +58,7 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
         rejected.push({ line: record.line, reason: result.reason, fields: record.fields });
         continue;
       }
-      const full = planner.add(record.line, serialiseRecord(options.kind, result.record));
+      const full = planner.add(record.line, JSON.stringify(result.record));
       if (full) batches.push(full);
     }
     received += chunk.length;

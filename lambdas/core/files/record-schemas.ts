@@ -131,8 +131,6 @@ export interface ColumnRule {
   readonly rule: string;
   /** Takes the trimmed, non-empty source value; returns what the CRM gets, or undefined if the rule is broken. */
   readonly normalise: (value: string) => string | undefined;
-  /** Free text: the normalised value may hold quotes, backslashes or control characters to escape in JSON. */
-  readonly freeText?: boolean;
 }
 
 const ID_RULE = '1-64 characters of A-Z, a-z, 0-9, _ and -';
@@ -150,7 +148,6 @@ const text = (column: string, field: string, required: boolean, max: number): Co
   required,
   rule: required ? `1-${max} characters` : `at most ${max} characters`,
   normalise: (v) => (characterCount(v) <= max ? v : undefined),
-  freeText: true,
 });
 
 const code = (column: string, rule: string, codes: ReadonlySet<string>): ColumnRule => ({
@@ -176,7 +173,6 @@ export const COLUMN_RULES: Record<FileKind, readonly ColumnRule[]> = {
       required: true,
       rule: 'an email address',
       normalise: (v) => (v.length <= 254 && EMAIL_PATTERN.test(v) ? v : undefined),
-      freeText: true,
     },
     {
       column: 'phone',
@@ -296,26 +292,6 @@ export function validateRecord(kind: FileKind, fields: Readonly<Record<string, u
     record[column.field] = normalisedValue;
   }
   return { ok: true, record: record as unknown as CrmRecord };
-}
-
-// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029]/;
-
-/**
- * The CRM JSON of a validated record, fields in contract order; equal to `JSON.stringify(record)`. Values
- * that normalisation guarantees plain (ids, codes, dates, amounts) are not escaped: this runs for every
- * record, and `JSON.stringify` of the object costs about 3.5 times as much (`npm run bench`).
- */
-export function serialiseRecord(kind: FileKind, record: CrmRecord): string {
-  const values = record as unknown as Record<string, string | undefined>;
-  let json = '';
-  for (const column of COLUMN_RULES[kind]) {
-    const value = values[column.field];
-    if (value === undefined) continue;
-    const quoted = column.freeText && NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
-    json += `${json ? ',' : '{'}"${column.field}":${quoted}`;
-  }
-  return `${json}}`;
 }
 
 /**

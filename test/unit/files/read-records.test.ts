@@ -1,6 +1,7 @@
 import { createReadStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { decodeText, MAX_TEXT_CHUNK } from '../../../lambdas/core/files/file-encoding';
 import { readRecords, type SourceRecord } from '../../../lambdas/core/files/read-records';
 import { requiredColumns } from '../../../lambdas/core/files/record-schemas';
 import { chunksOf, collect, tempDir } from '../helpers';
@@ -202,5 +203,15 @@ describe('readRecords: JSON Lines', () => {
   it('detects JSON Lines by content when the name has no suffix', async () => {
     const records = await read('upload', '\n{"customer_id":"C1"}\n');
     expect(records).toEqual([{ line: 2, fields: { customer_id: 'C1' } }]);
+  });
+});
+
+describe('decodeText', () => {
+  it('hands text on in pieces of at most 64 KiB, whatever size the source chunks are', async () => {
+    const text = 'x'.repeat(3 * MAX_TEXT_CHUNK + 5);
+    const pieces: string[] = [];
+    for await (const piece of decodeText(chunksOf(text, 1024 * 1024))) pieces.push(piece);
+    expect(pieces.map((p) => p.length)).toEqual([MAX_TEXT_CHUNK, MAX_TEXT_CHUNK, MAX_TEXT_CHUNK, 5]);
+    expect(pieces.join('')).toBe(text);
   });
 });
