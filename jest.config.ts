@@ -13,7 +13,9 @@ const layer = (name: string): Config => ({
 });
 
 const config: Config = {
-  projects: [layer('unit')],
+  // The layers of STYLE.md: pure code and single handlers; CDK templates; state machine paths; the
+  // one-machine pipeline over real local servers. A layer with no tests yet simply runs none.
+  projects: [layer('unit'), layer('infra'), layer('statemachines'), layer('e2e')],
   reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   testTimeout: 30_000,
 };

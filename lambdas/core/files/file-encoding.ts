@@ -34,6 +34,10 @@ const GZIP_MAGIC_1 = 0x8b;
 
 const unreadable = (message: string) => new FileRejectedError(ErrorNames.fileUnreadable, message);
 
+/** A file in an encoding this deployment does not take (`ACCEPTED_ENCODINGS`). */
+export const notAccepted = (encoding: string) =>
+  new FileRejectedError(ErrorNames.fileEncodingNotAccepted, `${encoding} files are not accepted (ACCEPTED_ENCODINGS)`);
+
 async function* concat(first: Uint8Array, rest: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
   yield first;
   for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
@@ -47,6 +51,8 @@ export interface DecodeOptions {
    * then expected, not an error.
    */
   readonly truncated?: boolean;
+  /** gzip content is refused (`File.EncodingNotAccepted`) unless this is true. @default true */
+  readonly acceptGzip?: boolean;
 }
 
 /**
@@ -65,6 +71,7 @@ export async function* decodeText(
   const head = first.value;
   const isGzip = head[0] === GZIP_MAGIC_0 && (head.length < 2 || head[1] === GZIP_MAGIC_1);
   if (options.gzip && !isGzip) throw unreadable('named .gz but not gzip-compressed');
+  if (isGzip && options.acceptGzip === false) throw notAccepted('gzip');
   let source: AsyncIterable<Uint8Array> = concat(head, iterator);
   if (isGzip) {
     const gunzip = createGunzip(options.truncated ? { finishFlush: zlibConstants.Z_SYNC_FLUSH } : {});

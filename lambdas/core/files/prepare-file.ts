@@ -1,3 +1,4 @@
+import type { Encoding } from '../config';
 import { hashWhileStreaming } from './file-identity';
 import { BatchPlanner, type BatchLimits, type PlannedBatch } from './plan-batches';
 import { readRecords, type SourceRecord } from './read-records';
@@ -16,6 +17,8 @@ export interface PrepareOptions extends BatchLimits {
   readonly kind: FileKind;
   /** Largest accepted file in bytes; a larger one fails with `File.TooLarge`. */
   readonly maxFileSizeBytes?: number;
+  /** Encodings accepted (`ACCEPTED_ENCODINGS`); another fails with `File.EncodingNotAccepted`. @default all */
+  readonly acceptedEncodings?: readonly Encoding[];
   /** Receives full batches in order; awaited, so a slow queue slows the reader instead of filling memory. */
   readonly onBatches: (batches: readonly PlannedBatch[]) => Promise<void> | void;
   /** Receives records that broke a rule, in order; awaited likewise. */
@@ -46,7 +49,11 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
   let accepted = 0;
   let rejectedCount = 0;
   let batchCount = 0;
-  const records = readRecords(hashed.bytes, { name: options.name, requiredColumns: requiredColumns(options.kind) });
+  const records = readRecords(hashed.bytes, {
+    name: options.name,
+    requiredColumns: requiredColumns(options.kind),
+    ...(options.acceptedEncodings ? { acceptedEncodings: options.acceptedEncodings } : {}),
+  });
   for await (const chunk of records) {
     const batches: PlannedBatch[] = [];
     const rejected: RejectedRecord[] = [];

@@ -1,6 +1,7 @@
 import Papa from 'papaparse';
 import { ErrorNames, FileRejectedError } from '../errors';
-import { decodeText, encodingFromName, sniffFormat, type RecordFormat } from './file-encoding';
+import type { Encoding } from '../config';
+import { decodeText, encodingFromName, notAccepted, sniffFormat, type RecordFormat } from './file-encoding';
 
 /** One record as the partner wrote it, before validation. */
 export interface SourceRecord {
@@ -19,6 +20,8 @@ export interface ReadOptions {
   readonly requiredColumns?: readonly string[];
   /** A record longer than this (an unclosed quote, a binary blob) makes the file unreadable. @default 1 MiB */
   readonly maxRecordChars?: number;
+  /** Encodings this deployment takes; another fails with `File.EncodingNotAccepted`. @default all */
+  readonly acceptedEncodings?: readonly Encoding[];
 }
 
 const DEFAULT_MAX_RECORD_CHARS = 1024 * 1024;
@@ -38,10 +41,12 @@ export async function* readRecords(
   options: ReadOptions,
 ): AsyncGenerator<SourceRecord[]> {
   const fromName = encodingFromName(options.name);
-  const text = decodeText(bytes, { gzip: fromName.gzip });
+  const accepted = options.acceptedEncodings;
+  const text = decodeText(bytes, { gzip: fromName.gzip, acceptGzip: !accepted || accepted.includes('gzip') });
   const first = await text.next();
   if (first.done) return;
   const format: RecordFormat = fromName.format ?? sniffFormat(first.value);
+  if (accepted && !accepted.includes(format)) throw notAccepted(format);
   const chunks = prepend(first.value, text);
   const maxRecordChars = options.maxRecordChars ?? DEFAULT_MAX_RECORD_CHARS;
   if (format === 'csv') yield* readCsv(chunks, options.requiredColumns ?? [], maxRecordChars);

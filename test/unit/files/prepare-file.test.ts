@@ -26,12 +26,14 @@ describe('prepareFile', () => {
   let csv: GeneratedFile[];
   let gz: GeneratedFile[];
   let jsonl: GeneratedFile[];
+  let jsonlGz: GeneratedFile[];
 
   beforeAll(async () => {
     const options = { users: 1500, transactions: 2500, badRate: 0.05, seed: 'prepare' };
     csv = await generateFiles({ ...options, outDir: `${dir.path}/csv` });
     gz = await generateFiles({ ...options, outDir: `${dir.path}/gz`, gzip: true });
     jsonl = await generateFiles({ ...options, outDir: `${dir.path}/jsonl`, format: 'jsonl' });
+    jsonlGz = await generateFiles({ ...options, outDir: `${dir.path}/jsonl-gz`, format: 'jsonl', gzip: true });
   });
   afterAll(() => dir.remove());
 
@@ -91,7 +93,7 @@ describe('prepareFile', () => {
     );
   });
 
-  it('prepares the same batches from CSV, CSV.gz and JSON Lines of the same data', async () => {
+  it('prepares the same batches from CSV, CSV.gz, JSON Lines and JSON Lines.gz of the same data', async () => {
     const bodies = async (files: GeneratedFile[]) => {
       const { batches, rejected } = await prepare(files.find((f) => f.kind === 'transactions')!.path, 'transactions');
       return { bodies: batches.map((b) => batchBody(b.items)), rejected: rejected.map((r) => r.reason) };
@@ -101,6 +103,7 @@ describe('prepareFile', () => {
     const fromJsonl = await bodies(jsonl);
     expect(fromJsonl.rejected).toEqual(fromCsv.rejected);
     expect(fromJsonl.bodies).toEqual(fromCsv.bodies);
+    expect(await bodies(jsonlGz)).toEqual(fromJsonl);
   });
 
   it('respects the byte budget as well as the record count', async () => {

@@ -175,6 +175,24 @@ describe('readRecords: gzip', () => {
   });
 });
 
+describe('readRecords: accepted encodings', () => {
+  const csv = `${USERS_HEADER}\nC1,Ada,Alder,a@example.com,,GB,2026-01-01T00:00:00Z\n`;
+  const readAccepting = (name: string, bytes: Uint8Array | string, acceptedEncodings: ('csv' | 'jsonl' | 'gzip')[]) =>
+    collect(readRecords(chunksOf(bytes), { name, acceptedEncodings }));
+
+  it('refuses gzip, or a format, that the deployment does not accept, by content as well as by name', async () => {
+    await expect(readAccepting('users.csv.gz', gzipSync(csv), ['csv', 'jsonl'])).rejects.toMatchObject({
+      name: 'File.EncodingNotAccepted',
+      message: 'gzip files are not accepted (ACCEPTED_ENCODINGS)',
+    });
+    await expect(readAccepting('upload', '{"customer_id":"C1"}\n', ['csv', 'gzip'])).rejects.toMatchObject({
+      name: 'File.EncodingNotAccepted',
+      message: 'jsonl files are not accepted (ACCEPTED_ENCODINGS)',
+    });
+    expect(await readAccepting('users.csv.gz', gzipSync(csv), ['csv', 'gzip'])).toHaveLength(1);
+  });
+});
+
 describe('readRecords: JSON Lines', () => {
   it('reads one object per line with keys matched like CSV headers, skipping blank lines, with line numbers', async () => {
     const jsonl = '{"Customer_ID":"C1","amount":12.5}\r\n\n{"customer_id":"C2"}\n';
