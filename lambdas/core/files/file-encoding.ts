@@ -38,7 +38,8 @@ const unreadable = (message: string) => new FileRejectedError(ErrorNames.fileUnr
 export const notAccepted = (encoding: string) =>
   new FileRejectedError(ErrorNames.fileEncodingNotAccepted, `${encoding} files are not accepted (ACCEPTED_ENCODINGS)`);
 
-async function* concat(first: Uint8Array, rest: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+/** `first`, then the rest of an iterator it was taken from (a peek that gives nothing back). */
+export async function* prepend<T>(first: T, rest: AsyncIterator<T>): AsyncGenerator<T> {
   yield first;
   for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
 }
@@ -72,7 +73,7 @@ export async function* decodeText(
   const isGzip = head[0] === GZIP_MAGIC_0 && (head.length < 2 || head[1] === GZIP_MAGIC_1);
   if (options.gzip && !isGzip) throw unreadable('named .gz but not gzip-compressed');
   if (isGzip && options.acceptGzip === false) throw notAccepted('gzip');
-  let source: AsyncIterable<Uint8Array> = concat(head, iterator);
+  let source: AsyncIterable<Uint8Array> = prepend(head, iterator);
   if (isGzip) {
     const gunzip = createGunzip(options.truncated ? { finishFlush: zlibConstants.Z_SYNC_FLUSH } : {});
     // pipeline, not pipe: a failing source must fail the gunzip stream we iterate, not leave it waiting.

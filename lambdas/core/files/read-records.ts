@@ -1,7 +1,7 @@
 import Papa from 'papaparse';
 import { ErrorNames, FileRejectedError } from '../errors';
 import type { Encoding } from '../config';
-import { decodeText, encodingFromName, notAccepted, sniffFormat, type RecordFormat } from './file-encoding';
+import { decodeText, encodingFromName, notAccepted, prepend, sniffFormat, type RecordFormat } from './file-encoding';
 
 /** One record as the partner wrote it, before validation. */
 export interface SourceRecord {
@@ -51,11 +51,6 @@ export async function* readRecords(
   const maxRecordChars = options.maxRecordChars ?? DEFAULT_MAX_RECORD_CHARS;
   if (format === 'csv') yield* readCsv(chunks, options.requiredColumns ?? [], maxRecordChars);
   else yield* readJsonLines(chunks, maxRecordChars);
-}
-
-async function* prepend(first: string, rest: AsyncIterator<string>): AsyncGenerator<string> {
-  yield first;
-  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
 }
 
 function countNewlines(row: readonly string[]): number {
