@@ -13,9 +13,10 @@ const layer = (name: string): Config => ({
 });
 
 const config: Config = {
-  // The layers of STYLE.md: pure code and single handlers; CDK templates; state machine paths; the
-  // one-machine pipeline over real local servers. A layer with no tests yet simply runs none.
-  projects: [layer('unit'), layer('infra'), layer('statemachines'), layer('e2e')],
+  // The layers of STYLE.md (pure code and single handlers; CDK templates; state machine paths; the one-machine
+  // pipeline) plus integration: clients and adapters against real local servers (CRM simulator, DynamoDB).
+  // A layer with no tests yet simply runs none.
+  projects: [layer('unit'), layer('integration'), layer('infra'), layer('statemachines'), layer('e2e')],
   reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   testTimeout: 30_000,
 };

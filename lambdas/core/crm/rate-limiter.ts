@@ -1,0 +1,79 @@
+/**
+ * Where the limiter keeps its one number, the next free call slot (epoch ms): DynamoDB on AWS and locally.
+ * `compareAndSet` must be atomic: it writes `next` only if the stored value is still `expected`.
+ */
+export interface LimiterStore {
+  read(): Promise<number | undefined>;
+  compareAndSet(expected: number | undefined, next: number): Promise<boolean>;
+}
+
+export interface RateLimiterOptions {
+  /** Calls the CRM allows in any rolling window. */
+  readonly callsPerWindow: number;
+  /** The CRM's window. @default 60000 */
+  readonly windowMs?: number;
+  /**
+   * The most a call's arrival at the CRM may lag behind its slot (timer and network jitter). The spacing
+   * allows for it, so the CRM's own count holds even when some calls arrive late. @default 500
+   */
+  readonly arrivalJitterMs?: number;
+  /** Attempts at a reservation when other dispatchers keep winning the race. @default 100 */
+  readonly maxConflicts?: number;
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export interface Acquired {
+  /** Time waiting for the reserved slot (pacing, by design). */
+  readonly waitedMs: number;
+  /** Time spent reserving (store round trips and lost races): the limiter's own cost. */
+  readonly overheadMs: number;
+  /** Races lost to other dispatchers before the reservation held. */
+  readonly conflicts: number;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The global CRM rate limiter: a reservation scheme (GCRA, "virtual scheduling") over one shared number.
+ * Each call reserves the next free slot with a conditional write, then sleeps until its slot; slots are
+ * `interval` apart with `interval = (window + jitter) / (limit - 1)`. Calls then arrive at the CRM at most
+ * `jitter` after their slots, so any closed window of `window` ms holds at most `limit` calls: the bound holds
+ * in every rolling window, not only per calendar minute. Utilisation is `(limit - 1) / limit * window /
+ * (window + jitter)`: 99.1% at 1000 calls a minute with 500 ms jitter. Work waiting never needs a retry: it
+ * queues on the slots.
+ */
+export class RateLimiter {
+  readonly intervalMs: number;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly maxConflicts: number;
+
+  constructor(
+    private readonly store: LimiterStore,
+    options: RateLimiterOptions,
+  ) {
+    if (!(options.callsPerWindow >= 2)) throw new RangeError('callsPerWindow must be at least 2');
+    const windowMs = options.windowMs ?? 60_000;
+    this.intervalMs = (windowMs + (options.arrivalJitterMs ?? 500)) / (options.callsPerWindow - 1);
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? defaultSleep;
+    this.maxConflicts = options.maxConflicts ?? 100;
+  }
+
+  /** Waits until this caller may make one CRM call. */
+  async acquire(): Promise<Acquired> {
+    const started = this.now();
+    for (let conflicts = 0; conflicts <= this.maxConflicts; conflicts++) {
+      const stored = await this.store.read();
+      const slot = Math.max(stored ?? 0, this.now());
+      if (await this.store.compareAndSet(stored, slot + this.intervalMs)) {
+        const reserved = this.now();
+        const waitedMs = Math.max(0, slot - reserved);
+        if (waitedMs > 0) await this.sleep(waitedMs);
+        return { waitedMs, overheadMs: reserved - started, conflicts };
+      }
+    }
+    throw new Error(`rate limiter: lost ${this.maxConflicts + 1} reservation races in a row`);
+  }
+}
