@@ -9,6 +9,8 @@ const layer = (name: string): Config => ({
   displayName: name,
   testMatch: [`<rootDir>/test/${name}/**/*.test.ts`],
   transform,
+  // middy is published as ES modules only: let swc turn it into CommonJS like our own code.
+  transformIgnorePatterns: ['/node_modules/(?!@middy/)'],
   setupFilesAfterEnv: ['<rootDir>/test/setup.ts'],
 });
 

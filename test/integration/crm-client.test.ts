@@ -9,23 +9,9 @@ import {
 } from '../../lambdas/core/crm/crm-client';
 import type { CrmOperation } from '../../lambdas/core/crm/response-policy';
 import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator';
+import { customer, transaction } from '../fixtures/crm-records';
 
 const SHA = 'a'.repeat(64);
-const customer = (id: string, email = `${id.toLowerCase()}@example.com`) => ({
-  customerId: id,
-  firstName: 'Ada',
-  lastName: 'Alder',
-  email,
-  country: 'GB',
-  createdAt: '2026-11-24T03:00:00Z',
-});
-const transaction = (id: string, customerId: string) => ({
-  transactionId: id,
-  customerId,
-  amount: '12.50',
-  currency: 'EUR',
-  occurredAt: '2026-11-24T03:00:00Z',
-});
 const call = (operation: CrmOperation, records: unknown[], batch = 0, phase = 'ADD'): CrmCall => ({
   operation,
   idempotencyKey: idempotencyKey(SHA, phase, batch),
