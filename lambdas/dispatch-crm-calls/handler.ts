@@ -181,7 +181,8 @@ async function handleRecord(record: SQSRecord): Promise<void> {
 
 /** SQS -> CRM: each message is one call; failed messages are reported back (partial batch response). */
 export const handler = middy(async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-  processPartialResponse(event, handleRecord, processor, { context }),
+  // Every failure is reported per message (ReportBatchItemFailures), also when all of them failed.
+  processPartialResponse(event, handleRecord, processor, { context, throwOnFullBatchFailure: false }),
 )
   .use(injectLambdaContext(logger))
   .use(logMetrics(metrics));

@@ -1,0 +1,196 @@
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { startCrmSimulator, type CrmSimulator } from '../../../lambdas/local/crm-simulator';
+import { customer } from '../../fixtures/crm-records';
+
+type HandlerModule = typeof import('../../../lambdas/dispatch-crm-calls/handler');
+type Sdk = {
+  dynamodb: typeof import('@aws-sdk/lib-dynamodb');
+  sqs: typeof import('@aws-sdk/client-sqs');
+  secrets: typeof import('@aws-sdk/client-secrets-manager');
+};
+
+/**
+ * The handler with a given environment, in a fresh module registry (it reads its environment once, at start),
+ * and the SDK mocks of that same registry: a mock of another registry's client class would not intercept.
+ */
+async function loadHandler(env: Record<string, string>, configure: (sdk: Sdk, mocks: Mocks) => void) {
+  let loaded: { module: HandlerModule; mocks: Mocks } | undefined;
+  Object.assign(process.env, env);
+  await jest.isolateModulesAsync(async () => {
+    const sdk: Sdk = {
+      dynamodb: await import('@aws-sdk/lib-dynamodb'),
+      sqs: await import('@aws-sdk/client-sqs'),
+      secrets: await import('@aws-sdk/client-secrets-manager'),
+    };
+    const mocks = {
+      dynamodb: mockClient(sdk.dynamodb.DynamoDBDocumentClient),
+      sqs: mockClient(sdk.sqs.SQSClient),
+      secrets: mockClient(sdk.secrets.SecretsManagerClient),
+      sdk,
+    };
+    mocks.dynamodb.on(sdk.dynamodb.GetCommand).resolves({});
+    mocks.dynamodb.on(sdk.dynamodb.PutCommand).resolves({});
+    mocks.sqs.on(sdk.sqs.ChangeMessageVisibilityCommand).resolves({});
+    configure(sdk, mocks);
+    loaded = { module: await import('../../../lambdas/dispatch-crm-calls/handler'), mocks };
+  });
+  return loaded as { module: HandlerModule; mocks: Mocks };
+}
+
+interface Mocks {
+  dynamodb: ReturnType<typeof mockClient>;
+  sqs: ReturnType<typeof mockClient>;
+  secrets: ReturnType<typeof mockClient>;
+  sdk: Sdk;
+}
+
+const FILE = 'c'.repeat(64);
+const context = {
+  functionName: 'crm-dispatch',
+  functionVersion: '1',
+  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:crm-dispatch',
+  memoryLimitInMB: '512',
+  awsRequestId: 'request-1',
+  logGroupName: 'group',
+  logStreamName: 'stream',
+  getRemainingTimeInMillis: () => 60_000,
+} as unknown as Context;
+
+const sqsRecord = (messageId: string, body: unknown): SQSRecord =>
+  ({
+    messageId,
+    receiptHandle: `receipt-${messageId}`,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    attributes: { ApproximateReceiveCount: '2' },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:calls',
+    awsRegion: 'eu-west-1',
+  }) as unknown as SQSRecord;
+
+const callMessage = (batchIndex: number, records: object[]) => ({
+  fileId: FILE,
+  phase: 'ADD',
+  batchIndex,
+  operation: 'ADD_CUST',
+  lines: records.map((_, i) => i + 2),
+  records,
+});
+
+describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)', () => {
+  let sim: CrmSimulator;
+  let stdout: jest.SpyInstance;
+  const emitted = () => stdout.mock.calls.map(([line]) => String(line)).join('');
+  const baseEnv = () => ({
+    LEDGER_TABLE_NAME: 'ledger',
+    LIMITER_TABLE_NAME: 'limiter',
+    CRM_BASE_URL: sim.url,
+    CRM_RETRY_ATTEMPTS: '1',
+    CRM_RETRY_BASE_DELAY_MS: '1',
+    CRM_RETRY_MAX_DELAY_MS: '2',
+    CALL_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/calls',
+    AWS_REGION: 'eu-west-1',
+  });
+  const load = (env: Record<string, string>, configure: (sdk: Sdk, mocks: Mocks) => void = () => undefined) =>
+    loadHandler({ ...baseEnv(), ...env }, configure);
+  const invoke = (module: HandlerModule, records: SQSRecord[]) =>
+    module.handler({ Records: records } as SQSEvent, context) as Promise<SQSBatchResponse>;
+  const puts = (mocks: Mocks, table: string) =>
+    mocks.dynamodb
+      .commandCalls(mocks.sdk.dynamodb.PutCommand)
+      .filter((c) => (c.args[0].input as { TableName?: string }).TableName === table);
+
+  const savedEnv = { ...process.env };
+  afterAll(() => {
+    process.env = savedEnv;
+  });
+
+  beforeEach(async () => {
+    sim = await startCrmSimulator({ customers: [customer('EXISTS')] });
+    stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  });
+  afterEach(async () => {
+    stdout.mockRestore();
+    await sim.close();
+    delete process.env.CRM_API_TOKEN;
+    delete process.env.CRM_API_TOKEN_SECRET_ARN;
+  });
+
+  it('calls the CRM once per message, stores each record outcome, reports a malformed message as a failure', async () => {
+    const { module, mocks } = await load({ CRM_API_TOKEN: sim.token });
+    const result = await invoke(module, [
+      sqsRecord('m1', callMessage(0, [customer('NEW'), customer('EXISTS')])),
+      sqsRecord('m2', { ...callMessage(1, [customer('X')]), fileId: 'not-a-sha' }),
+    ]);
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'm2' }]);
+    const answer = puts(mocks, 'ledger')[0]?.args[0].input as { Item?: unknown } | undefined;
+    expect(answer?.Item).toMatchObject({
+      pk: `file#${FILE}`,
+      sk: 'answer#ADD#000000000',
+      operation: 'ADD_CUST',
+      outcomes: [
+        [2, 'succeeded', 200, null, null],
+        [3, 'update', 8006, '8006', 'CUSTOMER_EXISTS'],
+      ],
+    });
+    expect(puts(mocks, 'limiter').length).toBeGreaterThan(0);
+    expect(sim.stats().callsAccepted).toBe(1);
+    const output = emitted();
+    expect(output).toContain('"CrmCalls"');
+    expect(output).toContain('"Outcome":"update"');
+    // Logs name files and batches, never the people in them.
+    expect(output).not.toContain('example.com');
+    expect(output).not.toContain('Alder');
+  });
+
+  it('skips a batch the ledger has already answered (a redelivery costs no API call)', async () => {
+    const { module } = await load({ CRM_API_TOKEN: sim.token }, (sdk, mocks) => {
+      mocks.dynamodb.on(sdk.dynamodb.GetCommand, { TableName: 'ledger' }).resolves({ Item: { pk: `file#${FILE}` } });
+    });
+    const result = await invoke(module, [sqsRecord('m1', callMessage(0, [customer('NEW')]))]);
+    expect(result.batchItemFailures).toEqual([]);
+    expect(sim.stats().callsAccepted).toBe(0);
+  });
+
+  it('CRM unavailable: the message fails back to the queue with a back-off visibility, nothing is recorded', async () => {
+    sim.setFaults({ serverErrorRate: 1 });
+    const { module, mocks } = await load({ CRM_API_TOKEN: sim.token });
+    const result = await invoke(module, [sqsRecord('m1', callMessage(0, [customer('NEW')]))]);
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'm1' }]);
+    const visibility = mocks.sqs.commandCalls(mocks.sdk.sqs.ChangeMessageVisibilityCommand)[0]?.args[0].input as
+      { ReceiptHandle?: string; VisibilityTimeout?: number } | undefined;
+    expect(visibility).toMatchObject({ ReceiptHandle: 'receipt-m1' });
+    expect(visibility?.VisibilityTimeout).toBeGreaterThanOrEqual(1);
+    expect(puts(mocks, 'ledger')).toHaveLength(0);
+  });
+
+  it('reads the token from Secrets Manager; a rejected token fails the message and counts CrmAuthRejected', async () => {
+    const { module, mocks } = await load(
+      { CRM_API_TOKEN_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:crm' },
+      (sdk, m) => {
+        m.secrets.on(sdk.secrets.GetSecretValueCommand).resolves({ SecretString: 'wrong-token' });
+      },
+    );
+    const result = await invoke(module, [sqsRecord('m1', callMessage(0, [customer('NEW')]))]);
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'm1' }]);
+    expect(mocks.secrets.commandCalls(mocks.sdk.secrets.GetSecretValueCommand)).toHaveLength(1);
+    expect(emitted()).toContain('"CrmAuthRejected"');
+    expect(sim.stats().unauthorized).toBe(1);
+  });
+
+  it('fails at start, naming the variable, when the environment is incomplete', async () => {
+    await expect(load({ CRM_BASE_URL: 'not a url', CRM_API_TOKEN: 'x' })).rejects.toThrow(
+      /Invalid environment: CRM_BASE_URL/,
+    );
+  });
+
+  it('backs off exponentially with full jitter, capped', async () => {
+    const { backoffSeconds } = (await load({ CRM_API_TOKEN: sim.token })).module;
+    expect(backoffSeconds(1, 10, () => 1)).toBe(10);
+    expect(backoffSeconds(4, 10, () => 1)).toBe(80);
+    expect(backoffSeconds(20, 10, () => 1)).toBe(900);
+    expect(backoffSeconds(3, 10, () => 0)).toBe(1);
+  });
+});
