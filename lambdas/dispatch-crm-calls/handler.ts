@@ -148,7 +148,9 @@ async function handleRecord(record: SQSRecord): Promise<void> {
     operation: message.operation,
   };
   try {
-    const result = await dispatchCall(message, { client: await crmClient(), ledger });
+    // ApproximateReceiveCount 1: a first delivery (absent, e.g. locally: treat as a possible redelivery).
+    const firstDelivery = record.attributes?.ApproximateReceiveCount === '1';
+    const result = await dispatchCall(message, { client: await crmClient(), ledger }, { firstDelivery });
     if (result.status === 'already-answered') {
       logger.info('batch already answered; redelivery skipped', where);
       return;

@@ -21,9 +21,7 @@ describe('dispatchCall: CRM simulator + DynamoDB ledger (dynalite)', () => {
       retryBaseDelayMs: 5,
       retryMaxDelayMs: 20,
     });
-  const message = (
-    fields: Partial<Omit<CallMessage, 'records'>> & Pick<CallMessage, 'operation'> & { records: readonly object[] },
-  ): CallMessage =>
+  const message = (fields: Partial<CallMessage> & Pick<CallMessage, 'operation' | 'records'>): CallMessage =>
     CallMessageSchema.parse({
       fileId: FILE,
       phase: 'ADD',
@@ -74,6 +72,15 @@ describe('dispatchCall: CRM simulator + DynamoDB ledger (dynalite)', () => {
     const callsBefore = sim.stats().callsAccepted;
     expect(await dispatchCall(trx, { client: client(), ledger })).toEqual({ status: 'already-answered' });
     expect(sim.stats().callsAccepted).toBe(callsBefore);
+  });
+
+  it('a first delivery skips the ledger read; a duplicate of it is replayed by the CRM and recorded once', async () => {
+    const trx = message({ operation: 'ADD_TRX', batchIndex: 5, records: [transaction('T6', 'EXISTS')] });
+    const first = await dispatchCall(trx, { client: client(), ledger }, { firstDelivery: true });
+    const duplicate = await dispatchCall(trx, { client: client(), ledger }, { firstDelivery: true });
+    expect(first).toMatchObject({ status: 'answered', recorded: 'recorded' });
+    expect(duplicate).toMatchObject({ status: 'answered', recorded: 'already-recorded', answer: { replayed: true } });
+    expect(sim.transactionCounts().get('T6')).toBe(1);
   });
 
   it('two deliveries racing: one answer is recorded, the CRM applies the transactions once', async () => {

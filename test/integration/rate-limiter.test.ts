@@ -36,7 +36,8 @@ describe('RateLimiter over DynamoDB (dynalite), several dispatchers', () => {
         const limiter = new RateLimiter(new DynamoDbLimiterStore(db.client(), 'limiter', 'window-test'), {
           callsPerWindow: limit,
           windowMs,
-          arrivalJitterMs: 20,
+          // Grants are stamped when the timer fires, with dynalite busy in this same event loop: allow 100 ms.
+          arrivalJitterMs: 100,
         });
         intervalMs = limiter.intervalMs;
         for (let i = 0; i < callsEach; i++) {
@@ -54,7 +55,8 @@ describe('RateLimiter over DynamoDB (dynalite), several dispatchers', () => {
     const paced = (total - 1) * intervalMs;
     expect(elapsed).toBeGreaterThanOrEqual(paced * 0.97);
     expect(elapsed).toBeLessThan(paced * 1.1);
-    expect(conflicts).toBeGreaterThan(0);
+    // While work waits, each slot is one atomic increment: races are lost only when an idle schedule restarts.
+    expect(conflicts).toBeLessThan(workers);
   });
 
   it('spreads a burst of concurrent callers over the window instead of letting them through together', async () => {
@@ -72,12 +74,14 @@ describe('RateLimiter over DynamoDB (dynalite), several dispatchers', () => {
 describe('RateLimiter logic', () => {
   class MemoryStore implements LimiterStore {
     value: number | undefined;
-    async read() {
-      return this.value;
+    async advance(intervalMs: number, now: number) {
+      if (this.value === undefined || this.value < now) return undefined;
+      this.value += intervalMs;
+      return this.value - intervalMs;
     }
-    async compareAndSet(expected: number | undefined, next: number) {
-      if (this.value !== expected) return false;
-      this.value = next;
+    async restart(intervalMs: number, now: number) {
+      if (this.value !== undefined && this.value >= now) return false;
+      this.value = now + intervalMs;
       return true;
     }
   }
@@ -106,7 +110,7 @@ describe('RateLimiter logic', () => {
   });
 
   it('gives up, with a clear error, only after losing the race many times in a row', async () => {
-    const store: LimiterStore = { read: async () => 1, compareAndSet: async () => false };
+    const store: LimiterStore = { advance: async () => undefined, restart: async () => false };
     const limiter = new RateLimiter(store, { callsPerWindow: 10, maxConflicts: 3 });
     await expect(limiter.acquire()).rejects.toThrow('rate limiter: lost 4 reservation races in a row');
   });

@@ -2,7 +2,10 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { CallAnswer, CallLedger, OutcomeStatus, RecordOutcome } from '../../core/crm/dispatch-call';
 
-/** Outcomes are stored as compact tuples: 100 of them stay a few KiB, far under DynamoDB's 400 KiB item limit. */
+/**
+ * Outcomes are stored as one JSON string of compact tuples: 100 of them stay a few KiB, far under DynamoDB's
+ * 400 KiB item limit, and one string attribute costs the SDK and DynamoDB far less than 100 nested lists.
+ */
 type StoredOutcome = [
   line: number,
   status: OutcomeStatus,
@@ -40,7 +43,7 @@ export class DynamoDbCallLedger implements CallLedger {
   }
 
   async recordAnswer(answer: CallAnswer): Promise<'recorded' | 'already-recorded'> {
-    // null, not undefined: the marshaller would drop undefined list elements and shift the positions.
+    // null, not undefined: JSON would turn undefined tuple elements into null anyway; be explicit.
     const outcomes: StoredOutcome[] = answer.outcomes.map((o) => [
       o.line,
       o.status,
@@ -56,7 +59,7 @@ export class DynamoDbCallLedger implements CallLedger {
             pk: fileKey(answer.fileId),
             sk: answerKey(answer.phase, answer.batchIndex),
             operation: answer.operation,
-            outcomes,
+            outcomes: JSON.stringify(outcomes),
             attempts: answer.attempts,
             replayed: answer.replayed,
             answeredAt: new Date().toISOString(),
@@ -80,7 +83,7 @@ export class DynamoDbCallLedger implements CallLedger {
         ConsistentRead: true,
       }),
     );
-    const stored = Item?.outcomes as StoredOutcome[] | undefined;
+    const stored = typeof Item?.outcomes === 'string' ? (JSON.parse(Item.outcomes) as StoredOutcome[]) : undefined;
     return stored?.map(([line, status, code, reason, error]) => ({
       line,
       status,

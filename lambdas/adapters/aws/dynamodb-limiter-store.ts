@@ -1,10 +1,13 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { LimiterStore } from '../../core/crm/rate-limiter';
 
+const isConditionFailure = (error: unknown) => (error as Error).name === 'ConditionalCheckFailedException';
+
 /**
- * The limiter's next free slot in one DynamoDB item (`pk` = `limiter#<name>`), changed only by a conditional
- * put on the value read: one atomic single-item write, which the local DynamoDB stand-in supports too.
+ * The limiter's next free slot in one DynamoDB item (`pk` = `limiter#<name>`). A slot is taken with one
+ * conditional update that adds the interval and returns the new value; an idle schedule is restarted with a
+ * conditional put. Single-item conditional writes only, which the local DynamoDB stand-in supports too.
  */
 export class DynamoDbLimiterStore implements LimiterStore {
   private readonly documents: DynamoDBDocumentClient;
@@ -19,27 +22,39 @@ export class DynamoDbLimiterStore implements LimiterStore {
     this.key = { pk: `limiter#${name}` };
   }
 
-  async read(): Promise<number | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.tableName, Key: this.key, ConsistentRead: true }),
-    );
-    return typeof Item?.nextSlotMs === 'number' ? Item.nextSlotMs : undefined;
+  async advance(intervalMs: number, now: number): Promise<number | undefined> {
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key,
+          UpdateExpression: 'SET nextSlotMs = nextSlotMs + :interval',
+          ConditionExpression: 'nextSlotMs >= :now',
+          ExpressionAttributeValues: { ':interval': intervalMs, ':now': now },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      const next = Attributes?.nextSlotMs;
+      return typeof next === 'number' ? next - intervalMs : undefined;
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
   }
 
-  async compareAndSet(expected: number | undefined, next: number): Promise<boolean> {
+  async restart(intervalMs: number, now: number): Promise<boolean> {
     try {
       await this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...this.key, nextSlotMs: next },
-          ...(expected === undefined
-            ? { ConditionExpression: 'attribute_not_exists(pk)' }
-            : { ConditionExpression: 'nextSlotMs = :expected', ExpressionAttributeValues: { ':expected': expected } }),
+          Item: { ...this.key, nextSlotMs: now + intervalMs },
+          ConditionExpression: 'attribute_not_exists(pk) OR nextSlotMs < :now',
+          ExpressionAttributeValues: { ':now': now },
         }),
       );
       return true;
     } catch (error) {
-      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
+      if (isConditionFailure(error)) return false;
       throw error;
     }
   }

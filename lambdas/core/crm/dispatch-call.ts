@@ -48,16 +48,20 @@ export type DispatchResult =
 
 /**
  * Makes one queued call and records what it did to each record (the CrmDispatch Lambda's use case; the same
- * code runs locally). A message whose batch is already answered is not sent again: a redelivery costs no API
- * budget. Whole-call failures (auth, 409, transient past the retries) throw a named `CrmCallError`: the
- * message then stays on the queue and its records stay pending; nothing is marked failed for them.
+ * code runs locally). A redelivered message whose batch is already answered is not sent again, so it costs
+ * no API budget; a first delivery skips that read (one DynamoDB request less per call): should it be a
+ * duplicate after all, the CRM replays it under the same Idempotency-Key and the answer is recorded once.
+ * Whole-call failures (auth, 409, transient past the retries) throw a named `CrmCallError`: the message then
+ * stays on the queue and its records stay pending; nothing is marked failed for them.
  */
 export async function dispatchCall(
   message: CallMessage,
   deps: { client: CrmClient; ledger: CallLedger },
+  delivery: { firstDelivery?: boolean } = {},
 ): Promise<DispatchResult> {
-  if (await deps.ledger.hasAnswer(message.fileId, message.phase, message.batchIndex))
+  if (!delivery.firstDelivery && (await deps.ledger.hasAnswer(message.fileId, message.phase, message.batchIndex))) {
     return { status: 'already-answered' };
+  }
   const result = await deps.client.send({
     operation: message.operation,
     idempotencyKey: idempotencyKey(message.fileId, message.phase, message.batchIndex),

@@ -1,10 +1,15 @@
 /**
  * Where the limiter keeps its one number, the next free call slot (epoch ms): DynamoDB on AWS and locally.
- * `compareAndSet` must be atomic: it writes `next` only if the stored value is still `expected`.
+ * Both operations must be atomic single-item writes.
  */
 export interface LimiterStore {
-  read(): Promise<number | undefined>;
-  compareAndSet(expected: number | undefined, next: number): Promise<boolean>;
+  /**
+   * Takes the next slot if the schedule is not behind `now`: moves it on by `intervalMs` and returns the slot
+   * taken. Returns undefined when the schedule is behind `now` (the limiter was idle) or does not exist yet.
+   */
+  advance(intervalMs: number, now: number): Promise<number | undefined>;
+  /** Restarts a schedule that is behind `now` (or absent) with slot `now` taken; false if another caller moved it first. */
+  restart(intervalMs: number, now: number): Promise<boolean>;
 }
 
 export interface RateLimiterOptions {
@@ -36,12 +41,13 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /**
  * The global CRM rate limiter: a reservation scheme (GCRA, "virtual scheduling") over one shared number.
- * Each call reserves the next free slot with a conditional write, then sleeps until its slot; slots are
- * `interval` apart with `interval = (window + jitter) / (limit - 1)`. Calls then arrive at the CRM at most
- * `jitter` after their slots, so any closed window of `window` ms holds at most `limit` calls: the bound holds
- * in every rolling window, not only per calendar minute. Utilisation is `(limit - 1) / limit * window /
- * (window + jitter)`: 99.1% at 1000 calls a minute with 500 ms jitter. Work waiting never needs a retry: it
- * queues on the slots.
+ * Each call takes the next free slot, then sleeps until it. Slots are `interval` apart, with
+ * `interval = (window + jitter) / (limit - 1)`, and calls arrive at the CRM at most `jitter` after their
+ * slots, so any closed window of `window` ms holds at most `limit` calls: the bound holds in every rolling
+ * window, not only per calendar minute. Utilisation is `(limit - 1) / limit * window / (window + jitter)`:
+ * 99.1% at 1000 calls a minute with 500 ms jitter. While work is waiting the schedule runs ahead of the
+ * clock and each slot is one atomic increment, so concurrent dispatchers never lose races; only a schedule
+ * left behind by an idle spell is restarted, with a conditional write.
  */
 export class RateLimiter {
   readonly intervalMs: number;
@@ -55,7 +61,9 @@ export class RateLimiter {
   ) {
     if (!(options.callsPerWindow >= 2)) throw new RangeError('callsPerWindow must be at least 2');
     const windowMs = options.windowMs ?? 60_000;
-    this.intervalMs = (windowMs + (options.arrivalJitterMs ?? 500)) / (options.callsPerWindow - 1);
+    // Rounded up to whole microseconds: stored sums stay short decimals, and rounding up only widens the gaps.
+    this.intervalMs =
+      Math.ceil(((windowMs + (options.arrivalJitterMs ?? 500)) / (options.callsPerWindow - 1)) * 1000) / 1000;
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? defaultSleep;
     this.maxConflicts = options.maxConflicts ?? 100;
@@ -65,14 +73,14 @@ export class RateLimiter {
   async acquire(): Promise<Acquired> {
     const started = this.now();
     for (let conflicts = 0; conflicts <= this.maxConflicts; conflicts++) {
-      const stored = await this.store.read();
-      const slot = Math.max(stored ?? 0, this.now());
-      if (await this.store.compareAndSet(stored, slot + this.intervalMs)) {
-        const reserved = this.now();
-        const waitedMs = Math.max(0, slot - reserved);
-        if (waitedMs > 0) await this.sleep(waitedMs);
-        return { waitedMs, overheadMs: reserved - started, conflicts };
-      }
+      const now = this.now();
+      let slot = await this.store.advance(this.intervalMs, now);
+      if (slot === undefined && (await this.store.restart(this.intervalMs, now))) slot = now;
+      if (slot === undefined) continue;
+      const reserved = this.now();
+      const waitedMs = Math.max(0, slot - reserved);
+      if (waitedMs > 0) await this.sleep(waitedMs);
+      return { waitedMs, overheadMs: reserved - started, conflicts };
     }
     throw new Error(`rate limiter: lost ${this.maxConflicts + 1} reservation races in a row`);
   }

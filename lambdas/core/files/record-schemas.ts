@@ -227,7 +227,8 @@ export const requiredColumns = (kind: FileKind): string[] =>
   COLUMN_RULES[kind].filter((c) => c.required).map((c) => c.column);
 
 /** Customer as the CRM takes it (crm-api.md). */
-export interface CrmCustomer {
+// Type aliases, not interfaces: they fit `Record<string, unknown>` (queue messages) without casts.
+export type CrmCustomer = {
   customerId: string;
   firstName: string;
   lastName: string;
@@ -235,10 +236,10 @@ export interface CrmCustomer {
   phone?: string;
   country: string;
   createdAt: string;
-}
+};
 
 /** Transaction as the CRM takes it (crm-api.md); `amount` is a decimal string, never a float. */
-export interface CrmTransaction {
+export type CrmTransaction = {
   transactionId: string;
   customerId: string;
   amount: string;
@@ -246,7 +247,7 @@ export interface CrmTransaction {
   occurredAt: string;
   type?: 'purchase' | 'refund' | 'adjustment';
   merchant?: string;
-}
+};
 
 export type CrmRecord = CrmCustomer | CrmTransaction;
 

@@ -31,6 +31,14 @@ async function loadHandler(env: Record<string, string>, configure: (sdk: Sdk, mo
     };
     mocks.dynamodb.on(sdk.dynamodb.GetCommand).resolves({});
     mocks.dynamodb.on(sdk.dynamodb.PutCommand).resolves({});
+    // The limiter's atomic slot update: answer as DynamoDB would for a schedule that is current.
+    mocks.dynamodb
+      .on(sdk.dynamodb.UpdateCommand)
+      .callsFake((input: { ExpressionAttributeValues: Record<string, number> }) => ({
+        Attributes: {
+          nextSlotMs: input.ExpressionAttributeValues[':now']! + input.ExpressionAttributeValues[':interval']!,
+        },
+      }));
     mocks.sqs.on(sdk.sqs.ChangeMessageVisibilityCommand).resolves({});
     configure(sdk, mocks);
     loaded = { module: await import('../../../lambdas/dispatch-crm-calls/handler'), mocks };
@@ -130,12 +138,15 @@ describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)',
       pk: `file#${FILE}`,
       sk: 'answer#ADD#000000000',
       operation: 'ADD_CUST',
-      outcomes: [
+      outcomes: JSON.stringify([
         [2, 'succeeded', 200, null, null],
         [3, 'update', 8006, '8006', 'CUSTOMER_EXISTS'],
-      ],
+      ]),
     });
-    expect(puts(mocks, 'limiter').length).toBeGreaterThan(0);
+    const slots = mocks.dynamodb
+      .commandCalls(mocks.sdk.dynamodb.UpdateCommand)
+      .filter((c) => (c.args[0].input as { TableName?: string }).TableName === 'limiter');
+    expect(slots).toHaveLength(1);
     expect(sim.stats().callsAccepted).toBe(1);
     const output = emitted();
     expect(output).toContain('"CrmCalls"');
@@ -146,12 +157,27 @@ describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)',
   });
 
   it('skips a batch the ledger has already answered (a redelivery costs no API call)', async () => {
+    // sqsRecord() says ApproximateReceiveCount 2: a redelivery, so the ledger is asked first.
     const { module } = await load({ CRM_API_TOKEN: sim.token }, (sdk, mocks) => {
       mocks.dynamodb.on(sdk.dynamodb.GetCommand, { TableName: 'ledger' }).resolves({ Item: { pk: `file#${FILE}` } });
     });
     const result = await invoke(module, [sqsRecord('m1', callMessage(0, [customer('NEW')]))]);
     expect(result.batchItemFailures).toEqual([]);
     expect(sim.stats().callsAccepted).toBe(0);
+  });
+
+  it('does not read the ledger before a first delivery (ApproximateReceiveCount 1)', async () => {
+    const { module, mocks } = await load({ CRM_API_TOKEN: sim.token });
+    const first = {
+      ...sqsRecord('m1', callMessage(0, [customer('NEW')])),
+      attributes: { ApproximateReceiveCount: '1' },
+    } as SQSRecord;
+    expect((await invoke(module, [first])).batchItemFailures).toEqual([]);
+    const ledgerReads = mocks.dynamodb
+      .commandCalls(mocks.sdk.dynamodb.GetCommand)
+      .filter((c) => (c.args[0].input as { TableName?: string }).TableName === 'ledger');
+    expect(ledgerReads).toHaveLength(0);
+    expect(sim.stats().callsAccepted).toBe(1);
   });
 
   it('CRM unavailable: the message fails back to the queue with a back-off visibility, nothing is recorded', async () => {
