@@ -58,6 +58,13 @@ export const SETTINGS = {
     schema: integer(4096, 240 * 1024).default(200 * 1024),
     help: 'bytes of one CRM call body (a batch travels as one message, capped at 256 KiB)',
   },
+  limiterJitterMs: {
+    env: 'CRM_LIMITER_JITTER_MS',
+    flag: 'limiter-jitter-ms',
+    secret: false,
+    schema: integer(0, 10_000).default(500),
+    help: 'how late a call may reach the CRM after its limiter slot; the pacing allows for it (utilisation = 60 s / (60 s + this))',
+  },
   dispatchConcurrency: {
     env: 'DISPATCH_CONCURRENCY',
     flag: 'concurrency',

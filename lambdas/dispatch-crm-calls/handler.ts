@@ -27,8 +27,6 @@ const Environment = z.object({
   CRM_API_TOKEN_SECRET_ARN: z.string().min(1).optional(),
   /** The call queue: when given, a transient failure sets its message's visibility for exponential back-off. */
   CALL_QUEUE_URL: z.string().min(1).optional(),
-  /** Milliseconds a call may arrive after its limiter slot (network and timer jitter). */
-  CRM_LIMITER_JITTER_MS: z.coerce.number().int().min(0).max(10_000).default(500),
 });
 
 export const logger = new Logger({ serviceName: 'crm-dispatch' });
@@ -53,7 +51,7 @@ const dynamodb = new DynamoDBClient({});
 const ledger = new DynamoDbCallLedger(dynamodb, environment.LEDGER_TABLE_NAME);
 const limiter = new RateLimiter(new DynamoDbLimiterStore(dynamodb, environment.LIMITER_TABLE_NAME), {
   callsPerWindow: settings.callsPerMinute,
-  arrivalJitterMs: environment.CRM_LIMITER_JITTER_MS,
+  arrivalJitterMs: settings.limiterJitterMs,
 });
 
 /** Emits one attempt's metrics: calls by operation and status, latency, limiter wait, throttles. No record data. */

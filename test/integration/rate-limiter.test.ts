@@ -109,6 +109,35 @@ describe('RateLimiter logic', () => {
     expect(sleeps).toEqual([60.5, 121, 60.5]);
   });
 
+  it('drops a slot that is already past by more than half the jitter allowance when the store answers late', async () => {
+    let now = 5_000;
+    const store = new MemoryStore();
+    const slow: LimiterStore = {
+      // The store takes 300 ms to answer: the slot it returns is 300 ms old by then.
+      advance: async (interval, at) => {
+        const slot = await store.advance(interval, at);
+        now += 300;
+        return slot;
+      },
+      restart: async (interval, at) => {
+        const done = await store.restart(interval, at);
+        now += 300;
+        return done;
+      },
+    };
+    const limiter = new RateLimiter(slow, {
+      callsPerWindow: 101,
+      windowMs: 10_000,
+      arrivalJitterMs: 400,
+      now: () => now,
+      sleep: async () => undefined,
+    });
+    const acquired = await limiter.acquire();
+    // 300 ms late > 200 ms (half of 400): the first slot is dropped, and so is each next one until it is fresh.
+    expect(acquired.conflicts).toBeGreaterThan(0);
+    expect(store.value! - limiter.intervalMs).toBeGreaterThanOrEqual(now - 200);
+  });
+
   it('gives up, with a clear error, only after losing the race many times in a row', async () => {
     const store: LimiterStore = { advance: async () => undefined, restart: async () => false };
     const limiter = new RateLimiter(store, { callsPerWindow: 10, maxConflicts: 3 });

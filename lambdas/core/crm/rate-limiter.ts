@@ -51,6 +51,10 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  */
 export class RateLimiter {
   readonly intervalMs: number;
+  /** Half the arrival jitter allowance: the most a slot may be past when its reservation returns. */
+  private readonly maxSlotLatenessMs: number;
+  /** Moving average of the store's round trip. */
+  private storeLatencyMs = 0;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly maxConflicts: number;
@@ -64,6 +68,7 @@ export class RateLimiter {
     // Rounded up to whole microseconds: stored sums stay short decimals, and rounding up only widens the gaps.
     this.intervalMs =
       Math.ceil(((windowMs + (options.arrivalJitterMs ?? 500)) / (options.callsPerWindow - 1)) * 1000) / 1000;
+    this.maxSlotLatenessMs = (options.arrivalJitterMs ?? 500) / 2;
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? defaultSleep;
     this.maxConflicts = options.maxConflicts ?? 100;
@@ -73,11 +78,17 @@ export class RateLimiter {
   async acquire(): Promise<Acquired> {
     const started = this.now();
     for (let conflicts = 0; conflicts <= this.maxConflicts; conflicts++) {
-      const now = this.now();
-      let slot = await this.store.advance(this.intervalMs, now);
-      if (slot === undefined && (await this.store.restart(this.intervalMs, now))) slot = now;
-      if (slot === undefined) continue;
+      const asked = this.now();
+      // Aim at when the answer will be back, so that the slot is not already past on arrival.
+      const earliest = asked + this.storeLatencyMs;
+      let slot = await this.store.advance(this.intervalMs, earliest);
+      if (slot === undefined && (await this.store.restart(this.intervalMs, earliest))) slot = earliest;
       const reserved = this.now();
+      this.storeLatencyMs = 0.8 * this.storeLatencyMs + 0.2 * (reserved - asked);
+      if (slot === undefined) continue;
+      // A slow store can hand back a slot that is already past: using it late would eat the arrival jitter
+      // the spacing allows for. Such a slot is dropped (a call less, never one too many) and another taken.
+      if (reserved - slot > this.maxSlotLatenessMs) continue;
       const waitedMs = Math.max(0, slot - reserved);
       if (waitedMs > 0) await this.sleep(waitedMs);
       return { waitedMs, overheadMs: reserved - started, conflicts };
