@@ -21,25 +21,17 @@ import type { Readable } from 'node:stream';
 import type { SimulatorStats } from '../../lambdas/local/crm-simulator';
 import { startLocalDynamoDb, TABLES } from '../../lambdas/local/local-dynamodb';
 import { customer } from '../fixtures/crm-records';
+import { median, numberOption, percentile } from './bench-support';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const argument = (flag: string, fallback: number) => {
-  const at = process.argv.indexOf(flag);
-  return at === -1 ? fallback : Number(process.argv[at + 1]);
-};
-const CALLS = argument('--calls', 5000);
-const DISPATCHERS = argument('--dispatchers', 8);
-const LIMIT = argument('--limit', 1000);
-const WINDOW_MS = argument('--window-ms', 6000);
-const JITTER_MS = argument('--jitter-ms', 50);
-const LATENCY_MS = argument('--latency-ms', 20);
-const RUNS = argument('--runs', 3);
-
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-};
+const CALLS = numberOption('--calls', 5000);
+const DISPATCHERS = numberOption('--dispatchers', 8);
+const LIMIT = numberOption('--limit', 1000);
+const WINDOW_MS = numberOption('--window-ms', 6000);
+const JITTER_MS = numberOption('--jitter-ms', 50);
+const LATENCY_MS = numberOption('--latency-ms', 20);
+const RUNS = numberOption('--runs', 3);
 
 /**
  * The CRM simulator in a process of its own (`npm run crm-sim`), as the real CRM is: the dispatchers' process
@@ -163,8 +155,6 @@ async function run(): Promise<RunResult> {
     maxRecordsInCall: stats.maxRecordsInCall,
   };
 }
-
-const median = (values: number[]) => percentile(values, 50);
 
 async function main() {
   console.log(

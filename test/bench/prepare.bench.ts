@@ -10,14 +10,11 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateFiles } from '../../lambdas/local/generate-files';
+import { median, numberOption } from './bench-support';
 
-const argument = (flag: string, fallback: number) => {
-  const at = process.argv.indexOf(flag);
-  return at === -1 ? fallback : Number(process.argv[at + 1]);
-};
-const RECORDS = argument('--records', 1_000_000);
-const RUNS = argument('--runs', 3);
-const BIG_GB = argument('--big-gb', 1);
+const RECORDS = numberOption('--records', 1_000_000);
+const RUNS = numberOption('--runs', 3);
+const BIG_GB = numberOption('--big-gb', 1);
 const STAGES = ['split', 'decode', 'read', 'validate', 'prepare'] as const;
 
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
@@ -35,11 +32,6 @@ function runWorker(stage: string, path: string, kind: string): Result {
   const out = execFileSync(file as string, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').pop() as string) as Result;
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-};
 
 function measure(stage: string, path: string, kind: string) {
   const results = Array.from({ length: RUNS }, () => runWorker(stage, path, kind));

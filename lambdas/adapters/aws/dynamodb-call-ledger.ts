@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { CallAnswer, CallLedger, OutcomeStatus, RecordOutcome } from '../../core/crm/dispatch-call';
+import { isConditionFailure } from './dynamodb-errors';
 
 /**
  * Outcomes are stored as one JSON string of compact tuples: 100 of them stay a few KiB, far under DynamoDB's
@@ -69,7 +70,7 @@ export class DynamoDbCallLedger implements CallLedger {
       );
       return 'recorded';
     } catch (error) {
-      if ((error as Error).name === 'ConditionalCheckFailedException') return 'already-recorded';
+      if (isConditionFailure(error)) return 'already-recorded';
       throw error;
     }
   }

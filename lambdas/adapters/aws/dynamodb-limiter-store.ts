@@ -1,8 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { LimiterStore } from '../../core/crm/rate-limiter';
-
-const isConditionFailure = (error: unknown) => (error as Error).name === 'ConditionalCheckFailedException';
+import { isConditionFailure } from './dynamodb-errors';
 
 /**
  * The limiter's next free slot in one DynamoDB item (`pk` = `limiter#<name>`). A slot is taken with one
