@@ -1,0 +1,293 @@
+import {
+  loadDefinition,
+  localLambdaArn,
+  runStateMachine,
+  type EventLog,
+  type LocalLambda,
+} from '../../lambdas/local/state-machine-runner';
+
+/**
+ * Every path of statemachines/file-ingestion.asl.json, run by aws-local-stepfunctions with the Lambdas
+ * replaced by fakes that keep each handler's contract (input and output shapes) and record their calls.
+ */
+const SHA = 'e'.repeat(64);
+const definition = () =>
+  loadDefinition('file-ingestion.asl.json', {
+    ClassifyFileFunctionArn: localLambdaArn('classify-file'),
+    PrepareFileFunctionArn: localLambdaArn('prepare-file'),
+    AwaitPhaseFunctionArn: localLambdaArn('await-phase'),
+    FinaliseFileFunctionArn: localLambdaArn('finalise-file'),
+    RetryLaterAttempts: '3',
+    RetryLaterDelaySeconds: '60',
+  });
+
+const event = (key: string) => ({
+  'detail-type': 'Object Created',
+  source: 'aws.s3',
+  detail: { bucket: { name: 'landing' }, object: { key, size: 1234 } },
+});
+
+interface PhaseResult {
+  batches: number;
+  update?: number;
+  retryLater?: number;
+}
+
+interface Scenario {
+  kind: 'users' | 'transactions' | 'unknown';
+  claim?: 'claimed' | 'duplicate' | 'redelivered';
+  /** Slices the prepare step takes. */
+  slices?: number;
+  /** What each phase's await returns, by phase. */
+  phases?: Record<string, PhaseResult>;
+  /** Errors thrown by an action, in turn (then it succeeds). */
+  failures?: Record<string, Error[]>;
+}
+
+const named = (name: string, message: string) => Object.assign(new Error(message), { name });
+
+function world(scenario: Scenario) {
+  const calls: { lambda: string; payload: Record<string, unknown> }[] = [];
+  const failures = Object.fromEntries(Object.entries(scenario.failures ?? {}).map(([k, v]) => [k, [...v]]));
+  let slicesDone = 0;
+  const lambda =
+    (name: string, act: (payload: Record<string, unknown>) => unknown): LocalLambda =>
+    (payload) => {
+      const p = payload as Record<string, unknown>;
+      calls.push({ lambda: name, payload: p });
+      const action = String(p.action ?? name);
+      const failure = failures[action]?.shift();
+      if (failure) throw failure;
+      return act(p);
+    };
+  const lambdas: Record<string, LocalLambda> = {
+    'classify-file': lambda('classify-file', (p) =>
+      p.action === 'classify'
+        ? scenario.kind === 'unknown'
+          ? { kind: 'unknown', reason: 'unknown file kind: ...' }
+          : { kind: scenario.kind, by: 'name', sha256: SHA, size: 1234, format: 'csv' }
+        : {
+            outcome: scenario.claim ?? 'claimed',
+            ...(scenario.claim === 'duplicate' ? { duplicateOf: 'users_x_20261124.csv' } : {}),
+          },
+    ),
+    'prepare-file': lambda('prepare-file', (p) => {
+      if (p.action === 'segregate')
+        return { ...(p.file as object), key: `${scenario.kind}/${String((p.file as { key: string }).key)}` };
+      if (p.action === 'prepare') {
+        slicesDone++;
+        return { done: slicesDone >= (scenario.slices ?? 1), slices: slicesDone, received: 100 * slicesDone };
+      }
+      return { phase: p.phase, batches: 1 };
+    }),
+    'await-phase': lambda('await-phase', (p) => {
+      const phase = String(p.phase);
+      const result = scenario.phases?.[phase] ?? { batches: 1 };
+      return {
+        phase,
+        batches: result.batches,
+        answered: result.batches,
+        update: result.update ?? 0,
+        retryLater: result.retryLater ?? 0,
+      };
+    }),
+    'finalise-file': lambda('finalise-file', (p) => ({ status: p.action === 'finalise' ? 'succeeded' : p.action })),
+  };
+  return { calls, lambdas };
+}
+
+async function run(scenario: Scenario, key = 'users_acme_20261124.csv') {
+  const { calls, lambdas } = world(scenario);
+  const execution = runStateMachine(definition(), event(key), {
+    lambdas,
+    waitTimeOverrides: { WaitBeforeRetry: 0 },
+    retryIntervalOverrides: Object.fromEntries(
+      [
+        'ClassifyFile',
+        'ClaimFile',
+        'SegregateFile',
+        'PrepareSlice',
+        'EnqueueUpdate',
+        'EnqueueRetry',
+        'FinaliseFile',
+        'FinaliseDuplicate',
+        'Quarantine',
+      ].map((s) => [s, 0]),
+    ),
+  });
+  const events: EventLog[] = [];
+  const collecting = (async () => {
+    for await (const e of execution.eventLogs) events.push(e);
+  })();
+  const output = (await execution.result) as Record<string, unknown>;
+  await collecting;
+  const entered = events
+    .filter((e) => e.type === 'StateEntered')
+    .map((e) => (e as { state: { name: string } }).state.name);
+  const actions = calls.map((c) => `${c.lambda}:${String(c.payload.action ?? c.payload.phase)}`);
+  return { output, entered, actions, calls, events };
+}
+
+describe('file-ingestion state machine', () => {
+  it('all succeed: classify, claim, segregate, prepare in slices, await ADD, finalise', async () => {
+    const { output, actions, calls } = await run({ kind: 'users', slices: 3 });
+    expect(actions).toEqual([
+      'classify-file:classify',
+      'classify-file:claim',
+      'prepare-file:segregate',
+      'prepare-file:prepare',
+      'prepare-file:prepare',
+      'prepare-file:prepare',
+      'await-phase:ADD',
+      'finalise-file:finalise',
+    ]);
+    // Each slice resumes from what the last one returned.
+    expect(calls[4]?.payload.resume).toMatchObject({ done: false, slices: 1 });
+    // The await step gets the file, the phase and the task token; prepare works on the segregated key.
+    expect(calls[6]?.payload).toEqual({ fileId: SHA, phase: 'ADD', taskToken: 'local-task-token' });
+    expect(calls[3]?.payload.file).toMatchObject({ bucket: 'landing', key: 'users/users_acme_20261124.csv' });
+    expect(output.summary).toEqual({ status: 'succeeded' });
+  });
+
+  it('8006 -> the UPD phase re-batches those records, then finalise', async () => {
+    const { actions, calls } = await run({ kind: 'users', phases: { ADD: { batches: 10, update: 7 } } });
+    expect(actions.slice(-4)).toEqual([
+      'await-phase:ADD',
+      'prepare-file:enqueue-phase',
+      'await-phase:UPD',
+      'finalise-file:finalise',
+    ]);
+    expect(calls.find((c) => c.payload.action === 'enqueue-phase')?.payload).toEqual({
+      action: 'enqueue-phase',
+      fileId: SHA,
+      phase: 'UPD',
+      from: 'ADD',
+    });
+  });
+
+  it('CONFLICTING_PROFILE in the UPD phase is final: no further phase, finalise reports it', async () => {
+    const { actions } = await run({
+      kind: 'users',
+      phases: { ADD: { batches: 2, update: 2 }, UPD: { batches: 1, update: 0 } },
+    });
+    expect(actions.filter((a) => a.startsWith('await-phase'))).toEqual(['await-phase:ADD', 'await-phase:UPD']);
+    expect(actions.at(-1)).toBe('finalise-file:finalise');
+  });
+
+  it.each([
+    ['3217 (users)', 'users' as const],
+    ['624 (transactions)', 'transactions' as const],
+  ])('%s fails records without another phase', async (_case, kind) => {
+    const { actions } = await run({ kind, phases: { ADD: { batches: 3 } } }, `${kind}_acme_20261124.csv`);
+    expect(actions.filter((a) => a.includes('enqueue-phase'))).toEqual([]);
+    expect(actions.at(-1)).toBe('finalise-file:finalise');
+  });
+
+  it('4404 then created: one RETRY phase after the wait, then finalise', async () => {
+    const { actions, entered, calls } = await run(
+      { kind: 'transactions', phases: { ADD: { batches: 5, retryLater: 4 }, RETRY1: { batches: 1, retryLater: 0 } } },
+      'trx_acme_20261124.csv',
+    );
+    expect(entered).toContain('WaitBeforeRetry');
+    expect(actions.slice(-4)).toEqual([
+      'await-phase:ADD',
+      'prepare-file:enqueue-phase',
+      'await-phase:RETRY1',
+      'finalise-file:finalise',
+    ]);
+    expect(calls.find((c) => c.payload.action === 'enqueue-phase')?.payload).toMatchObject({
+      phase: 'RETRY1',
+      from: 'ADD',
+    });
+    expect(calls.at(-1)?.payload).toMatchObject({ action: 'finalise', retryAttempts: 1 });
+  });
+
+  it('4404 past the attempts: three RETRY phases, then finalise (the rest fail as 4404)', async () => {
+    const { actions, calls } = await run(
+      {
+        kind: 'transactions',
+        phases: {
+          ADD: { batches: 5, retryLater: 4 },
+          RETRY1: { batches: 1, retryLater: 4 },
+          RETRY2: { batches: 1, retryLater: 3 },
+          RETRY3: { batches: 1, retryLater: 2 },
+        },
+      },
+      'trx_acme_20261124.csv',
+    );
+    expect(actions.filter((a) => a.startsWith('await-phase'))).toEqual([
+      'await-phase:ADD',
+      'await-phase:RETRY1',
+      'await-phase:RETRY2',
+      'await-phase:RETRY3',
+    ]);
+    expect(
+      calls.filter((c) => c.payload.action === 'enqueue-phase').map((c) => [c.payload.phase, c.payload.from]),
+    ).toEqual([
+      ['RETRY1', 'ADD'],
+      ['RETRY2', 'RETRY1'],
+      ['RETRY3', 'RETRY2'],
+    ]);
+    expect(calls.at(-1)?.payload).toMatchObject({ action: 'finalise', retryAttempts: 3 });
+  });
+
+  it('transient errors are retried at the state that met them', async () => {
+    const { actions, events, output } = await run({
+      kind: 'users',
+      failures: {
+        classify: [named('Lambda.ServiceException', 'service error')],
+        prepare: [named('Pipeline.Transient', 'S3 throttled'), named('Lambda.TooManyRequestsException', 'throttled')],
+      },
+    });
+    expect(actions.filter((a) => a === 'classify-file:classify')).toHaveLength(2);
+    expect(actions.filter((a) => a === 'prepare-file:prepare')).toHaveLength(3);
+    expect(events.filter((e) => e.type === 'StateRetried')).toHaveLength(3);
+    expect(output.summary).toEqual({ status: 'succeeded' });
+  });
+
+  it('an error that is not transient or a file rejection fails the execution at its state (for a console redrive)', async () => {
+    const failure = await run({
+      kind: 'users',
+      failures: { segregate: [named('Crm.AuthRejected', 'credentials rejected')] },
+    }).catch((error: unknown) => error as Error);
+    expect(failure).toBeInstanceOf(Error);
+    expect(
+      String((failure as Error & { cause?: unknown }).message) + String((failure as Error & { cause?: unknown }).cause),
+    ).toMatch(/Crm\.AuthRejected|credentials rejected/);
+  });
+
+  it('duplicate: archived with that mark, nothing prepared or sent', async () => {
+    const { actions, calls } = await run({ kind: 'users', claim: 'duplicate' });
+    expect(actions).toEqual(['classify-file:classify', 'classify-file:claim', 'finalise-file:duplicate']);
+    expect(calls.at(-1)?.payload.claim).toEqual({ outcome: 'duplicate', duplicateOf: 'users_x_20261124.csv' });
+  });
+
+  it('the same event delivered twice: the second execution stops after the claim', async () => {
+    const { actions, entered } = await run({ kind: 'users', claim: 'redelivered' });
+    expect(actions).toEqual(['classify-file:classify', 'classify-file:claim']);
+    expect(entered.at(-1)).toBe('AlreadyClaimed');
+  });
+
+  it('unknown file: quarantined with the reason, nothing claimed or sent', async () => {
+    const { actions, calls } = await run({ kind: 'unknown' }, 'report.pdf');
+    expect(actions).toEqual(['classify-file:classify', 'finalise-file:quarantine']);
+    expect(calls.at(-1)?.payload).toEqual({
+      action: 'quarantine',
+      file: { bucket: 'landing', key: 'report.pdf', size: 1234 },
+      error: { Error: 'File.UnknownKind', Cause: 'unknown file kind: ...' },
+    });
+  });
+
+  it('unreadable file: the prepare step fails the file, which is quarantined with the reason', async () => {
+    const { actions, calls, output } = await run({
+      kind: 'users',
+      failures: { prepare: [named('File.Unreadable', 'line 1: missing required column email')] },
+    });
+    expect(actions.slice(-2)).toEqual(['prepare-file:prepare', 'finalise-file:quarantine']);
+    expect(calls.at(-1)?.payload.error).toMatchObject({
+      Error: 'File.Unreadable',
+      Cause: expect.stringContaining('missing required column email'),
+    });
+    expect(output.summary).toEqual({ status: 'quarantine' });
+  });
+});
