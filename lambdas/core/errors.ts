@@ -8,6 +8,8 @@ export const ErrorNames = {
   fileTooLarge: 'File.TooLarge',
   fileEncodingNotAccepted: 'File.EncodingNotAccepted',
   fileUnknownKind: 'File.UnknownKind',
+  ledgerMismatch: 'Ledger.Mismatch',
+  transient: 'Pipeline.Transient',
 } as const;
 
 export type ErrorName = (typeof ErrorNames)[keyof typeof ErrorNames];

@@ -1,0 +1,208 @@
+import type { CallAnswer, RecordOutcome } from '../crm/dispatch-call';
+import type { CrmOperation } from '../crm/response-policy';
+import { ErrorNames, PipelineError } from '../errors';
+import type { RecordFormat } from '../files/file-encoding';
+import type { SourceRecord } from '../files/read-records';
+import { invalid, validateRecord, type FileKind } from '../files/record-schemas';
+
+/** A file's line in the run summary (local-run.md, Output). */
+export interface FileSummary {
+  readonly name: string;
+  readonly sha256: string;
+  readonly kind: FileKind | 'unknown';
+  readonly status: 'succeeded' | 'partial' | 'failed' | 'duplicate';
+  readonly received: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  /** Failed records by reason: the CRM code as a string, an error name, or VALIDATION. */
+  readonly failures: Readonly<Record<string, number>>;
+  readonly reason?: string;
+}
+
+/** Raised when a finished file does not add up: a record with no terminal outcome, or an answer for no record. */
+export class ReconciliationError extends PipelineError {
+  constructor(message: string) {
+    super(ErrorNames.ledgerMismatch, message);
+  }
+}
+
+/** One row of results.csv: what happened to one record. */
+export interface RecordResult {
+  readonly line: number;
+  readonly recordId: string;
+  readonly operations: readonly CrmOperation[];
+  readonly outcome: 'succeeded' | 'failed';
+  readonly code?: number;
+  readonly reason?: string;
+  readonly error?: string;
+  readonly attempts: number;
+}
+
+/** Where report text goes: a local file, or an S3 upload stream on AWS. */
+export interface TextSink {
+  write(text: string): Promise<void> | void;
+}
+
+export interface ReportInput {
+  readonly name: string;
+  readonly sha256: string;
+  readonly kind: FileKind;
+  readonly format: RecordFormat;
+  /** The source file read again, in line order (validation is deterministic, so rejections need no storage). */
+  readonly source: AsyncIterable<readonly SourceRecord[]>;
+  /** ADD-phase answers in batch order, which is line order. */
+  readonly addAnswers: AsyncIterable<CallAnswer>;
+  /** Answers of the later phases (UPD, RETRY1..n) in phase order: their records are few, held by line. */
+  readonly laterAnswers: readonly CallAnswer[];
+  readonly results: TextSink;
+  /** Receives the failed-records file, in the source's format; nothing is written when no record failed. */
+  readonly failedRecords: TextSink;
+}
+
+const RESULTS_HEADER = 'line,record_id,operations,outcome,code,error,attempts\n';
+/** Column added to the failed-records file: unknown columns are ignored on upload, so a fixed file can go back as it is. */
+export const FAILURE_COLUMN = 'failure_reason';
+
+const csvField = (value: string) => (/[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
+
+/** A later phase's answer with its outcomes by line. */
+type LaterAnswer = CallAnswer & { readonly byLine: ReadonlyMap<number, RecordOutcome> };
+
+/** The terminal outcome of a record: its last phase decides (retry-later left at the end fails as 4404). */
+function resolve(line: number, addOutcome: RecordOutcome, operation: CrmOperation, later: readonly LaterAnswer[]) {
+  const operations: CrmOperation[] = [operation];
+  let outcome = addOutcome;
+  for (const answer of later) {
+    const next = answer.byLine.get(line);
+    if (!next) continue;
+    operations.push(answer.operation);
+    outcome = next;
+  }
+  return { operations, outcome };
+}
+
+/**
+ * Reconciles a finished file and writes its reports: every record received ends succeeded or failed, with
+ * `received = succeeded + failed`; a record left pending, or an answer that matches no record, is a
+ * ReconciliationError, never a silent report. Writes results.csv (one row per record) and the failed-records
+ * file, and returns the summary.
+ */
+export async function reportFile(input: ReportInput): Promise<FileSummary> {
+  const idColumn = input.kind === 'users' ? 'customer_id' : 'transaction_id';
+  const later: LaterAnswer[] = input.laterAnswers.map((answer) => ({
+    ...answer,
+    // One lookup per record of the later phases, not a scan of every answer.
+    byLine: new Map(answer.outcomes.map((o) => [o.line, o])),
+  }));
+  const answers = input.addAnswers[Symbol.asyncIterator]();
+  let pendingAnswer: { outcomes: readonly RecordOutcome[]; operation: CrmOperation; at: number } | undefined;
+
+  const nextAddOutcome = async (line: number) => {
+    while (!pendingAnswer || pendingAnswer.at >= pendingAnswer.outcomes.length) {
+      const next = await answers.next();
+      if (next.done) throw new ReconciliationError(`line ${line}: accepted, but no ADD answer: the record is pending`);
+      pendingAnswer = { outcomes: next.value.outcomes, operation: next.value.operation, at: 0 };
+    }
+    const outcome = pendingAnswer.outcomes[pendingAnswer.at++] as RecordOutcome;
+    if (outcome.line !== line) {
+      throw new ReconciliationError(
+        `line ${line}: the next ADD answer is for line ${outcome.line}; answers and source disagree`,
+      );
+    }
+    return { outcome, operation: pendingAnswer.operation };
+  };
+
+  let received = 0;
+  let succeeded = 0;
+  let failed = 0;
+  const failures: Record<string, number> = {};
+  let failedHeader: string[] | undefined;
+  await input.results.write(RESULTS_HEADER);
+
+  const writeFailedRecord = async (record: SourceRecord, reason: string) => {
+    if (input.format === 'jsonl') {
+      await input.failedRecords.write(`${JSON.stringify({ ...record.fields, [FAILURE_COLUMN]: reason })}\n`);
+      return;
+    }
+    if (!failedHeader) {
+      failedHeader = [...Object.keys(record.fields).filter((c) => c !== FAILURE_COLUMN), FAILURE_COLUMN];
+      await input.failedRecords.write(`${failedHeader.map(csvField).join(',')}\n`);
+    }
+    const row = failedHeader.map((column) =>
+      column === FAILURE_COLUMN ? reason : String(record.fields[column] ?? ''),
+    );
+    await input.failedRecords.write(`${row.map(csvField).join(',')}\n`);
+  };
+
+  for await (const chunk of input.source) {
+    let rows = '';
+    for (const record of chunk) {
+      received++;
+      const recordId = String(record.fields[idColumn] ?? '');
+      const validated = record.problem
+        ? invalid(record.problem.column, record.problem.rule)
+        : validateRecord(input.kind, record.fields);
+      let result: RecordResult;
+      if (!validated.ok) {
+        result = {
+          line: record.line,
+          recordId,
+          operations: [],
+          outcome: 'failed',
+          reason: 'VALIDATION',
+          error: validated.reason,
+          attempts: 0,
+        };
+      } else {
+        const first = await nextAddOutcome(record.line);
+        const { operations, outcome } = resolve(record.line, first.outcome, first.operation, later);
+        if (outcome.status === 'update') {
+          throw new ReconciliationError(`line ${record.line}: 8006 but no UPD answer: the record is pending`);
+        }
+        const terminal = outcome.status === 'succeeded' ? 'succeeded' : 'failed';
+        result = {
+          line: record.line,
+          recordId,
+          operations,
+          outcome: terminal,
+          ...(outcome.code === undefined ? {} : { code: outcome.code }),
+          ...(terminal === 'failed' ? { reason: outcome.reason ?? String(outcome.code ?? 'UNKNOWN') } : {}),
+          ...(outcome.error === undefined ? {} : { error: outcome.error }),
+          attempts: operations.length,
+        };
+      }
+      if (result.outcome === 'succeeded') {
+        succeeded++;
+      } else {
+        failed++;
+        const reason = result.reason as string;
+        failures[reason] = (failures[reason] ?? 0) + 1;
+        await writeFailedRecord(record, result.error && reason === 'VALIDATION' ? result.error : reason);
+      }
+      rows += `${[result.line, csvField(result.recordId), result.operations.join('+'), result.outcome, result.code ?? '', csvField(result.error ?? ''), result.attempts].join(',')}\n`;
+    }
+    if (rows) await input.results.write(rows);
+  }
+  if (pendingAnswer && pendingAnswer.at < pendingAnswer.outcomes.length) {
+    throw new ReconciliationError(
+      `ADD answers for line ${pendingAnswer.outcomes[pendingAnswer.at]?.line} and after match no record`,
+    );
+  }
+  const extra = await answers.next();
+  if (!extra.done) throw new ReconciliationError(`an ADD answer (batch ${extra.value.batchIndex}) matches no record`);
+  if (received !== succeeded + failed)
+    throw new ReconciliationError(`received ${received} != ${succeeded} succeeded + ${failed} failed`);
+
+  const status = failed === 0 ? 'succeeded' : succeeded === 0 ? 'failed' : 'partial';
+  return {
+    name: input.name,
+    sha256: input.sha256,
+    kind: input.kind,
+    status,
+    received,
+    succeeded,
+    failed,
+    failures,
+    ...(status === 'failed' ? { reason: 'every record failed' } : {}),
+  };
+}
