@@ -29,6 +29,8 @@ export interface RateLimiterOptions {
 }
 
 export interface Acquired {
+  /** The slot reserved (epoch ms): the call may go from then on. */
+  readonly slotMs: number;
   /** Time waiting for the reserved slot (pacing, by design). */
   readonly waitedMs: number;
   /** Time spent reserving (store round trips and lost races): the limiter's own cost. */
@@ -91,7 +93,7 @@ export class RateLimiter {
       if (reserved - slot > this.maxSlotLatenessMs) continue;
       const waitedMs = Math.max(0, slot - reserved);
       if (waitedMs > 0) await this.sleep(waitedMs);
-      return { waitedMs, overheadMs: reserved - started, conflicts };
+      return { slotMs: slot, waitedMs, overheadMs: reserved - started, conflicts };
     }
     throw new Error(`rate limiter: lost ${this.maxConflicts + 1} reservation races in a row`);
   }
