@@ -1,0 +1,41 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { ClaimOutcome, FileClaim, FileRegistry } from '../../core/ledger/file-claim';
+import { isConditionFailure } from './dynamodb-errors';
+
+const CLAIM_SORT_KEY = 'claim';
+
+/** File claims in the ledger table (`pk` = `file#<sha256>`, `sk` = `claim`), taken with a conditional put. */
+export class DynamoDbFileRegistry implements FileRegistry {
+  private readonly documents: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  async claim(claim: FileClaim): Promise<ClaimOutcome> {
+    const key = { pk: `file#${claim.fileId}`, sk: CLAIM_SORT_KEY };
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...key, ...claim, claimedAt: new Date().toISOString() },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return { outcome: 'claimed' };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }),
+    );
+    const owner = Item as (FileClaim & { claimedAt: string }) | undefined;
+    if (!owner) throw new Error(`claim of ${claim.fileId} refused, yet no claim is stored`);
+    const sameObject = owner.bucket === claim.bucket && owner.key === claim.key && owner.versionId === claim.versionId;
+    return sameObject ? { outcome: 'redelivered' } : { outcome: 'duplicate', duplicateOf: owner.key };
+  }
+}
