@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { CrmCustomerSchema, CrmTransactionSchema } from '../files/record-schemas';
-import { CRM_OPERATIONS } from './response-policy';
+import type { PlannedBatch } from '../files/plan-batches';
+import type { FileKind } from '../files/record-schemas';
+import { CRM_OPERATIONS, type CrmOperation } from './response-policy';
 
 /** Phases of a file's workflow: ADD first, UPD for 8006 customers, RETRY<n> for 4404 transactions. */
 export const PHASE_PATTERN = /^(ADD|UPD|RETRY[1-9]\d?)$/;
@@ -39,3 +41,29 @@ export type CallMessage = z.infer<typeof CallMessageSchema>;
 
 /** The CRM body of a message: `{"records":[...]}` in message order. */
 export const callBody = (message: CallMessage) => JSON.stringify({ records: message.records });
+
+/** The operation of each phase: users go ADD_CUST then UPD_CUST; transactions go ADD_TRX in every phase. */
+export function operationFor(kind: FileKind, phase: string): CrmOperation {
+  if (!PHASE_PATTERN.test(phase)) throw new RangeError(`not a phase: ${phase}`);
+  if (kind === 'transactions') return 'ADD_TRX';
+  if (phase === 'ADD') return 'ADD_CUST';
+  if (phase === 'UPD') return 'UPD_CUST';
+  throw new RangeError(`users have no ${phase} phase`);
+}
+
+/**
+ * The queue message of a planned batch, as text: the records' JSON is spliced in as serialised once by
+ * prepare, never parsed and written again. It parses as a {@link CallMessage}.
+ */
+export function callMessageBody(
+  batch: PlannedBatch,
+  meta: { fileId: string; phase: string; operation: CrmOperation },
+): string {
+  // Spliced in unescaped, so they must be the plain formats the schema demands.
+  if (!/^[0-9a-f]{64}$/.test(meta.fileId) || !PHASE_PATTERN.test(meta.phase)) {
+    throw new RangeError(`not a file id and phase: ${meta.fileId} ${meta.phase}`);
+  }
+  const lines = batch.items.map((item) => item.line).join(',');
+  const records = batch.items.map((item) => item.json).join(',');
+  return `{"fileId":"${meta.fileId}","phase":"${meta.phase}","batchIndex":${batch.index},"operation":"${meta.operation}","lines":[${lines}],"records":[${records}]}`;
+}

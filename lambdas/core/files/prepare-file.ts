@@ -17,6 +17,11 @@ export interface PrepareOptions extends BatchLimits {
   readonly kind: FileKind;
   /** Largest accepted file in bytes; a larger one fails with `File.TooLarge`. */
   readonly maxFileSizeBytes?: number;
+  /**
+   * Take only these lines (a later phase: the 8006 or 4404 records of the one before). Other records are
+   * skipped unvalidated; the batches are numbered from 0 for the phase.
+   */
+  readonly onlyLines?: ReadonlySet<number>;
   /** Encodings accepted (`ACCEPTED_ENCODINGS`); another fails with `File.EncodingNotAccepted`. @default all */
   readonly acceptedEncodings?: readonly Encoding[];
   /** Receives full batches in order; awaited, so a slow queue slows the reader instead of filling memory. */
@@ -57,7 +62,12 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
   for await (const chunk of records) {
     const batches: PlannedBatch[] = [];
     const rejected: RejectedRecord[] = [];
+    let skipped = 0;
     for (const record of chunk) {
+      if (options.onlyLines && !options.onlyLines.has(record.line)) {
+        skipped++;
+        continue;
+      }
       const result = record.problem
         ? invalid(record.problem.column, record.problem.rule)
         : validateRecord(options.kind, record.fields);
@@ -68,8 +78,8 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
       const full = planner.add(record.line, JSON.stringify(result.record));
       if (full) batches.push(full);
     }
-    received += chunk.length;
-    accepted += chunk.length - rejected.length;
+    received += chunk.length - skipped;
+    accepted += chunk.length - skipped - rejected.length;
     rejectedCount += rejected.length;
     batchCount += batches.length;
     if (rejected.length > 0) await options.onRejected(rejected);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { callBody, callMessageBody, CallMessageSchema, operationFor } from '../../../lambdas/core/crm/call-message';
 import { batchBody, type PlannedBatch } from '../../../lambdas/core/files/plan-batches';
 import { prepareFile, type RejectedRecord } from '../../../lambdas/core/files/prepare-file';
 import type { FileKind } from '../../../lambdas/core/files/record-schemas';
@@ -135,4 +136,65 @@ describe('prepareFile', () => {
     expect(summary).toMatchObject({ received: 0, accepted: 0, rejected: 0, batches: 0, bytes: 0 });
     expect(batches).toEqual([]);
   });
+});
+
+describe('prepareFile for a later phase, and the queue messages', () => {
+  const dir = tempDir();
+  afterAll(() => dir.remove());
+
+  it('re-batches only the given lines, numbered from 0, into messages the dispatcher accepts', async () => {
+    const [users] = await generateFiles({
+      users: 700,
+      transactions: 0,
+      outDir: dir.path,
+      badRate: 0.05,
+      seed: 'phase',
+    });
+    const all = await prepare(users!.path, 'users');
+    const acceptedLines = all.batches.flatMap((b) => b.items.map((i) => i.line));
+    // Say every third accepted record answered 8006: the UPD phase takes exactly those.
+    const updateLines = new Set(acceptedLines.filter((_, i) => i % 3 === 0));
+    const batches: PlannedBatch[] = [];
+    const summary = await prepareFile(createReadStream(users!.path), {
+      name: basename(users!.path),
+      kind: 'users',
+      maxRecords: 100,
+      maxBytes: 200 * 1024,
+      onlyLines: updateLines,
+      onBatches: (b) => void batches.push(...b),
+      onRejected: () => {
+        throw new Error('lines of a later phase were valid before and are valid again');
+      },
+    });
+    expect(summary).toMatchObject({ received: updateLines.size, accepted: updateLines.size, rejected: 0, batches: 3 });
+    expect(batches.map((b) => b.index)).toEqual([0, 1, 2]);
+    expect(batches.flatMap((b) => b.items.map((i) => i.line))).toEqual([...updateLines]);
+
+    const operation = operationFor('users', 'UPD');
+    const messages = batches.map((b) =>
+      CallMessageSchema.parse(JSON.parse(callMessageBody(b, { fileId: summary.sha256, phase: 'UPD', operation }))),
+    );
+    expect(messages[0]).toMatchObject({ fileId: summary.sha256, phase: 'UPD', batchIndex: 0, operation: 'UPD_CUST' });
+    expect(messages.flatMap((m) => m.lines)).toEqual([...updateLines]);
+    // The message body carries the same records, byte for byte, as the batch's call body.
+    expect(callBody(messages[1]!)).toBe(batchBody(batches[1]!.items));
+    expect(
+      Buffer.byteLength(callMessageBody(batches[0]!, { fileId: summary.sha256, phase: 'UPD', operation })),
+    ).toBeLessThan(256 * 1024);
+  });
+
+  it('knows the operation of every phase, and refuses what does not exist', () => {
+    expect(operationFor('users', 'ADD')).toBe('ADD_CUST');
+    expect(operationFor('transactions', 'RETRY2')).toBe('ADD_TRX');
+    expect(() => operationFor('users', 'RETRY1')).toThrow('users have no RETRY1 phase');
+    expect(() => operationFor('transactions', 'LATER')).toThrow('not a phase: LATER');
+  });
+});
+
+it('refuses to build a message from a file id or phase that would need escaping', () => {
+  const batch = { index: 0, bytes: 20, items: [{ line: 2, json: '{}' }] };
+  expect(() => callMessageBody(batch, { fileId: 'x"', phase: 'ADD', operation: 'ADD_CUST' })).toThrow(RangeError);
+  expect(() => callMessageBody(batch, { fileId: 'a'.repeat(64), phase: 'ADD"', operation: 'ADD_CUST' })).toThrow(
+    RangeError,
+  );
 });
