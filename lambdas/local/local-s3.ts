@@ -1,0 +1,48 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+
+export interface LocalS3 {
+  readonly endpoint: string;
+  /** A client with the settings the embedded S3 needs (DESIGN.md): path style, checksums only when required. */
+  client(): S3Client;
+  close(): Promise<void>;
+}
+
+/** S3 on 127.0.0.1 and a free port (s3rver), its data in a temporary directory removed on close. */
+export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3> {
+  const directory = mkdtempSync(join(tmpdir(), 'ingest-s3-'));
+  const server = new S3rver({
+    port: 0,
+    address: '127.0.0.1',
+    silent: true,
+    directory,
+    configureBuckets: buckets.map((name) => ({ name, configs: [] })),
+  });
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const clients: S3Client[] = [];
+  return {
+    endpoint,
+    client() {
+      // Without WHEN_REQUIRED the SDK's default checksums silently corrupt streamed uploads to s3rver.
+      const created = new S3Client({
+        endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      });
+      clients.push(created);
+      return created;
+    },
+    async close() {
+      for (const c of clients) c.destroy();
+      await server.close();
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
