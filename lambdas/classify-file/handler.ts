@@ -6,7 +6,7 @@ import { asTransient, dynamoDbClient, s3Client } from '../adapters/aws/clients';
 import { DynamoDbFileRegistry } from '../adapters/aws/dynamodb-file-registry';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store';
 import { loadConfig } from '../core/config';
-import { FileRejectedError } from '../core/errors';
+import { ErrorNames, FileRejectedError, PipelineError } from '../core/errors';
 import { identifyFile } from '../core/files/identify-file';
 import { FILE_KINDS } from '../core/files/record-schemas';
 
@@ -48,6 +48,12 @@ export const handler = middy(async (event: unknown) => {
     return claim;
   } catch (error) {
     // File rejections keep their names (the state machine quarantines on them); AWS hiccups become retryable.
-    throw error instanceof FileRejectedError ? error : asTransient(error);
+    if (error instanceof FileRejectedError) throw error;
+    const name = (error as Error).name;
+    if (name === 'NotFound' || name === 'NoSuchKey') {
+      // Typically the same event delivered again after the first execution moved the file.
+      throw new PipelineError(ErrorNames.fileGone, `s3://${input.file.bucket}/${input.file.key} is no longer there`);
+    }
+    throw asTransient(error);
   }
 }).use(injectLambdaContext(logger));

@@ -8,6 +8,8 @@ export const ErrorNames = {
   fileTooLarge: 'File.TooLarge',
   fileEncodingNotAccepted: 'File.EncodingNotAccepted',
   fileUnknownKind: 'File.UnknownKind',
+  /** The object is no longer there (already moved by an earlier execution, or deleted): nothing to do. */
+  fileGone: 'File.Gone',
   ledgerMismatch: 'Ledger.Mismatch',
   transient: 'Pipeline.Transient',
 } as const;

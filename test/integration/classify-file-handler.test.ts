@@ -85,9 +85,9 @@ describe('classify-file handler on the embedded S3 and DynamoDB', () => {
     ).rejects.toThrow(/sha256/);
   });
 
-  it('a missing object is not retried as transient: the state fails, for a redrive', async () => {
+  it('an object no longer there (moved by an earlier execution) is File.Gone, not a retry', async () => {
     await expect(
       invoke({ action: 'classify', file: { bucket: 'landing', key: 'demo/gone.csv' } }),
-    ).rejects.toMatchObject({ name: expect.stringMatching(/^(NotFound|NoSuchKey)$/) });
+    ).rejects.toMatchObject({ name: 'File.Gone', message: 's3://landing/demo/gone.csv is no longer there' });
   });
 });

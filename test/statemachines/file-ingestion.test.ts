@@ -268,6 +268,15 @@ describe('file-ingestion state machine', () => {
     expect(entered.at(-1)).toBe('AlreadyClaimed');
   });
 
+  it('an object no longer there (the event came again after the file was moved) ends quietly', async () => {
+    const { actions, entered } = await run({
+      kind: 'users',
+      failures: { classify: [named('File.Gone', 'no longer there')] },
+    });
+    expect(actions).toEqual(['classify-file:classify']);
+    expect(entered.at(-1)).toBe('ObjectGone');
+  });
+
   it('unknown file: quarantined with the reason, nothing claimed or sent', async () => {
     const { actions, calls } = await run({ kind: 'unknown' }, 'report.pdf');
     expect(actions).toEqual(['classify-file:classify', 'finalise-file:quarantine']);
