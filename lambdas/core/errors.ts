@@ -11,6 +11,14 @@ export const ErrorNames = {
   /** The object is no longer there (already moved by an earlier execution, or deleted): nothing to do. */
   fileGone: 'File.Gone',
   ledgerMismatch: 'Ledger.Mismatch',
+  /** The CRM rejected the credentials (401/403): the circuit is open, records stay pending. */
+  crmAuthRejected: 'Crm.AuthRejected',
+  /** 409 (key reused with another body) or a status the contract does not name: a pipeline bug, records pending. */
+  crmConflict: 'Crm.Conflict',
+  /** Still 429 after the retries. */
+  crmThrottled: 'Crm.Throttled',
+  /** 5xx, timeouts, resets or mismatched answers past the retries. */
+  crmUnavailable: 'Crm.Unavailable',
   transient: 'Pipeline.Transient',
 } as const;
 

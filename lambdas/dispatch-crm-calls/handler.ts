@@ -12,10 +12,11 @@ import { z } from 'zod';
 import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
 import { DynamoDbLimiterStore } from '../adapters/aws/dynamodb-limiter-store';
 import { CallMessageSchema } from '../core/crm/call-message';
-import { CrmCallError, CrmClient, CrmErrorNames, type AttemptReport } from '../core/crm/crm-client';
+import { CrmCallError, CrmClient, type AttemptReport } from '../core/crm/crm-client';
 import { dispatchCall, type CallAnswer } from '../core/crm/dispatch-call';
 import { RateLimiter } from '../core/crm/rate-limiter';
 import { loadConfig } from '../core/config';
+import { ErrorNames } from '../core/errors';
 
 /** The function's own environment; the shared settings (limits, retries, timeouts) come through loadConfig. */
 const Environment = z.object({
@@ -163,7 +164,7 @@ async function handleRecord(record: SQSRecord): Promise<void> {
   } catch (error) {
     if (error instanceof CrmCallError) {
       metrics.addMetric(
-        error.name === CrmErrorNames.authRejected ? 'CrmAuthRejected' : 'CrmCallFailed',
+        error.name === ErrorNames.crmAuthRejected ? 'CrmAuthRejected' : 'CrmCallFailed',
         MetricUnit.Count,
         1,
       );
@@ -172,7 +173,7 @@ async function handleRecord(record: SQSRecord): Promise<void> {
         error: error.name,
         reason: error.message,
       });
-      if (error.name === CrmErrorNames.unavailable || error.name === CrmErrorNames.throttled)
+      if (error.name === ErrorNames.crmUnavailable || error.name === ErrorNames.crmThrottled)
         await delayRedelivery(record);
     }
     throw error;

@@ -1,14 +1,12 @@
+import { ErrorNames } from '../errors';
 import { decideCall, decideRecord, parseCallResults, type CrmOperation, type RecordDecision } from './response-policy';
 
-/** Error names of whole-call failures (STYLE.md: errors are named; the state machine and alarms see these). */
-export const CrmErrorNames = {
-  authRejected: 'Crm.AuthRejected',
-  conflict: 'Crm.Conflict',
-  throttled: 'Crm.Throttled',
-  unavailable: 'Crm.Unavailable',
-} as const;
-
-export type CrmErrorName = (typeof CrmErrorNames)[keyof typeof CrmErrorNames];
+/** The names of whole-call failures, from the one table of error names. */
+export type CrmErrorName =
+  | typeof ErrorNames.crmAuthRejected
+  | typeof ErrorNames.crmConflict
+  | typeof ErrorNames.crmThrottled
+  | typeof ErrorNames.crmUnavailable;
 
 /** A call that did not get per-record answers: its records stay pending (never failed for this reason). */
 export class CrmCallError extends Error {
@@ -136,10 +134,10 @@ export class CrmClient {
     const route = OPERATION_ROUTES[call.operation];
     const url = `${this.options.baseUrl.replace(/\/+$/, '')}${route.path}`;
     let lastProblem = '';
-    let lastKind: CrmErrorName = CrmErrorNames.unavailable;
+    let lastKind: CrmErrorName = ErrorNames.crmUnavailable;
     for (let attempt = 1; attempt <= this.options.retryAttempts + 1; attempt++) {
       if (this.circuitOpen)
-        throw new CrmCallError(CrmErrorNames.authRejected, 'CRM credentials were rejected: circuit open');
+        throw new CrmCallError(ErrorNames.crmAuthRejected, 'CRM credentials were rejected: circuit open');
       const waitStarted = Date.now();
       await this.options.acquire?.();
       const started = Date.now();
@@ -168,7 +166,7 @@ export class CrmClient {
           replayed: false,
           limiterWaitMs,
         });
-        lastKind = CrmErrorNames.unavailable;
+        lastKind = ErrorNames.crmUnavailable;
         lastProblem = timedOut
           ? `no answer within ${this.options.timeoutMs} ms`
           : `connection failed (${causeOf(error)})`;
@@ -192,7 +190,7 @@ export class CrmClient {
             const decisions = results.map((result) => decideRecord(call.operation, result));
             return { kind: 'answered', decisions, attempts: attempt, replayed };
           }
-          lastKind = CrmErrorNames.unavailable;
+          lastKind = ErrorNames.crmUnavailable;
           lastProblem = 'a 200 whose results do not match the request';
           break;
         }
@@ -201,20 +199,20 @@ export class CrmClient {
         case 'circuit-open':
           this.circuitOpen = true;
           throw new CrmCallError(
-            CrmErrorNames.authRejected,
+            ErrorNames.crmAuthRejected,
             `CRM rejected the credentials (${response.status})`,
             response.status,
           );
         case 'halt':
           throw new CrmCallError(
-            CrmErrorNames.conflict,
+            ErrorNames.crmConflict,
             response.status === 409
               ? 'Idempotency-Key reused with another body (409): a pipeline bug, records stay pending'
               : `unexpected CRM status ${response.status}: records stay pending`,
             response.status,
           );
         case 'throttled': {
-          lastKind = CrmErrorNames.throttled;
+          lastKind = ErrorNames.crmThrottled;
           lastProblem = 'throttled (429)';
           if (attempt <= this.options.retryAttempts) {
             const after = retryAfterMs(response.headers.get('retry-after')) ?? 0;
@@ -223,7 +221,7 @@ export class CrmClient {
           continue;
         }
         case 'transient':
-          lastKind = CrmErrorNames.unavailable;
+          lastKind = ErrorNames.crmUnavailable;
           lastProblem = `CRM answered ${response.status}`;
           break;
       }

@@ -101,15 +101,6 @@ export function decideRecord(operation: CrmOperation, result: CrmRecordResult): 
  */
 export type CallAction = 'per-record' | 'fail-all' | 'circuit-open' | 'halt' | 'throttled' | 'transient';
 
-/** Error names a state machine or a report sees for call-level outcomes (STYLE.md: errors are named). */
-export const CALL_ERROR_NAMES = {
-  'fail-all': 'Crm.BadRequest',
-  'circuit-open': 'Crm.AuthRejected',
-  halt: 'Crm.Conflict',
-  throttled: 'Crm.Throttled',
-  transient: 'Crm.Unavailable',
-} as const satisfies Record<Exclude<CallAction, 'per-record'>, string>;
-
 /** The whole-call table of crm-api.md by HTTP status. */
 export const CALL_RULES: Readonly<Record<number, CallAction>> = {
   200: 'per-record',
