@@ -4,13 +4,14 @@ import middy from '@middy/core';
 import { z } from 'zod';
 import { asTransient, dynamoDbClient, s3Client } from '../adapters/aws/clients';
 import { DynamoDbFileRegistry } from '../adapters/aws/dynamodb-file-registry';
+import { readEnvironment } from '../adapters/aws/environment';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store';
 import { loadConfig } from '../core/config';
 import { ErrorNames, FileRejectedError, PipelineError } from '../core/errors';
 import { identifyFile } from '../core/files/identify-file';
 import { FILE_KINDS } from '../core/files/record-schemas';
 
-const Environment = z.object({ LEDGER_TABLE_NAME: z.string().min(1, { error: 'LEDGER_TABLE_NAME is required' }) });
+const Environment = z.object({ LEDGER_TABLE_NAME: z.string().min(1) });
 
 const FileRef = z.object({ bucket: z.string().min(1), key: z.string().min(1) });
 /** The state machine's two calls of this function (statemachines/file-ingestion.asl.json). */
@@ -27,7 +28,7 @@ const Input = z.discriminatedUnion('action', [
   }),
 ]);
 
-const environment = Environment.parse(process.env);
+const environment = readEnvironment(Environment);
 const settings = loadConfig({ env: process.env });
 export const logger = new Logger({ serviceName: 'classify-file' });
 const store = new S3ObjectStore(s3Client());

@@ -3,14 +3,15 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ChangeMessageVisibilityCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
+import { dynamoDbClient, secretsManagerClient, sqsClient } from '../adapters/aws/clients';
 import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
 import { DynamoDbLimiterStore } from '../adapters/aws/dynamodb-limiter-store';
+import { readEnvironment } from '../adapters/aws/environment';
 import { CallMessageSchema } from '../core/crm/call-message';
 import { CrmCallError, CrmClient, type AttemptReport } from '../core/crm/crm-client';
 import { dispatchCall, type CallAnswer } from '../core/crm/dispatch-call';
@@ -19,36 +20,29 @@ import { loadConfig } from '../core/config';
 import { ErrorNames } from '../core/errors';
 
 /** The function's own environment; the shared settings (limits, retries, timeouts) come through loadConfig. */
-const Environment = z.object({
-  LEDGER_TABLE_NAME: z.string().min(1),
-  LIMITER_TABLE_NAME: z.string().min(1),
-  CRM_BASE_URL: z.url(),
-  /** Either the token itself (local runs) or the Secrets Manager secret holding it (AWS). */
-  CRM_API_TOKEN: z.string().min(1).optional(),
-  CRM_API_TOKEN_SECRET_ARN: z.string().min(1).optional(),
-  /** The call queue: when given, a transient failure sets its message's visibility for exponential back-off. */
-  CALL_QUEUE_URL: z.string().min(1).optional(),
-});
+const Environment = z
+  .object({
+    LEDGER_TABLE_NAME: z.string().min(1),
+    LIMITER_TABLE_NAME: z.string().min(1),
+    CRM_BASE_URL: z.url(),
+    /** Either the token itself (local runs) or the Secrets Manager secret holding it (AWS). */
+    CRM_API_TOKEN: z.string().min(1).optional(),
+    CRM_API_TOKEN_SECRET_ARN: z.string().min(1).optional(),
+    /** The call queue: when given, a transient failure sets its message's visibility for exponential back-off. */
+    CALL_QUEUE_URL: z.string().min(1).optional(),
+  })
+  .refine((env) => env.CRM_API_TOKEN || env.CRM_API_TOKEN_SECRET_ARN, {
+    path: ['CRM_API_TOKEN'],
+    error: 'CRM_API_TOKEN or CRM_API_TOKEN_SECRET_ARN is required',
+  });
 
 export const logger = new Logger({ serviceName: 'crm-dispatch' });
 export const metrics = new Metrics({ namespace: 'CrmIngestion', serviceName: 'crm-dispatch' });
 const processor = new BatchProcessor(EventType.SQS);
 
-function readEnvironment() {
-  const parsed = Environment.safeParse(process.env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`);
-    throw new Error(`Invalid environment: ${problems.join('; ')}`);
-  }
-  if (!parsed.data.CRM_API_TOKEN && !parsed.data.CRM_API_TOKEN_SECRET_ARN) {
-    throw new Error('Invalid environment: CRM_API_TOKEN or CRM_API_TOKEN_SECRET_ARN is required');
-  }
-  return parsed.data;
-}
-
-const environment = readEnvironment();
+const environment = readEnvironment(Environment);
 const settings = loadConfig({ env: process.env });
-const dynamodb = new DynamoDBClient({});
+const dynamodb = dynamoDbClient();
 const ledger = new DynamoDbCallLedger(dynamodb, environment.LEDGER_TABLE_NAME);
 const limiter = new RateLimiter(new DynamoDbLimiterStore(dynamodb, environment.LIMITER_TABLE_NAME), {
   callsPerWindow: settings.callsPerMinute,
@@ -80,7 +74,7 @@ function reportAnswer(answer: CallAnswer): void {
   }
 }
 
-const sqs = new SQSClient({});
+const sqs = sqsClient();
 /** SQS caps a message's visibility timeout at 12 hours; our back-off stops well before. */
 const MAX_BACKOFF_S = 900;
 
@@ -115,8 +109,9 @@ async function crmClient(): Promise<CrmClient> {
   if (client) return client;
   let token = environment.CRM_API_TOKEN;
   if (!token) {
-    const secrets = new SecretsManagerClient({});
-    const secret = await secrets.send(new GetSecretValueCommand({ SecretId: environment.CRM_API_TOKEN_SECRET_ARN }));
+    const secret = await secretsManagerClient().send(
+      new GetSecretValueCommand({ SecretId: environment.CRM_API_TOKEN_SECRET_ARN }),
+    );
     token = secret.SecretString;
     if (!token) throw new Error('the CRM token secret is empty');
   }

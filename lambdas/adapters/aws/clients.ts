@@ -1,5 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { ErrorNames } from '../../core/errors';
 
 /**
@@ -9,6 +11,8 @@ import { ErrorNames } from '../../core/errors';
  */
 export const s3Client = () => new S3Client({ forcePathStyle: process.env.S3_FORCE_PATH_STYLE === 'true' });
 export const dynamoDbClient = () => new DynamoDBClient({});
+export const sqsClient = () => new SQSClient({});
+export const secretsManagerClient = () => new SecretsManagerClient({});
 
 const TRANSIENT_NAMES = new Set([
   'ThrottlingException',
