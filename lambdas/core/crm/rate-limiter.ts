@@ -67,10 +67,10 @@ export class RateLimiter {
   ) {
     if (!(options.callsPerWindow >= 2)) throw new RangeError('callsPerWindow must be at least 2');
     const windowMs = options.windowMs ?? 60_000;
+    const jitterMs = options.arrivalJitterMs ?? 500;
     // Rounded up to whole microseconds: stored sums stay short decimals, and rounding up only widens the gaps.
-    this.intervalMs =
-      Math.ceil(((windowMs + (options.arrivalJitterMs ?? 500)) / (options.callsPerWindow - 1)) * 1000) / 1000;
-    this.maxSlotLatenessMs = (options.arrivalJitterMs ?? 500) / 2;
+    this.intervalMs = Math.ceil(((windowMs + jitterMs) / (options.callsPerWindow - 1)) * 1000) / 1000;
+    this.maxSlotLatenessMs = jitterMs / 2;
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? defaultSleep;
     this.maxConflicts = options.maxConflicts ?? 100;

@@ -167,8 +167,10 @@ async function* readCsv(
     if (records.length > 0) yield records;
   }
   const last = parser.parse(carried, 0, false);
-  failOnQuoting(last.data as string[][], carried.includes('"'), last.errors, true);
-  const records = take(last.data as string[][], carried.includes('"'));
+  const lastRows = last.data as string[][];
+  const lastMayHoldNewlines = carried.includes('"');
+  failOnQuoting(lastRows, lastMayHoldNewlines, last.errors, true);
+  const records = take(lastRows, lastMayHoldNewlines);
   if (records.length > 0) yield records;
 }
 
