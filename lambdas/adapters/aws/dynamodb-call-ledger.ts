@@ -2,6 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { CallAnswer, CallLedger, OutcomeStatus, RecordOutcome } from '../../core/crm/dispatch-call';
 import { isConditionFailure } from './dynamodb-errors';
+import { answerKey, fileKey } from './ledger-keys';
 
 /**
  * Outcomes are stored as one JSON string of compact tuples: 100 of them stay a few KiB, far under DynamoDB's
@@ -14,11 +15,6 @@ type StoredOutcome = [
   reason: string | null,
   error: string | null,
 ];
-
-const fileKey = (fileId: string) => `file#${fileId}`;
-/** Zero-padded so a file's answers sort by phase and batch. */
-export const answerKey = (phase: string, batchIndex: number) =>
-  `answer#${phase}#${String(batchIndex).padStart(9, '0')}`;
 
 /** Call answers in the ledger table: one item per (file, phase, batch), written once with a conditional put. */
 export class DynamoDbCallLedger implements CallLedger {

@@ -2,8 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { ClaimOutcome, FileClaim, FileRegistry } from '../../core/ledger/file-claim';
 import { isConditionFailure } from './dynamodb-errors';
-
-const CLAIM_SORT_KEY = 'claim';
+import { CLAIM_SORT_KEY, fileKey } from './ledger-keys';
 
 /** File claims in the ledger table (`pk` = `file#<sha256>`, `sk` = `claim`), taken with a conditional put. */
 export class DynamoDbFileRegistry implements FileRegistry {
@@ -17,7 +16,7 @@ export class DynamoDbFileRegistry implements FileRegistry {
   }
 
   async claim(claim: FileClaim): Promise<ClaimOutcome> {
-    const key = { pk: `file#${claim.fileId}`, sk: CLAIM_SORT_KEY };
+    const key = { pk: fileKey(claim.fileId), sk: CLAIM_SORT_KEY };
     try {
       await this.documents.send(
         new PutCommand({
