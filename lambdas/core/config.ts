@@ -114,6 +114,13 @@ export const SETTINGS = {
     schema: integer(0, 20).default(3),
     help: 'how many times 4404 records are tried again before they fail',
   },
+  phaseCheckSeconds: {
+    env: 'PHASE_CHECK_INTERVAL_S',
+    flag: 'phase-check-interval',
+    secret: false,
+    schema: integer(1, 86_400).default(900),
+    help: 'how long a phase waits for its last answer before it recounts the ledger (heals a lost counter update)',
+  },
   sweepIntervalMinutes: {
     env: 'SWEEP_INTERVAL_MINUTES',
     flag: 'sweep-interval-minutes',

@@ -67,7 +67,9 @@ describe('identifyFile over S3 (s3rver)', () => {
   });
 
   it('metadata wins over the name', async () => {
-    await put('demo/users_demo_20261124_002.csv', 'transaction_id,amount\n', { 'file-type': 'transactions' });
+    await put('demo/users_demo_20261124_002.csv', 'transaction_id,customer_id,amount,currency,occurred_at\n', {
+      'file-type': 'transactions',
+    });
     expect(
       await identifyFile(store, { bucket: 'landing', key: 'demo/users_demo_20261124_002.csv' }, options),
     ).toMatchObject({
@@ -114,5 +116,23 @@ describe('identifyFile over S3 (s3rver)', () => {
         { ...options, acceptedEncodings: ['csv', 'gzip'] },
       ),
     ).rejects.toMatchObject({ name: 'File.EncodingNotAccepted' });
+  });
+  it('refuses as a whole a file that breaks further down than its head (NUL at 100 KiB, truncated gzip, a missing column)', async () => {
+    const [users] = await generateFiles({ users: 3000, transactions: 0, outDir: dir.path, seed: 'unreadable' });
+    const good = readFileSync(users!.path);
+    const binary = Buffer.concat([good.subarray(0, 100 * 1024), Buffer.from([0]), good.subarray(100 * 1024)]);
+    await put('demo/users_demo_20261124_005.csv', binary);
+    await expect(
+      identifyFile(store, { bucket: 'landing', key: 'demo/users_demo_20261124_005.csv' }, options),
+    ).rejects.toMatchObject({ name: 'File.Unreadable' });
+    const gz = gzipSync(good);
+    await put('demo/users_demo_20261124_006.csv.gz', gz.subarray(0, gz.length - 100));
+    await expect(
+      identifyFile(store, { bucket: 'landing', key: 'demo/users_demo_20261124_006.csv.gz' }, options),
+    ).rejects.toMatchObject({ name: 'File.Unreadable' });
+    await put('demo/users_demo_20261124_007.csv', 'customer_id,email\nC1,a@b.c\n');
+    await expect(
+      identifyFile(store, { bucket: 'landing', key: 'demo/users_demo_20261124_007.csv' }, options),
+    ).rejects.toMatchObject({ name: 'File.Unreadable', message: expect.stringMatching(/first_name/) });
   });
 });

@@ -4,7 +4,8 @@ import { classifyFile, type ClassifiedBy } from './classify-file';
 import { encodingFromName, notAccepted, readHead, sniffFormat, type RecordFormat } from './file-encoding';
 import { hashWhileStreaming } from './file-identity';
 import type { ObjectRef, ObjectStore } from './object-store';
-import type { FileKind } from './record-schemas';
+import { readRecords } from './read-records';
+import { requiredColumns, type FileKind } from './record-schemas';
 
 /** Bytes read from the start of a file to classify it: enough for any header or first record. */
 const HEAD_BYTES = 64 * 1024;
@@ -27,7 +28,8 @@ export interface IdentifyOptions {
 
 /**
  * The classify step: checks the size limit, reads only the head to decide the kind (metadata > tag > name >
- * header) and format, then streams the whole object once for its SHA-256, the file's identity.
+ * header) and format, then streams the whole object once for its SHA-256, the file's identity, parsing it on
+ * the way so that a file unreadable anywhere is refused as a whole.
  * @throws FileRejectedError `File.TooLarge`, `File.EncodingNotAccepted`, `File.Unreadable` (e.g. broken gzip head)
  */
 export async function identifyFile(store: ObjectStore, ref: ObjectRef, options: IdentifyOptions): Promise<Identified> {
@@ -55,9 +57,17 @@ export async function identifyFile(store: ObjectStore, ref: ObjectRef, options: 
   if (classification.kind === 'unknown') return { kind: 'unknown', reason: classification.reason, size: head.size };
   const format = fromName.format ?? sniffFormat(text);
   if (!options.acceptedEncodings.includes(format)) throw notAccepted(format);
+  // One pass over the whole object: the hash is taken as the bytes pass, and the records are parsed (not
+  // validated), so a file that breaks as its encoding further down (binary, broken gzip, quoting) is refused
+  // here, before any of it is sent.
   const hashed = hashWhileStreaming(store.read(ref));
-  for await (const _chunk of hashed.bytes) {
-    // Reading is all: the hash is taken as the bytes pass.
+  const records = readRecords(hashed.bytes, {
+    name: ref.key,
+    requiredColumns: requiredColumns(classification.kind),
+    acceptedEncodings: options.acceptedEncodings,
+  });
+  for await (const _chunk of records) {
+    // Parsing is all.
   }
   return {
     kind: classification.kind,
