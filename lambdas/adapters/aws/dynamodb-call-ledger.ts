@@ -1,8 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, paginateQuery } from '@aws-sdk/lib-dynamodb';
 import type { CallAnswer, CallLedger, OutcomeStatus, RecordOutcome } from '../../core/crm/dispatch-call';
+import type { CrmOperation } from '../../core/crm/response-policy';
 import { isConditionFailure } from './dynamodb-errors';
-import { answerKey, fileKey } from './ledger-keys';
+import { answerKey, answerPrefix, fileKey } from './ledger-keys';
 
 /**
  * Outcomes are stored as one JSON string of compact tuples: 100 of them stay a few KiB, far under DynamoDB's
@@ -71,8 +72,8 @@ export class DynamoDbCallLedger implements CallLedger {
     }
   }
 
-  /** A stored answer, as the workflow reads it back. */
-  async readAnswer(fileId: string, phase: string, batchIndex: number): Promise<RecordOutcome[] | undefined> {
+  /** A stored answer's outcomes, as the workflow reads them back. */
+  async readAnswer(fileId: string, phase: string, batchIndex: number): Promise<readonly RecordOutcome[] | undefined> {
     const { Item } = await this.documents.send(
       new GetCommand({
         TableName: this.tableName,
@@ -80,13 +81,44 @@ export class DynamoDbCallLedger implements CallLedger {
         ConsistentRead: true,
       }),
     );
-    const stored = typeof Item?.outcomes === 'string' ? (JSON.parse(Item.outcomes) as StoredOutcome[]) : undefined;
-    return stored?.map(([line, status, code, reason, error]) => ({
+    return Item ? toAnswer(fileId, phase, Item).outcomes : undefined;
+  }
+
+  /**
+   * A phase's answers in batch order (which is line order), read page by page (1 MB each) with strongly
+   * consistent reads, so memory holds one page however large the file.
+   */
+  async *answers(fileId: string, phase: string): AsyncIterable<CallAnswer> {
+    const pages = paginateQuery(
+      { client: this.documents },
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': fileKey(fileId), ':prefix': answerPrefix(phase) },
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) {
+      for (const item of page.Items ?? []) yield toAnswer(fileId, phase, item);
+    }
+  }
+}
+
+function toAnswer(fileId: string, phase: string, item: Record<string, unknown>): CallAnswer {
+  const stored = JSON.parse(String(item.outcomes)) as StoredOutcome[];
+  return {
+    fileId,
+    phase,
+    batchIndex: Number(String(item.sk).slice(answerPrefix(phase).length)),
+    operation: item.operation as CrmOperation,
+    attempts: Number(item.attempts),
+    replayed: item.replayed === true,
+    outcomes: stored.map(([line, status, code, reason, error]) => ({
       line,
       status,
       ...(code === null ? {} : { code }),
       ...(reason === null ? {} : { reason }),
       ...(error === null ? {} : { error }),
-    }));
-  }
+    })),
+  };
 }

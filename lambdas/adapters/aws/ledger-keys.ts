@@ -9,4 +9,10 @@ export const CLAIM_SORT_KEY = 'claim';
 
 /** A batch's answer; zero-padded so a file's answers sort by phase and batch. */
 export const answerKey = (phase: string, batchIndex: number) =>
-  `answer#${phase}#${String(batchIndex).padStart(9, '0')}`;
+  `${answerPrefix(phase)}${String(batchIndex).padStart(9, '0')}`;
+
+/** The answers of one phase: `answer#<phase>#`, with the closing `#` so RETRY1 does not take in RETRY10. */
+export const answerPrefix = (phase: string) => `answer#${phase}#`;
+
+/** A phase's counters and task token. */
+export const phaseKey = (phase: string) => `phase#${phase}`;

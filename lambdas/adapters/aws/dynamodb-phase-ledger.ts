@@ -1,0 +1,115 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { CallAnswer } from '../../core/crm/dispatch-call';
+import { carriedOver, type PhaseLedger, type PhaseState } from '../../core/ledger/phase-ledger';
+import type { DynamoDbCallLedger } from './dynamodb-call-ledger';
+import { isConditionFailure } from './dynamodb-errors';
+import { fileKey, phaseKey } from './ledger-keys';
+
+/** Phase counters in the ledger table: one item per (file, phase), `sk` = `phase#<phase>`, atomic updates only. */
+export class DynamoDbPhaseLedger implements PhaseLedger {
+  private readonly documents: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+    private readonly answers: Pick<DynamoDbCallLedger, 'answers'>,
+  ) {
+    this.documents = DynamoDBDocumentClient.from(client);
+  }
+
+  async read(fileId: string, phase: string): Promise<PhaseState> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: this.key(fileId, phase), ConsistentRead: true }),
+    );
+    return toState(fileId, phase, Item);
+  }
+
+  setBatchTotal(fileId: string, phase: string, batches: number): Promise<PhaseState> {
+    return this.update(fileId, phase, 'SET batches = :batches', { ':batches': batches });
+  }
+
+  countAnswer(answer: CallAnswer): Promise<PhaseState> {
+    const { update, retryLater } = carriedOver(answer.outcomes);
+    return this.update(
+      answer.fileId,
+      answer.phase,
+      'ADD answered :one, #update :update, retryLater :retryLater SET answeredAt = :now',
+      { ':one': 1, ':update': update, ':retryLater': retryLater, ':now': new Date().toISOString() },
+      { '#update': 'update' },
+    );
+  }
+
+  storeTaskToken(fileId: string, phase: string, taskToken: string): Promise<PhaseState> {
+    return this.update(fileId, phase, 'SET taskToken = :token', { ':token': taskToken });
+  }
+
+  async recount(fileId: string, phase: string, expected: number): Promise<PhaseState | 'moved'> {
+    let answered = 0;
+    let update = 0;
+    let retryLater = 0;
+    for await (const answer of this.answers.answers(fileId, phase)) {
+      const carried = carriedOver(answer.outcomes);
+      answered++;
+      update += carried.update;
+      retryLater += carried.retryLater;
+    }
+    try {
+      return await this.update(
+        fileId,
+        phase,
+        'SET answered = :answered, #update = :update, retryLater = :retryLater, recountedAt = :now',
+        {
+          ':answered': answered,
+          ':update': update,
+          ':retryLater': retryLater,
+          ':expected': expected,
+          ':now': new Date().toISOString(),
+        },
+        { '#update': 'update' },
+        '(attribute_not_exists(answered) AND :expected = :zero) OR answered = :expected',
+      );
+    } catch (error) {
+      if (isConditionFailure(error)) return 'moved';
+      throw error;
+    }
+  }
+
+  private key(fileId: string, phase: string) {
+    return { pk: fileKey(fileId), sk: phaseKey(phase) };
+  }
+
+  private async update(
+    fileId: string,
+    phase: string,
+    expression: string,
+    values: Record<string, unknown>,
+    names?: Record<string, string>,
+    condition?: string,
+  ): Promise<PhaseState> {
+    const { Attributes } = await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(fileId, phase),
+        UpdateExpression: expression,
+        ExpressionAttributeValues: condition?.includes(':zero') ? { ...values, ':zero': 0 } : values,
+        ...(names ? { ExpressionAttributeNames: names } : {}),
+        ...(condition ? { ConditionExpression: condition } : {}),
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return toState(fileId, phase, Attributes);
+  }
+}
+
+function toState(fileId: string, phase: string, item: Record<string, unknown> | undefined): PhaseState {
+  return {
+    fileId,
+    phase,
+    ...(typeof item?.batches === 'number' ? { batches: item.batches } : {}),
+    answered: Number(item?.answered ?? 0),
+    update: Number(item?.update ?? 0),
+    retryLater: Number(item?.retryLater ?? 0),
+    ...(typeof item?.taskToken === 'string' ? { taskToken: item.taskToken } : {}),
+  };
+}

@@ -1,0 +1,123 @@
+import type { CallAnswer, OutcomeStatus } from '../crm/dispatch-call';
+
+/**
+ * Where a phase of a file stands: how many batches it has (known once its last prepare slice has enqueued
+ * them), how many are answered, and how many of their records go on to a next phase.
+ */
+export interface PhaseState {
+  readonly fileId: string;
+  readonly phase: string;
+  readonly batches?: number;
+  readonly answered: number;
+  /** Records answered 8006: the UPD phase takes them. */
+  readonly update: number;
+  /** Records answered 4404: the next RETRY phase takes them. */
+  readonly retryLater: number;
+  /** The waiting execution's task token, once the await step has stored it. */
+  readonly taskToken?: string;
+}
+
+/** What a finished phase tells the state machine (its NextPhase choice reads `update` and `retryLater`). */
+export interface PhaseResult {
+  readonly phase: string;
+  readonly batches: number;
+  readonly answered: number;
+  readonly update: number;
+  readonly retryLater: number;
+}
+
+export const isComplete = (state: PhaseState): state is PhaseState & { batches: number } =>
+  state.batches !== undefined && state.answered >= state.batches;
+
+export const phaseResult = (state: PhaseState & { batches: number }): PhaseResult => ({
+  phase: state.phase,
+  batches: state.batches,
+  answered: state.answered,
+  update: state.update,
+  retryLater: state.retryLater,
+});
+
+/** How many of an answer's records each next phase takes. */
+export function carriedOver(outcomes: CallAnswer['outcomes']): { update: number; retryLater: number } {
+  let update = 0;
+  let retryLater = 0;
+  for (const outcome of outcomes) {
+    if (outcome.status === 'update') update++;
+    else if (outcome.status === 'retry-later') retryLater++;
+  }
+  return { update, retryLater };
+}
+
+/** The status that sends a record on from each phase to the next. */
+export const CARRIED_STATUS: Readonly<Record<'UPD' | 'RETRY', OutcomeStatus>> = { UPD: 'update', RETRY: 'retry-later' };
+
+/**
+ * The port to the phase counters. Single-item writes only (the design allows no transactions): an answer is
+ * stored by one conditional put, then counted by one atomic update made only by the writer whose put created
+ * it, so a count is never doubled. A crash between the two leaves the counter short; {@link checkPhase}
+ * heals that by counting the stored answers again.
+ */
+export interface PhaseLedger {
+  read(fileId: string, phase: string): Promise<PhaseState>;
+  /** Set by the last prepare slice of the phase. */
+  setBatchTotal(fileId: string, phase: string, batches: number): Promise<PhaseState>;
+  /** Counts one newly stored answer. */
+  countAnswer(answer: CallAnswer): Promise<PhaseState>;
+  storeTaskToken(fileId: string, phase: string, taskToken: string): Promise<PhaseState>;
+  /**
+   * Counts the stored answers again and sets the counters from them, unless `answered` has moved from
+   * `expected` meanwhile (answers are still arriving: nothing was lost); then `moved`.
+   */
+  recount(fileId: string, phase: string, expected: number): Promise<PhaseState | 'moved'>;
+}
+
+/** The port to the waiting execution (Step Functions' SendTaskSuccess on AWS, an in-process call locally). */
+export interface TaskNotifier {
+  /** Resumes the execution waiting on `taskToken`; a token already used is not an error. */
+  succeed(taskToken: string, result: PhaseResult): Promise<void>;
+}
+
+/**
+ * Resumes the waiting execution when the phase is complete. Called by each of the three writers that can
+ * complete it (the dispatcher counting the last answer, the last prepare slice setting the total, the await
+ * step storing the token), so whichever comes last resumes it; two of them may both send, which is harmless.
+ */
+export async function resumeIfComplete(state: PhaseState, notifier: TaskNotifier): Promise<boolean> {
+  if (!isComplete(state) || !state.taskToken) return false;
+  await notifier.succeed(state.taskToken, phaseResult(state));
+  return true;
+}
+
+export type PhaseCheck = PhaseResult & { readonly complete: boolean; readonly recounted: boolean };
+
+/**
+ * The state machine's periodic check while it awaits a phase (the await task's timeout): complete, still
+ * moving (answers arrived since the last check: wait on), or stalled short of its total, when the stored
+ * answers are counted again, which heals a count lost to a crash between an answer and its count.
+ */
+export async function checkPhase(
+  ledger: PhaseLedger,
+  fileId: string,
+  phase: string,
+  previous?: { phase: string; answered: number },
+): Promise<PhaseCheck> {
+  let state = await ledger.read(fileId, phase);
+  let recounted = false;
+  const stalled = previous?.phase === phase && previous.answered === state.answered;
+  if (!isComplete(state) && stalled && state.batches !== undefined) {
+    const counted = await ledger.recount(fileId, phase, state.answered);
+    if (counted !== 'moved') {
+      state = counted;
+      recounted = true;
+    }
+  }
+  return {
+    phase,
+    batches: state.batches ?? -1,
+    answered: state.answered,
+    update: state.update,
+    retryLater: state.retryLater,
+    complete: isComplete(state),
+    recounted,
+  };
+}
