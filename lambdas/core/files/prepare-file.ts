@@ -21,7 +21,14 @@ export interface PrepareOptions extends BatchLimits {
    * Take only these lines (a later phase: the 8006 or 4404 records of the one before). Other records are
    * skipped unvalidated; the batches are numbered from 0 for the phase.
    */
-  readonly onlyLines?: ReadonlySet<number>;
+  readonly onlyLines?: { has(line: number): boolean };
+  /**
+   * Batches below this index were handed on by an earlier slice: they are planned again (batching is
+   * deterministic) but not handed on twice. @default 0
+   */
+  readonly firstBatch?: number;
+  /** Asked after each handing-on: true ends the slice there, to be resumed from `nextBatch`. */
+  readonly shouldStop?: () => boolean;
   /** Encodings accepted (`ACCEPTED_ENCODINGS`); another fails with `File.EncodingNotAccepted`. @default all */
   readonly acceptedEncodings?: readonly Encoding[];
   /** Receives full batches in order; awaited, so a slow queue slows the reader instead of filling memory. */
@@ -40,6 +47,10 @@ export interface PrepareSummary {
   readonly accepted: number;
   readonly rejected: number;
   readonly batches: number;
+  /** False when the slice stopped early (`shouldStop`): counts and hash then cover only what was read. */
+  readonly complete: boolean;
+  /** Where the next slice starts: every batch below it has been handed on. */
+  readonly nextBatch: number;
 }
 
 /**
@@ -59,6 +70,25 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
     requiredColumns: requiredColumns(options.kind),
     ...(options.acceptedEncodings ? { acceptedEncodings: options.acceptedEncodings } : {}),
   });
+  const firstBatch = options.firstBatch ?? 0;
+  let nextBatch = firstBatch;
+  const summary = (complete: boolean): PrepareSummary => ({
+    sha256: hashed.sha256(),
+    bytes: hashed.size(),
+    received,
+    accepted,
+    rejected: rejectedCount,
+    batches: batchCount,
+    complete,
+    nextBatch,
+  });
+  const handOn = async (planned: readonly PlannedBatch[]) => {
+    const fresh = planned.filter((batch) => batch.index >= firstBatch);
+    if (fresh.length === 0) return false;
+    await options.onBatches(fresh);
+    nextBatch = (fresh[fresh.length - 1] as PlannedBatch).index + 1;
+    return options.shouldStop?.() ?? false;
+  };
   for await (const chunk of records) {
     const batches: PlannedBatch[] = [];
     const rejected: RejectedRecord[] = [];
@@ -83,19 +113,41 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
     rejectedCount += rejected.length;
     batchCount += batches.length;
     if (rejected.length > 0) await options.onRejected(rejected);
-    if (batches.length > 0) await options.onBatches(batches);
+    if (await handOn(batches)) return summary(false);
   }
   const last = planner.flush();
   if (last) {
     batchCount++;
-    await options.onBatches([last]);
+    await handOn([last]);
   }
-  return {
-    sha256: hashed.sha256(),
-    bytes: hashed.size(),
-    received,
-    accepted,
-    rejected: rejectedCount,
-    batches: batchCount,
-  };
+  return summary(true);
+}
+
+/**
+ * A large set of line numbers in little memory (4 bytes a line): the records a later phase takes, which can
+ * be millions (a load of customers the CRM already has). Lines may be added in any order.
+ */
+export class LineSet {
+  private readonly lines: Uint32Array;
+
+  constructor(lines: Iterable<number>) {
+    this.lines = Uint32Array.from(lines).sort();
+  }
+
+  get size(): number {
+    return this.lines.length;
+  }
+
+  has(line: number): boolean {
+    let low = 0;
+    let high = this.lines.length - 1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      const value = this.lines[middle] as number;
+      if (value === line) return true;
+      if (value < line) low = middle + 1;
+      else high = middle - 1;
+    }
+    return false;
+  }
 }

@@ -3,7 +3,7 @@ import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { callBody, callMessageBody, CallMessageSchema, operationFor } from '../../../lambdas/core/crm/call-message';
 import { batchBody, type PlannedBatch } from '../../../lambdas/core/files/plan-batches';
-import { prepareFile, type RejectedRecord } from '../../../lambdas/core/files/prepare-file';
+import { LineSet, prepareFile, type RejectedRecord } from '../../../lambdas/core/files/prepare-file';
 import type { FileKind } from '../../../lambdas/core/files/record-schemas';
 import { generateFiles, type GeneratedFile } from '../../../lambdas/local/generate-files';
 import { chunksOf, tempDir } from '../helpers';
@@ -181,6 +181,49 @@ describe('prepareFile for a later phase, and the queue messages', () => {
     expect(
       Buffer.byteLength(callMessageBody(batches[0]!, { fileId: summary.sha256, phase: 'UPD', operation })),
     ).toBeLessThan(256 * 1024);
+  });
+
+  it('in slices: each stops where it is told and the next resumes there; together they hand on every batch once', async () => {
+    const [trx] = await generateFiles({
+      users: 0,
+      transactions: 3000,
+      outDir: dir.path,
+      badRate: 0.02,
+      seed: 'slices',
+    });
+    const whole = await prepare(trx!.path, 'transactions');
+    const handed: PlannedBatch[] = [];
+    let firstBatch = 0;
+    let slices = 0;
+    for (;;) {
+      slices++;
+      let handings = 0;
+      const summary = await prepareFile(createReadStream(trx!.path, { highWaterMark: 4096 }), {
+        name: basename(trx!.path),
+        kind: 'transactions',
+        maxRecords: 100,
+        maxBytes: 200 * 1024,
+        firstBatch,
+        shouldStop: () => ++handings >= 2,
+        onBatches: (b) => void handed.push(...b),
+        onRejected: () => undefined,
+      });
+      firstBatch = summary.nextBatch;
+      if (summary.complete) {
+        expect(summary).toMatchObject({ sha256: whole.summary.sha256, batches: whole.summary.batches });
+        break;
+      }
+    }
+    expect(slices).toBeGreaterThan(3);
+    expect(handed.map((b) => b.index)).toEqual(whole.batches.map((b) => b.index));
+    expect(handed.flatMap((b) => b.items)).toEqual(whole.batches.flatMap((b) => b.items));
+  });
+
+  it('LineSet: membership of lines given in any order, 4 bytes a line', () => {
+    const lines = new LineSet([9, 2, 70_000, 5, 3]);
+    expect(lines.size).toBe(5);
+    expect([1, 2, 3, 4, 5, 9, 10, 69_999, 70_000, 70_001].filter((l) => lines.has(l))).toEqual([2, 3, 5, 9, 70_000]);
+    expect(new LineSet([]).has(1)).toBe(false);
   });
 
   it('knows the operation of every phase, and refuses what does not exist', () => {
