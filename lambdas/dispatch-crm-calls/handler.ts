@@ -8,14 +8,17 @@ import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { dynamoDbClient, secretsManagerClient, sqsClient } from '../adapters/aws/clients';
+import { dynamoDbClient, secretsManagerClient, sfnClient, sqsClient } from '../adapters/aws/clients';
 import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
 import { DynamoDbLimiterStore } from '../adapters/aws/dynamodb-limiter-store';
+import { DynamoDbPhaseLedger } from '../adapters/aws/dynamodb-phase-ledger';
+import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
 import { readEnvironment } from '../adapters/aws/environment';
 import { CallMessageSchema } from '../core/crm/call-message';
 import { CrmCallError, CrmClient, type AttemptReport } from '../core/crm/crm-client';
 import { dispatchCall, type CallAnswer } from '../core/crm/dispatch-call';
 import { RateLimiter } from '../core/crm/rate-limiter';
+import { countAnswer } from '../core/ledger/phase-ledger';
 import { loadConfig } from '../core/config';
 import { ErrorNames } from '../core/errors';
 
@@ -44,6 +47,8 @@ const environment = readEnvironment(Environment);
 const settings = loadConfig({ env: process.env });
 const dynamodb = dynamoDbClient();
 const ledger = new DynamoDbCallLedger(dynamodb, environment.LEDGER_TABLE_NAME);
+const phases = new DynamoDbPhaseLedger(dynamodb, environment.LEDGER_TABLE_NAME, ledger);
+const notifier = new SfnTaskNotifier(sfnClient());
 const limiter = new RateLimiter(new DynamoDbLimiterStore(dynamodb, environment.LIMITER_TABLE_NAME), {
   callsPerWindow: settings.callsPerMinute,
   arrivalJitterMs: settings.limiterJitterMs,
@@ -150,11 +155,14 @@ async function handleRecord(record: SQSRecord): Promise<void> {
       return;
     }
     reportAnswer(result.answer);
+    // Only the delivery that stored the answer counts it, so a batch is never counted twice.
+    const resumed = result.recorded === 'recorded' && (await countAnswer(result.answer, phases, notifier));
     logger.info('batch answered', {
       ...where,
       attempts: result.answer.attempts,
       replayed: result.answer.replayed,
       recorded: result.recorded,
+      phaseComplete: resumed,
     });
   } catch (error) {
     if (error instanceof CrmCallError) {

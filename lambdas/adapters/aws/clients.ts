@@ -1,6 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { ErrorNames } from '../../core/errors';
 
@@ -13,6 +15,8 @@ export const s3Client = () => new S3Client({ forcePathStyle: process.env.S3_FORC
 export const dynamoDbClient = () => new DynamoDBClient({});
 export const sqsClient = () => new SQSClient({});
 export const secretsManagerClient = () => new SecretsManagerClient({});
+export const sfnClient = () => new SFNClient({});
+export const eventBridgeClient = () => new EventBridgeClient({});
 
 const TRANSIENT_NAMES = new Set([
   'ThrottlingException',

@@ -1,6 +1,26 @@
-import { GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { Readable } from 'node:stream';
-import type { ObjectHead, ObjectRef, ObjectStore } from '../../core/files/object-store';
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  UploadPartCopyCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
+import type { ObjectHead, ObjectRef, ObjectStore, TextUpload } from '../../core/files/object-store';
+
+/** CopyObject takes objects up to 5 GiB; larger ones are copied in parts (partner files go up to 10 GB). */
+const SINGLE_COPY_LIMIT = 5 * 1024 ** 3;
+const COPY_PART_BYTES = 512 * 1024 ** 2;
+
+const isMissing = (error: unknown) => ['NoSuchKey', 'NotFound'].includes((error as Error).name);
+const copySource = (ref: ObjectRef) => `${ref.bucket}/${ref.key.split('/').map(encodeURIComponent).join('/')}`;
 
 /** The object-store port on S3 (and on the embedded S3 locally, with the same client settings). */
 export class S3ObjectStore implements ObjectStore {
@@ -29,5 +49,91 @@ export class S3ObjectStore implements ObjectStore {
       }),
     );
     yield* object.Body as Readable;
+  }
+
+  async move(from: ObjectRef, to: ObjectRef, metadata?: Readonly<Record<string, string>>): Promise<boolean> {
+    let source: ObjectHead;
+    try {
+      source = await this.head(from);
+    } catch (error) {
+      if (!isMissing(error)) throw error;
+      // Moved already by an earlier try of the same step?
+      return this.head(to).then(
+        () => true,
+        (missing: unknown) => {
+          if (isMissing(missing)) return false;
+          throw missing;
+        },
+      );
+    }
+    const replace = metadata ? { MetadataDirective: 'REPLACE' as const, Metadata: { ...metadata } } : {};
+    if (source.size <= SINGLE_COPY_LIMIT) {
+      await this.s3.send(
+        new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from), ...replace }),
+      );
+    } else {
+      await this.copyInParts(from, to, source.size, metadata ?? source.metadata);
+    }
+    await this.s3.send(new DeleteObjectCommand({ Bucket: from.bucket, Key: from.key }));
+    return true;
+  }
+
+  private async copyInParts(from: ObjectRef, to: ObjectRef, size: number, metadata: Readonly<Record<string, string>>) {
+    const { UploadId } = await this.s3.send(
+      new CreateMultipartUploadCommand({ Bucket: to.bucket, Key: to.key, Metadata: { ...metadata } }),
+    );
+    const parts: { ETag: string; PartNumber: number }[] = [];
+    for (let start = 0, part = 1; start < size; start += COPY_PART_BYTES, part++) {
+      const end = Math.min(size, start + COPY_PART_BYTES) - 1;
+      const { CopyPartResult } = await this.s3.send(
+        new UploadPartCopyCommand({
+          Bucket: to.bucket,
+          Key: to.key,
+          UploadId,
+          PartNumber: part,
+          CopySource: copySource(from),
+          CopySourceRange: `bytes=${start}-${end}`,
+        }),
+      );
+      parts.push({ ETag: CopyPartResult?.ETag ?? '', PartNumber: part });
+    }
+    await this.s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: to.bucket,
+        Key: to.key,
+        UploadId,
+        MultipartUpload: { Parts: parts },
+      }),
+    );
+  }
+
+  async put(ref: ObjectRef, body: string, contentType: string): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({ Bucket: ref.bucket, Key: ref.key, Body: body, ContentType: contentType }),
+    );
+  }
+
+  upload(ref: ObjectRef, contentType: string): TextUpload {
+    const body = new PassThrough();
+    const upload = new Upload({
+      client: this.s3,
+      params: { Bucket: ref.bucket, Key: ref.key, Body: body, ContentType: contentType },
+    });
+    const done = upload.done();
+    // Reported by end(); a failure before then is seen there, not as an unhandled rejection.
+    done.catch(() => undefined);
+    return {
+      write: async (text) => {
+        if (!body.write(text)) await Promise.race([once(body, 'drain'), done]);
+      },
+      end: async () => {
+        body.end();
+        await done;
+      },
+      abort: async () => {
+        await upload.abort().catch(() => undefined);
+        body.destroy();
+      },
+    };
   }
 }

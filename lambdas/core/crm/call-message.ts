@@ -67,3 +67,8 @@ export function callMessageBody(
   const records = batch.items.map((item) => item.json).join(',');
   return `{"fileId":"${meta.fileId}","phase":"${meta.phase}","batchIndex":${batch.index},"operation":"${meta.operation}","lines":[${lines}],"records":[${records}]}`;
 }
+
+/** The port to the call queue (SQS): message bodies, each one call; sent in order, at least once. */
+export interface CallQueue {
+  send(bodies: readonly string[]): Promise<void>;
+}

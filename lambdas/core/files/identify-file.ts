@@ -3,7 +3,7 @@ import { ErrorNames, FileRejectedError } from '../errors';
 import { classifyFile, type ClassifiedBy } from './classify-file';
 import { encodingFromName, notAccepted, readHead, sniffFormat, type RecordFormat } from './file-encoding';
 import { hashWhileStreaming } from './file-identity';
-import type { ObjectRef, ObjectStore } from './object-store';
+import type { ObjectReader, ObjectRef } from './object-store';
 import { readRecords } from './read-records';
 import { requiredColumns, type FileKind } from './record-schemas';
 
@@ -32,7 +32,7 @@ export interface IdentifyOptions {
  * the way so that a file unreadable anywhere is refused as a whole.
  * @throws FileRejectedError `File.TooLarge`, `File.EncodingNotAccepted`, `File.Unreadable` (e.g. broken gzip head)
  */
-export async function identifyFile(store: ObjectStore, ref: ObjectRef, options: IdentifyOptions): Promise<Identified> {
+export async function identifyFile(store: ObjectReader, ref: ObjectRef, options: IdentifyOptions): Promise<Identified> {
   const head = await store.head(ref);
   if (head.size > options.maxFileSizeBytes) {
     throw new FileRejectedError(

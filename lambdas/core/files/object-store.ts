@@ -11,10 +11,32 @@ export interface ObjectHead {
   readonly versionId?: string;
 }
 
-/** The port to object storage, as the file use cases need it. */
-export interface ObjectStore {
+/** The reading half of the object store: all that classification needs. */
+export interface ObjectReader {
   head(ref: ObjectRef): Promise<ObjectHead>;
   tags(ref: ObjectRef): Promise<Readonly<Record<string, string>>>;
   /** The object's bytes, streamed; `range` is inclusive, as in HTTP. */
   read(ref: ObjectRef, range?: { start: number; end: number }): AsyncIterable<Uint8Array>;
+}
+
+/** The port to object storage, as the file use cases need it. */
+export interface ObjectStore extends ObjectReader {
+  /**
+   * Moves an object (copy, then delete the source), replacing its user metadata when `metadata` is given.
+   * Safe to repeat: when the source is gone and the target is there, the move is done.
+   * @returns false when neither is there.
+   */
+  move(from: ObjectRef, to: ObjectRef, metadata?: Readonly<Record<string, string>>): Promise<boolean>;
+  /** Writes a small object whole. */
+  put(ref: ObjectRef, body: string, contentType: string): Promise<void>;
+  /** Writes a large object as its text arrives, in memory that does not grow with it. */
+  upload(ref: ObjectRef, contentType: string): TextUpload;
+}
+
+/** A text object being written: `write` backs up when the store is slower; `end` completes it. */
+export interface TextUpload {
+  write(text: string): Promise<void>;
+  end(): Promise<void>;
+  /** Stops and discards the upload. */
+  abort(): Promise<void>;
 }

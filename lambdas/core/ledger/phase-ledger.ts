@@ -121,3 +121,8 @@ export async function checkPhase(
     recounted,
   };
 }
+
+/** The dispatcher's part, after it stored a new answer: count it, and resume the execution if it was the last. */
+export async function countAnswer(answer: CallAnswer, ledger: PhaseLedger, notifier: TaskNotifier): Promise<boolean> {
+  return resumeIfComplete(await ledger.countAnswer(answer), notifier);
+}

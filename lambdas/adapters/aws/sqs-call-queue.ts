@@ -1,0 +1,61 @@
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { CallQueue } from '../../core/crm/call-message';
+import { ErrorNames, PipelineError } from '../../core/errors';
+
+/** SendMessageBatch limits: 10 entries and 256 KiB of bodies (kept at the classic limit, which every queue has). */
+const MAX_ENTRIES = 10;
+const MAX_BATCH_BYTES = 256 * 1024;
+/** Requests in flight: one prepare slice fills the queue far faster than the CRM limit drains it. */
+const IN_FLIGHT = 8;
+const ATTEMPTS = 5;
+
+/** The call queue on SQS: message bodies packed into SendMessageBatch requests, failed entries sent again. */
+export class SqsCallQueue implements CallQueue {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+  ) {}
+
+  async send(bodies: readonly string[]): Promise<void> {
+    const requests: string[][] = [];
+    let current: string[] = [];
+    let bytes = 0;
+    for (const body of bodies) {
+      const size = Buffer.byteLength(body);
+      if (current.length === MAX_ENTRIES || (current.length > 0 && bytes + size > MAX_BATCH_BYTES)) {
+        requests.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push(body);
+      bytes += size;
+    }
+    if (current.length > 0) requests.push(current);
+    let next = 0;
+    const worker = async () => {
+      while (next < requests.length) await this.sendBatch(requests[next++] as string[]);
+    };
+    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, requests.length) }, worker));
+  }
+
+  private async sendBatch(bodies: string[]): Promise<void> {
+    let entries = bodies.map((body, i) => ({ Id: String(i), MessageBody: body }));
+    for (let attempt = 1; ; attempt++) {
+      const { Failed = [] } = await this.sqs.send(
+        new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }),
+      );
+      if (Failed.length === 0) return;
+      const senderFault = Failed.find((f) => f.SenderFault);
+      if (senderFault) throw new Error(`the call queue refused a message: ${senderFault.Code}: ${senderFault.Message}`);
+      if (attempt === ATTEMPTS) {
+        throw new PipelineError(
+          ErrorNames.transient,
+          `the call queue kept failing ${Failed.length} messages: ${Failed[0]?.Code}`,
+        );
+      }
+      const failed = new Set(Failed.map((f) => f.Id));
+      entries = entries.filter((e) => failed.has(e.Id));
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt * Math.random()));
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import type { Encoding } from '../config';
+import { callMessageBody, operationFor, type CallQueue } from '../crm/call-message';
+import type { CallAnswer } from '../crm/dispatch-call';
+import { ErrorNames, PipelineError } from '../errors';
+import type { ObjectRef, ObjectStore } from '../files/object-store';
+import type { BatchLimits } from '../files/plan-batches';
+import { LineSet, prepareFile } from '../files/prepare-file';
+import type { FileKind } from '../files/record-schemas';
+import { CARRIED_STATUS, resumeIfComplete, type PhaseLedger, type TaskNotifier } from '../ledger/phase-ledger';
+
+/** Where a phase's answers are read back, in batch order. */
+export interface AnswerSource {
+  answers(fileId: string, phase: string): AsyncIterable<CallAnswer>;
+}
+
+export interface PhaseDeps {
+  readonly store: ObjectStore;
+  readonly queue: CallQueue;
+  readonly phases: PhaseLedger;
+  readonly answers: AnswerSource;
+  readonly notifier: TaskNotifier;
+  readonly limits: BatchLimits;
+  readonly acceptedEncodings: readonly Encoding[];
+}
+
+export interface PhaseSlice {
+  readonly file: ObjectRef;
+  readonly kind: FileKind;
+  readonly fileId: string;
+  /** ADD, UPD or RETRY<n>. */
+  readonly phase: string;
+  /** The phase whose 8006 (UPD) or 4404 (RETRY<n>) records this one takes; none for ADD. */
+  readonly from?: string;
+  /** The first batch this slice may enqueue: earlier ones were enqueued by earlier slices. */
+  readonly firstBatch: number;
+}
+
+export interface SliceResult {
+  readonly complete: boolean;
+  /** Where the next slice starts; once complete, the phase's number of batches. */
+  readonly nextBatch: number;
+  readonly received: number;
+  readonly rejected: number;
+}
+
+/** The lines a later phase takes: the records the phase before answered 8006 (UPD) or 4404 (RETRY<n>). */
+export async function carriedLines(answers: AnswerSource, fileId: string, phase: string, from: string) {
+  const status = CARRIED_STATUS[phase.startsWith('RETRY') ? 'RETRY' : 'UPD'];
+  const lines: number[] = [];
+  for await (const answer of answers.answers(fileId, from)) {
+    for (const outcome of answer.outcomes) if (outcome.status === status) lines.push(outcome.line);
+  }
+  return new LineSet(lines);
+}
+
+/**
+ * One slice of a phase (the prepare-file Lambda's use case): streams the file, validates and normalises, cuts
+ * batches and sends each as one message to the call queue, until `shouldStop` says the Lambda's time is nearly
+ * up. The slice that reaches the end records the phase's batch total, which may complete the phase at once
+ * (no batches, or every answer already in). A slice repeated after a crash sends some messages again: each is
+ * answered once (the ledger) and applied once (the Idempotency-Key).
+ */
+export async function preparePhaseSlice(
+  slice: PhaseSlice,
+  deps: PhaseDeps,
+  shouldStop: () => boolean,
+): Promise<SliceResult> {
+  if (slice.phase !== 'ADD' && !slice.from) throw new RangeError(`phase ${slice.phase} needs the phase it follows`);
+  const onlyLines = slice.from ? await carriedLines(deps.answers, slice.fileId, slice.phase, slice.from) : undefined;
+  const meta = { fileId: slice.fileId, phase: slice.phase, operation: operationFor(slice.kind, slice.phase) };
+  const summary = await prepareFile(deps.store.read(slice.file), {
+    name: slice.file.key,
+    kind: slice.kind,
+    ...deps.limits,
+    acceptedEncodings: deps.acceptedEncodings,
+    firstBatch: slice.firstBatch,
+    shouldStop,
+    ...(onlyLines ? { onlyLines } : {}),
+    onBatches: (batches) => deps.queue.send(batches.map((batch) => callMessageBody(batch, meta))),
+    // Validation failures need no storage: the report validates the file again (it is deterministic).
+    onRejected: () => undefined,
+  });
+  if (summary.complete) {
+    if (summary.sha256 !== slice.fileId) {
+      throw new PipelineError(
+        ErrorNames.ledgerMismatch,
+        `${slice.file.key} is not the file that was claimed: its bytes changed`,
+      );
+    }
+    await resumeIfComplete(
+      await deps.phases.setBatchTotal(slice.fileId, slice.phase, summary.nextBatch),
+      deps.notifier,
+    );
+  }
+  return {
+    complete: summary.complete,
+    nextBatch: summary.nextBatch,
+    received: summary.received,
+    rejected: summary.rejected,
+  };
+}
