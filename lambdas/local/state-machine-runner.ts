@@ -30,8 +30,41 @@ export type LocalLambda = (payload: unknown) => Promise<unknown> | unknown;
 export const localLambdaArn = (name: string) => `arn:aws:lambda:us-east-1:000000000000:function:${name}`;
 
 type Definition = {
-  States: Record<string, { Type: string; Resource?: string; Parameters?: { FunctionName?: string } }>;
+  States: Record<
+    string,
+    {
+      Type: string;
+      Resource?: string;
+      Parameters?: { FunctionName?: string; [field: string]: unknown };
+      TimeoutSecondsPath?: string;
+    }
+  >;
 };
+
+/** Where the runner carries a Task's timeout, read from the state's input as on AWS. */
+const TIMEOUT_FIELD = 'localTimeoutSeconds';
+
+/**
+ * aws-local-stepfunctions reads `TimeoutSecondsPath` from the task's parameters, where AWS reads it from the
+ * state's input. The runner restores AWS's meaning: the path is read from the input into a parameter that
+ * only the runner sees (a `lambda:invoke` handler gets `Payload` alone).
+ */
+function timeoutsAsOnAws(definition: Definition): Definition {
+  const states = Object.fromEntries(
+    Object.entries(definition.States).map(([name, state]) => {
+      if (state.Type !== 'Task' || !state.TimeoutSecondsPath) return [name, state];
+      return [
+        name,
+        {
+          ...state,
+          Parameters: { ...state.Parameters, [`${TIMEOUT_FIELD}.$`]: state.TimeoutSecondsPath },
+          TimeoutSecondsPath: `$.${TIMEOUT_FIELD}`,
+        },
+      ];
+    }),
+  );
+  return { ...definition, States: states };
+}
 
 /**
  * Reads a state machine file and applies `${Name}` substitutions exactly as CDK's definitionSubstitutions
@@ -77,11 +110,15 @@ export function runStateMachine(definition: Definition, input: unknown, options:
     if (!handler) throw new Error(`state ${name}: no local handler for Lambda ${functionName ?? state.Resource}`);
     const viaInvoke = !state.Resource?.startsWith('arn:aws:lambda:');
     taskResourceLocalHandlers[name] = async (taskInput) => {
-      const payload = viaInvoke ? (taskInput as { Payload?: unknown }).Payload : taskInput;
+      let payload = viaInvoke ? (taskInput as { Payload?: unknown }).Payload : taskInput;
+      if (!viaInvoke && state.TimeoutSecondsPath) {
+        const { [TIMEOUT_FIELD]: _timeout, ...rest } = taskInput as Record<string, unknown>;
+        payload = rest;
+      }
       return (await handler(payload)) as never;
     };
   }
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  const machine = new StateMachine(timeoutsAsOnAws(definition) as never, { validationOptions: { checkArn: false } });
   const execution = machine.run(input as never, {
     overrides: {
       taskResourceLocalHandlers,

@@ -19,6 +19,7 @@ const definition = () =>
     FinaliseFileFunctionArn: localLambdaArn('finalise-file'),
     RetryLaterAttempts: '3',
     RetryLaterDelaySeconds: '60',
+    PhaseCheckSeconds: '1',
   });
 
 const event = (key: string) => ({
@@ -42,6 +43,8 @@ interface Scenario {
   phases?: Record<string, PhaseResult>;
   /** Errors thrown by an action, in turn (then it succeeds). */
   failures?: Record<string, Error[]>;
+  /** Phases whose resume never comes (a count lost to a crash): only the periodic check sees them complete. */
+  lost?: string[];
 }
 
 const named = (name: string, message: string) => Object.assign(new Error(message), { name });
@@ -74,22 +77,30 @@ function world(scenario: Scenario) {
     'prepare-file': lambda('prepare-file', (p) => {
       if (p.action === 'segregate')
         return { ...(p.file as object), key: `${scenario.kind}/${String((p.file as { key: string }).key)}` };
-      if (p.action === 'prepare') {
-        slicesDone++;
-        return { done: slicesDone >= (scenario.slices ?? 1), slices: slicesDone, received: 100 * slicesDone };
-      }
-      return { phase: p.phase, batches: 1 };
+      const resume = p.resume as { phase: string; from: string | null; slices: number };
+      const slices = resume.phase === 'ADD' ? (scenario.slices ?? 1) : 1;
+      const result = scenario.phases?.[resume.phase] ?? { batches: 1 };
+      return {
+        phase: resume.phase,
+        from: resume.from,
+        done: resume.slices + 1 >= slices,
+        slices: resume.slices + 1,
+        batches: resume.slices + 1 >= slices ? result.batches : resume.slices + 1,
+      };
     }),
     'await-phase': lambda('await-phase', (p) => {
       const phase = String(p.phase);
       const result = scenario.phases?.[phase] ?? { batches: 1 };
-      return {
+      const answer = {
         phase,
         batches: result.batches,
         answered: result.batches,
         update: result.update ?? 0,
         retryLater: result.retryLater ?? 0,
       };
+      if (p.action === 'check') return { ...answer, complete: true, recounted: true };
+      // What the resume would send; a lost one never comes, and the wait times out.
+      return scenario.lost?.includes(phase) ? new Promise(() => undefined) : answer;
     }),
     'finalise-file': lambda('finalise-file', (p) => ({ status: p.action === 'finalise' ? 'succeeded' : p.action })),
   };
@@ -124,7 +135,10 @@ async function run(scenario: Scenario, key = 'users_acme_20261124.csv') {
   const entered = events
     .filter((e) => e.type === 'StateEntered')
     .map((e) => (e as { state: { name: string } }).state.name);
-  const actions = calls.map((c) => `${c.lambda}:${String(c.payload.action ?? c.payload.phase)}`);
+  const actions = calls.map((c) => {
+    const phase = c.payload.phase ?? (c.payload.resume as { phase?: string } | undefined)?.phase;
+    return [c.lambda, c.payload.action, ...(phase ? [phase] : [])].join(':');
+  });
   return { output, entered, actions, calls, events };
 }
 
@@ -135,16 +149,17 @@ describe('file-ingestion state machine', () => {
       'classify-file:classify',
       'classify-file:claim',
       'prepare-file:segregate',
-      'prepare-file:prepare',
-      'prepare-file:prepare',
-      'prepare-file:prepare',
-      'await-phase:ADD',
+      'prepare-file:prepare:ADD',
+      'prepare-file:prepare:ADD',
+      'prepare-file:prepare:ADD',
+      'await-phase:await:ADD',
       'finalise-file:finalise',
     ]);
     // Each slice resumes from what the last one returned.
-    expect(calls[4]?.payload.resume).toMatchObject({ done: false, slices: 1 });
+    expect(calls[3]?.payload.resume).toEqual({ phase: 'ADD', from: null, done: false, slices: 0, batches: 0 });
+    expect(calls[4]?.payload.resume).toEqual({ phase: 'ADD', from: null, done: false, slices: 1, batches: 1 });
     // The await step gets the file, the phase and the task token; prepare works on the segregated key.
-    expect(calls[6]?.payload).toEqual({ fileId: SHA, phase: 'ADD', taskToken: 'local-task-token' });
+    expect(calls[6]?.payload).toEqual({ action: 'await', fileId: SHA, phase: 'ADD', taskToken: 'local-task-token' });
     expect(calls[3]?.payload.file).toMatchObject({ bucket: 'landing', key: 'users/users_acme_20261124.csv' });
     expect(output.summary).toEqual({ status: 'succeeded' });
   });
@@ -152,17 +167,12 @@ describe('file-ingestion state machine', () => {
   it('8006 -> the UPD phase re-batches those records, then finalise', async () => {
     const { actions, calls } = await run({ kind: 'users', phases: { ADD: { batches: 10, update: 7 } } });
     expect(actions.slice(-4)).toEqual([
-      'await-phase:ADD',
-      'prepare-file:enqueue-phase',
-      'await-phase:UPD',
+      'await-phase:await:ADD',
+      'prepare-file:prepare:UPD',
+      'await-phase:await:UPD',
       'finalise-file:finalise',
     ]);
-    expect(calls.find((c) => c.payload.action === 'enqueue-phase')?.payload).toEqual({
-      action: 'enqueue-phase',
-      fileId: SHA,
-      phase: 'UPD',
-      from: 'ADD',
-    });
+    expect(calls.at(-3)?.payload.resume).toEqual({ phase: 'UPD', from: 'ADD', done: false, slices: 0, batches: 0 });
   });
 
   it('CONFLICTING_PROFILE in the UPD phase is final: no further phase, finalise reports it', async () => {
@@ -170,7 +180,10 @@ describe('file-ingestion state machine', () => {
       kind: 'users',
       phases: { ADD: { batches: 2, update: 2 }, UPD: { batches: 1, update: 0 } },
     });
-    expect(actions.filter((a) => a.startsWith('await-phase'))).toEqual(['await-phase:ADD', 'await-phase:UPD']);
+    expect(actions.filter((a) => a.startsWith('await-phase'))).toEqual([
+      'await-phase:await:ADD',
+      'await-phase:await:UPD',
+    ]);
     expect(actions.at(-1)).toBe('finalise-file:finalise');
   });
 
@@ -179,7 +192,7 @@ describe('file-ingestion state machine', () => {
     ['624 (transactions)', 'transactions' as const],
   ])('%s fails records without another phase', async (_case, kind) => {
     const { actions } = await run({ kind, phases: { ADD: { batches: 3 } } }, `${kind}_acme_20261124.csv`);
-    expect(actions.filter((a) => a.includes('enqueue-phase'))).toEqual([]);
+    expect(actions.filter((a) => a.startsWith('prepare-file:prepare')).every((a) => a.endsWith(':ADD'))).toBe(true);
     expect(actions.at(-1)).toBe('finalise-file:finalise');
   });
 
@@ -190,15 +203,12 @@ describe('file-ingestion state machine', () => {
     );
     expect(entered).toContain('WaitBeforeRetry');
     expect(actions.slice(-4)).toEqual([
-      'await-phase:ADD',
-      'prepare-file:enqueue-phase',
-      'await-phase:RETRY1',
+      'await-phase:await:ADD',
+      'prepare-file:prepare:RETRY1',
+      'await-phase:await:RETRY1',
       'finalise-file:finalise',
     ]);
-    expect(calls.find((c) => c.payload.action === 'enqueue-phase')?.payload).toMatchObject({
-      phase: 'RETRY1',
-      from: 'ADD',
-    });
+    expect(calls.at(-3)?.payload.resume).toMatchObject({ phase: 'RETRY1', from: 'ADD' });
     expect(calls.at(-1)?.payload).toMatchObject({ action: 'finalise', retryAttempts: 1 });
   });
 
@@ -216,19 +226,46 @@ describe('file-ingestion state machine', () => {
       'trx_acme_20261124.csv',
     );
     expect(actions.filter((a) => a.startsWith('await-phase'))).toEqual([
-      'await-phase:ADD',
-      'await-phase:RETRY1',
-      'await-phase:RETRY2',
-      'await-phase:RETRY3',
+      'await-phase:await:ADD',
+      'await-phase:await:RETRY1',
+      'await-phase:await:RETRY2',
+      'await-phase:await:RETRY3',
     ]);
     expect(
-      calls.filter((c) => c.payload.action === 'enqueue-phase').map((c) => [c.payload.phase, c.payload.from]),
+      calls
+        .filter((c) => c.payload.action === 'prepare')
+        .map((c) => c.payload.resume as { phase: string; from: string | null })
+        .filter((r) => r.phase !== 'ADD')
+        .map((r) => [r.phase, r.from]),
     ).toEqual([
       ['RETRY1', 'ADD'],
       ['RETRY2', 'RETRY1'],
       ['RETRY3', 'RETRY2'],
     ]);
     expect(calls.at(-1)?.payload).toMatchObject({ action: 'finalise', retryAttempts: 3 });
+  });
+
+  it('a resume that never comes (a count lost to a crash): the wait times out, the check recounts, the file goes on', async () => {
+    const { actions, entered, calls } = await run({
+      kind: 'users',
+      lost: ['ADD'],
+      phases: { ADD: { batches: 4, update: 2 } },
+    });
+    expect(entered).toEqual(expect.arrayContaining(['AwaitPhase', 'CheckPhase', 'IsPhaseComplete', 'PhaseComplete']));
+    expect(actions.slice(-5)).toEqual([
+      'await-phase:await:ADD',
+      'await-phase:check:ADD',
+      'prepare-file:prepare:UPD',
+      'await-phase:await:UPD',
+      'finalise-file:finalise',
+    ]);
+    // The first check knows of no earlier one.
+    expect(calls.find((c) => c.payload.action === 'check')?.payload).toEqual({
+      action: 'check',
+      fileId: SHA,
+      phase: 'ADD',
+      previous: { phase: '', answered: -1 },
+    });
   });
 
   it('transient errors are retried at the state that met them', async () => {
@@ -240,7 +277,7 @@ describe('file-ingestion state machine', () => {
       },
     });
     expect(actions.filter((a) => a === 'classify-file:classify')).toHaveLength(2);
-    expect(actions.filter((a) => a === 'prepare-file:prepare')).toHaveLength(3);
+    expect(actions.filter((a) => a === 'prepare-file:prepare:ADD')).toHaveLength(3);
     expect(events.filter((e) => e.type === 'StateRetried')).toHaveLength(3);
     expect(output.summary).toEqual({ status: 'succeeded' });
   });
@@ -292,7 +329,7 @@ describe('file-ingestion state machine', () => {
       kind: 'users',
       failures: { prepare: [named('File.Unreadable', 'line 1: missing required column email')] },
     });
-    expect(actions.slice(-2)).toEqual(['prepare-file:prepare', 'finalise-file:quarantine']);
+    expect(actions.slice(-2)).toEqual(['prepare-file:prepare:ADD', 'finalise-file:quarantine']);
     expect(calls.at(-1)?.payload.error).toMatchObject({
       Error: 'File.Unreadable',
       Cause: expect.stringContaining('missing required column email'),

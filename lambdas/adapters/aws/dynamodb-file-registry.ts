@@ -1,11 +1,11 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { ClaimOutcome, FileClaim, FileRegistry } from '../../core/ledger/file-claim';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { ClaimOutcome, FileClaim, FileOutcomes, FileRecord, FileRegistry } from '../../core/ledger/file-claim';
 import { isConditionFailure } from './dynamodb-errors';
 import { CLAIM_SORT_KEY, fileKey } from './ledger-keys';
 
 /** File claims in the ledger table (`pk` = `file#<sha256>`, `sk` = `claim`), taken with a conditional put. */
-export class DynamoDbFileRegistry implements FileRegistry {
+export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes {
   private readonly documents: DynamoDBDocumentClient;
 
   constructor(
@@ -36,5 +36,32 @@ export class DynamoDbFileRegistry implements FileRegistry {
     if (!owner) throw new Error(`claim of ${claim.fileId} refused, yet no claim is stored`);
     const sameObject = owner.bucket === claim.bucket && owner.key === claim.key && owner.versionId === claim.versionId;
     return sameObject ? { outcome: 'redelivered' } : { outcome: 'duplicate', duplicateOf: owner.key };
+  }
+
+  async read(fileId: string): Promise<FileRecord | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: fileKey(fileId), sk: CLAIM_SORT_KEY },
+        ConsistentRead: true,
+      }),
+    );
+    if (!Item) return undefined;
+    return {
+      ...(typeof Item.claimedAt === 'string' ? { claimedAt: Item.claimedAt } : {}),
+      ...(typeof Item.summary === 'string' ? { summary: JSON.parse(Item.summary) as unknown } : {}),
+    };
+  }
+
+  async recordSummary(fileId: string, summary: unknown): Promise<void> {
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: fileKey(fileId), sk: CLAIM_SORT_KEY },
+        UpdateExpression: 'SET summary = :summary, finishedAt = :now',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':summary': JSON.stringify(summary), ':now': new Date().toISOString() },
+      }),
+    );
   }
 }

@@ -66,13 +66,16 @@ export class S3ObjectStore implements ObjectStore {
         },
       );
     }
-    const replace = metadata ? { MetadataDirective: 'REPLACE' as const, Metadata: { ...metadata } } : {};
+    // New metadata is added to the object's own (REPLACE is the only way to change it in a copy).
+    const replace = metadata
+      ? { MetadataDirective: 'REPLACE' as const, Metadata: { ...source.metadata, ...metadata } }
+      : {};
     if (source.size <= SINGLE_COPY_LIMIT) {
       await this.s3.send(
         new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from), ...replace }),
       );
     } else {
-      await this.copyInParts(from, to, source.size, metadata ?? source.metadata);
+      await this.copyInParts(from, to, source.size, { ...source.metadata, ...metadata });
     }
     await this.s3.send(new DeleteObjectCommand({ Bucket: from.bucket, Key: from.key }));
     return true;

@@ -25,3 +25,15 @@ export type ClaimOutcome =
 export interface FileRegistry {
   claim(claim: FileClaim): Promise<ClaimOutcome>;
 }
+
+/** What the registry keeps of a finished file: its summary and where its reports are. */
+export interface FileRecord {
+  readonly claimedAt?: string;
+  readonly summary?: unknown;
+}
+
+/** The finished file's record, kept on its claim, so a repeated finalise reports the same thing. */
+export interface FileOutcomes {
+  read(fileId: string): Promise<FileRecord | undefined>;
+  recordSummary(fileId: string, summary: unknown): Promise<void>;
+}
