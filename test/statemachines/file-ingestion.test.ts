@@ -52,7 +52,6 @@ const named = (name: string, message: string) => Object.assign(new Error(message
 function world(scenario: Scenario) {
   const calls: { lambda: string; payload: Record<string, unknown> }[] = [];
   const failures = Object.fromEntries(Object.entries(scenario.failures ?? {}).map(([k, v]) => [k, [...v]]));
-  let slicesDone = 0;
   const lambda =
     (name: string, act: (payload: Record<string, unknown>) => unknown): LocalLambda =>
     (payload) => {
