@@ -8,7 +8,16 @@ export interface LocalS3 {
   readonly endpoint: string;
   /** A client with the settings the embedded S3 needs (DESIGN.md): path style, checksums only when required. */
   client(): S3Client;
+  /**
+   * Calls `listener` for each object created by a PUT or copy, as S3's EventBridge notification would
+   * (s3rver emits no event for a completed multipart upload: the sweep picks those up).
+   */
+  onObjectCreated(listener: (object: { bucket: string; key: string; size: number }) => void): void;
   close(): Promise<void>;
+}
+
+interface S3rverEvent {
+  Records: { eventName: string; s3: { bucket: { name: string }; object: { key: string; size?: number } } }[];
 }
 
 /** S3 on 127.0.0.1 and a free port (s3rver), its data in a temporary directory removed on close. */
@@ -38,6 +47,18 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
       });
       clients.push(created);
       return created;
+    },
+    onObjectCreated(listener) {
+      (server as unknown as NodeJS.EventEmitter).on('event', (event: S3rverEvent) => {
+        for (const record of event.Records) {
+          if (!record.eventName.startsWith('ObjectCreated')) continue;
+          listener({
+            bucket: record.s3.bucket.name,
+            key: decodeURIComponent(record.s3.object.key.replace(/\+/g, ' ')),
+            size: record.s3.object.size ?? 0,
+          });
+        }
+      });
     },
     async close() {
       for (const c of clients) c.destroy();

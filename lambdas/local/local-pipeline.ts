@@ -1,0 +1,283 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+} from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { loadConfig } from '../core/config';
+import type { FinalSummary } from '../core/workflow/finalise-file';
+import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
+import { startCrmSimulator, type CrmSimulator, type CrmSimulatorOptions } from './crm-simulator';
+import { startLocalAwsEndpoint } from './local-aws-endpoint';
+import { startLocalDynamoDb, TABLES } from './local-dynamodb';
+import { startLocalS3 } from './local-s3';
+import { startLocalSqs } from './local-sqs';
+import { loadDefinition, localLambdaArn, runStateMachine, type LocalLambda } from './state-machine-runner';
+
+export const LOCAL_NAMES = {
+  landingBucket: 'landing',
+  archiveBucket: 'archive',
+  failedBucket: 'failed',
+  ledgerTable: 'ledger',
+  limiterTable: 'limiter',
+  callQueue: 'crm-calls',
+  deadLetterQueue: 'crm-calls-dlq',
+} as const;
+
+export interface LocalPipelineOptions {
+  /** Settings as environment variables (config.ts names), e.g. `{ CRM_CALLS_PER_MINUTE: '600' }`. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** A real CRM instead of the simulator (then `CRM_API_TOKEN` in `env`). */
+  readonly crmUrl?: string;
+  readonly simulator?: CrmSimulatorOptions;
+  /** Dispatchers polling the call queue. @default the DISPATCH_CONCURRENCY setting */
+  readonly concurrency?: number;
+}
+
+/** An execution that failed (a state's error after its retries): on AWS, a failed execution to redrive. */
+export interface FailedExecution {
+  readonly key: string;
+  readonly error: string;
+}
+
+export interface LocalPipeline {
+  readonly simulator?: CrmSimulator;
+  readonly queueUrl: string;
+  readonly deadLetterQueueUrl: string;
+  /** Object keys and report files: the embedded S3. */
+  readonly s3: Awaited<ReturnType<typeof startLocalS3>>;
+  readonly db: Awaited<ReturnType<typeof startLocalDynamoDb>>;
+  readonly sqs: Awaited<ReturnType<typeof startLocalSqs>>;
+  /** Puts an object into the landing bucket, as Transfer Family does; its Object Created event starts the workflow. */
+  land(key: string, body: Uint8Array | string): Promise<void>;
+  /** Starts an execution for an object, as the EventBridge rule (or the sweep) does. */
+  startExecution(bucket: string, key: string, size?: number): Promise<void>;
+  /** Summaries of every finished file (`file.completed` events), in order. */
+  readonly completed: FinalSummary[];
+  readonly failedExecutions: FailedExecution[];
+  /** Resolves when `count` files have finished (or an execution failed). */
+  waitForFiles(count: number): Promise<FinalSummary[]>;
+  close(): Promise<void>;
+}
+
+const LAMBDA_TIMEOUT_MS = 15 * 60 * 1000;
+
+function lambdaContext(functionName: string): Context {
+  const started = Date.now();
+  return {
+    functionName,
+    functionVersion: '$LATEST',
+    awsRequestId: `local-${started}-${Math.random().toString(36).slice(2)}`,
+    invokedFunctionArn: localLambdaArn(functionName),
+    memoryLimitInMB: '1024',
+    getRemainingTimeInMillis: () => LAMBDA_TIMEOUT_MS - (Date.now() - started),
+  } as unknown as Context;
+}
+
+type Handler = (event: unknown, context: Context) => Promise<unknown>;
+
+/**
+ * The whole pipeline on one machine: the embedded S3, DynamoDB and SQS, the CRM simulator, and the same
+ * handlers and state machine as on AWS. Only the wiring is local: S3's Object Created starts executions,
+ * a poller feeds the call queue to the dispatcher as the SQS event source would, and the handlers' calls to
+ * Step Functions (SendTaskSuccess) and EventBridge (PutEvents) are answered in-process.
+ * The handlers read their environment when first loaded: one pipeline per process.
+ */
+export async function startLocalPipeline(options: LocalPipelineOptions = {}): Promise<LocalPipeline> {
+  const settings = loadConfig({ env: { ...process.env, ...options.env } });
+  const [s3, db, sqs, aws] = await Promise.all([
+    startLocalS3([LOCAL_NAMES.landingBucket, LOCAL_NAMES.archiveBucket, LOCAL_NAMES.failedBucket]),
+    startLocalDynamoDb({ separateProcess: true }),
+    startLocalSqs(),
+    startLocalAwsEndpoint(),
+  ]);
+  const simulator = options.crmUrl ? undefined : await startCrmSimulator(options.simulator);
+  await db.createTable(LOCAL_NAMES.ledgerTable, TABLES.ledger);
+  await db.createTable(LOCAL_NAMES.limiterTable, TABLES.limiter);
+  const sqsClient = sqs.client();
+  const { QueueUrl: deadLetterQueueUrl = '' } = await sqsClient.send(
+    new CreateQueueCommand({ QueueName: LOCAL_NAMES.deadLetterQueue }),
+  );
+  const { Attributes } = await sqsClient.send(
+    new GetQueueAttributesCommand({ QueueUrl: deadLetterQueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  const { QueueUrl: queueUrl = '' } = await sqsClient.send(
+    new CreateQueueCommand({
+      QueueName: LOCAL_NAMES.callQueue,
+      Attributes: {
+        VisibilityTimeout: '60',
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: Attributes?.QueueArn, maxReceiveCount: 10 }),
+      },
+    }),
+  );
+
+  Object.assign(process.env, {
+    ...options.env,
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
+    AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+    AWS_ENDPOINT_URL_SFN: aws.endpoint,
+    AWS_ENDPOINT_URL_EVENTBRIDGE: aws.endpoint,
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_REGION: 'us-east-1',
+    // s3rver takes only its own key pair; the other stand-ins take any.
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    LEDGER_TABLE_NAME: LOCAL_NAMES.ledgerTable,
+    LIMITER_TABLE_NAME: LOCAL_NAMES.limiterTable,
+    CALL_QUEUE_URL: queueUrl,
+    ARCHIVE_BUCKET_NAME: LOCAL_NAMES.archiveBucket,
+    FAILED_BUCKET_NAME: LOCAL_NAMES.failedBucket,
+    LANDING_PREFIX: DEFAULT_LANDING_PREFIX,
+    CRM_BASE_URL: options.crmUrl ?? simulator?.url,
+    ...(simulator ? { CRM_API_TOKEN: simulator.token } : {}),
+  });
+  /* eslint-disable @typescript-eslint/no-require-imports -- loaded after the environment is set, as Lambda does */
+  const handlers: Record<string, Handler> = {
+    'classify-file': (require('../classify-file/handler') as { handler: Handler }).handler,
+    'prepare-file': (require('../prepare-file/handler') as { handler: Handler }).handler,
+    'await-phase': (require('../await-phase/handler') as { handler: Handler }).handler,
+    'finalise-file': (require('../finalise-file/handler') as { handler: Handler }).handler,
+    'dispatch-crm-calls': (require('../dispatch-crm-calls/handler') as { handler: Handler }).handler,
+  };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+
+  let tokens = 0;
+  const lambdas: Record<string, LocalLambda> = Object.fromEntries(
+    Object.entries(handlers).map(([name, handler]) => [
+      name,
+      (payload: unknown) => handler(payload, lambdaContext(name)),
+    ]),
+  );
+  // A .waitForTaskToken task: on AWS each attempt has a token of its own, and the callback ends the task.
+  lambdas['await-phase'] = async (payload) => {
+    const taskToken = `${(payload as { taskToken: string }).taskToken}:${++tokens}`;
+    const resumed = aws.waitForToken(taskToken);
+    await handlers['await-phase']?.({ ...(payload as object), taskToken }, lambdaContext('await-phase'));
+    return resumed;
+  };
+
+  const definition = loadDefinition('file-ingestion.asl.json', {
+    ClassifyFileFunctionArn: localLambdaArn('classify-file'),
+    PrepareFileFunctionArn: localLambdaArn('prepare-file'),
+    AwaitPhaseFunctionArn: localLambdaArn('await-phase'),
+    FinaliseFileFunctionArn: localLambdaArn('finalise-file'),
+    RetryLaterAttempts: String(settings.retryLaterAttempts),
+    RetryLaterDelaySeconds: String(settings.retryLaterDelaySeconds),
+    PhaseCheckSeconds: String(settings.phaseCheckSeconds),
+  });
+
+  const completed: FinalSummary[] = [];
+  const failedExecutions: FailedExecution[] = [];
+  const running = new Set<Promise<unknown>>();
+  let changed: () => void = () => undefined;
+  aws.onEvent((event) => {
+    if (event.detailType !== 'file.completed') return;
+    completed.push(event.detail as FinalSummary);
+    changed();
+  });
+
+  const startExecution = async (bucket: string, key: string, size = 0) => {
+    const event = {
+      version: '0',
+      source: 'aws.s3',
+      'detail-type': 'Object Created',
+      detail: { bucket: { name: bucket }, object: { key, size } },
+    };
+    const execution = runStateMachine(definition, event, { lambdas });
+    const done = execution.result.then(
+      () => undefined,
+      (error: unknown) => {
+        const failure = error as Error & { cause?: unknown };
+        failedExecutions.push({
+          key,
+          error: `${failure.message}${failure.cause ? ` (${String(failure.cause)})` : ''}`,
+        });
+        changed();
+      },
+    );
+    running.add(done);
+    void done.finally(() => running.delete(done));
+  };
+  s3.onObjectCreated((object) => {
+    if (object.bucket === LOCAL_NAMES.landingBucket && object.key.startsWith(DEFAULT_LANDING_PREFIX)) {
+      void startExecution(object.bucket, object.key, object.size);
+    }
+  });
+
+  // The SQS event source: each poller hands one message at a time to the dispatcher and deletes what succeeded.
+  let stopping = false;
+  const poll = async () => {
+    while (!stopping) {
+      const { Messages = [] } = await sqsClient
+        .send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 1 }))
+        .catch(() => ({ Messages: [] }));
+      if (Messages.length === 0 || stopping) continue;
+      const event: SQSEvent = {
+        Records: Messages.map((m) => ({
+          messageId: m.MessageId ?? '',
+          receiptHandle: m.ReceiptHandle ?? '',
+          body: m.Body ?? '',
+          attributes: {} as never,
+          messageAttributes: {},
+          md5OfBody: m.MD5OfBody ?? '',
+          eventSource: 'aws:sqs',
+          eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${LOCAL_NAMES.callQueue}`,
+          awsRegion: 'us-east-1',
+        })),
+      };
+      const response = (await handlers['dispatch-crm-calls']?.(event, lambdaContext('dispatch-crm-calls')).catch(
+        () => ({ batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) }),
+      )) as SQSBatchResponse;
+      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+      for (const message of Messages) {
+        if (failed.has(message.MessageId ?? '')) continue;
+        await sqsClient.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+      }
+    }
+  };
+  const pollers = Array.from({ length: options.concurrency ?? settings.dispatchConcurrency }, poll);
+
+  return {
+    ...(simulator ? { simulator } : {}),
+    queueUrl,
+    deadLetterQueueUrl,
+    s3,
+    db,
+    sqs,
+    completed,
+    failedExecutions,
+    land: async (key, body) => {
+      await s3.client().send(
+        new PutObjectCommand({
+          Bucket: LOCAL_NAMES.landingBucket,
+          Key: `${DEFAULT_LANDING_PREFIX}${key}`,
+          Body: body,
+        }),
+      );
+    },
+    startExecution,
+    waitForFiles: (count) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          if (failedExecutions.length > 0) reject(new Error(`execution failed: ${JSON.stringify(failedExecutions)}`));
+          else if (completed.length >= count) resolve([...completed]);
+        };
+        const previous = changed;
+        changed = () => {
+          previous();
+          check();
+        };
+        check();
+      }),
+    async close() {
+      stopping = true;
+      await Promise.allSettled(pollers);
+      await Promise.all([s3.close(), db.close(), sqs.close(), aws.close(), simulator?.close()]);
+    },
+  };
+}
