@@ -11,6 +11,8 @@ export interface LocalAwsEndpoint {
   readonly endpoint: string;
   /** Waits for the task token to be sent back; the output is what SendTaskSuccess carried. */
   waitForToken(token: string): Promise<unknown>;
+  /** Called for StartExecution; returns false when an execution of that name exists (ExecutionAlreadyExists). */
+  onStartExecution(starter: (name: string, input: unknown) => boolean): void;
   /** Receives every event put on any bus. */
   onEvent(listener: (event: { source: string; detailType: string; detail: unknown }) => void): void;
   close(): Promise<void>;
@@ -29,6 +31,7 @@ async function readBody(request: IncomingMessage): Promise<Record<string, unknow
 
 export async function startLocalAwsEndpoint(): Promise<LocalAwsEndpoint> {
   const waiters = new Map<string, (output: unknown) => void>();
+  let startExecution: (name: string, input: unknown) => boolean = () => false;
   const listeners: ((event: { source: string; detailType: string; detail: unknown }) => void)[] = [];
   const server = createServer((request, response) => {
     const target = String(request.headers['x-amz-target'] ?? '');
@@ -45,6 +48,13 @@ export async function startLocalAwsEndpoint(): Promise<LocalAwsEndpoint> {
           waiters.delete(token);
           resume(JSON.parse(String(body.output)));
           json(response, 200, {}, contentType);
+        } else if (target.endsWith('.StartExecution')) {
+          const name = String(body.name);
+          if (!startExecution(name, JSON.parse(String(body.input ?? '{}')))) {
+            json(response, 400, { __type: 'ExecutionAlreadyExists', message: `execution ${name} exists` }, contentType);
+            return;
+          }
+          json(response, 200, { executionArn: `local:execution:${name}`, startDate: Date.now() / 1000 }, contentType);
         } else if (target.endsWith('.PutEvents')) {
           const entries = (body.Entries ?? []) as { Source: string; DetailType: string; Detail: string }[];
           for (const entry of entries) {
@@ -75,6 +85,9 @@ export async function startLocalAwsEndpoint(): Promise<LocalAwsEndpoint> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     waitForToken: (token) => new Promise((resolve) => waiters.set(token, resolve)),
+    onStartExecution: (starter) => {
+      startExecution = starter;
+    },
     onEvent: (listener) => void listeners.push(listener),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };

@@ -9,6 +9,7 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { loadConfig } from '../core/config';
 import type { FinalSummary } from '../core/workflow/finalise-file';
 import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
+import { objectCreatedEvent } from '../core/workflow/sweep-landing-zone';
 import { startCrmSimulator, type CrmSimulator, type CrmSimulatorOptions } from './crm-simulator';
 import { startLocalAwsEndpoint } from './local-aws-endpoint';
 import { startLocalDynamoDb, TABLES } from './local-dynamodb';
@@ -51,9 +52,11 @@ export interface LocalPipeline {
   readonly db: Awaited<ReturnType<typeof startLocalDynamoDb>>;
   readonly sqs: Awaited<ReturnType<typeof startLocalSqs>>;
   /** Puts an object into the landing bucket, as Transfer Family does; its Object Created event starts the workflow. */
-  land(key: string, body: Uint8Array | string): Promise<void>;
+  land(key: string, body: Uint8Array | string, options?: { missEvent?: boolean }): Promise<void>;
   /** Starts an execution for an object, as the EventBridge rule (or the sweep) does. */
   startExecution(bucket: string, key: string, size?: number): Promise<void>;
+  /** Runs the landing-zone sweep once, as its schedule does. */
+  sweep(): Promise<{ listed: number; started: number; alreadyStarted: number; young: number }>;
   /** Summaries of every finished file (`file.completed` events), in order. */
   readonly completed: FinalSummary[];
   readonly failedExecutions: FailedExecution[];
@@ -133,6 +136,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     ARCHIVE_BUCKET_NAME: LOCAL_NAMES.archiveBucket,
     FAILED_BUCKET_NAME: LOCAL_NAMES.failedBucket,
     LANDING_PREFIX: DEFAULT_LANDING_PREFIX,
+    LANDING_BUCKET_NAME: LOCAL_NAMES.landingBucket,
+    STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:file-ingestion',
+    // Locally, a file's own event is handled within seconds.
+    SWEEP_MIN_AGE_S: options.env?.SWEEP_MIN_AGE_S ?? '30',
     CRM_BASE_URL: options.crmUrl ?? simulator?.url,
     ...(simulator ? { CRM_API_TOKEN: simulator.token } : {}),
   });
@@ -143,6 +150,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     'await-phase': (require('../await-phase/handler') as { handler: Handler }).handler,
     'finalise-file': (require('../finalise-file/handler') as { handler: Handler }).handler,
     'dispatch-crm-calls': (require('../dispatch-crm-calls/handler') as { handler: Handler }).handler,
+    'sweep-landing-zone': (require('../sweep-landing-zone/handler') as { handler: Handler }).handler,
   };
   /* eslint-enable @typescript-eslint/no-require-imports */
 
@@ -181,13 +189,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     changed();
   });
 
-  const startExecution = async (bucket: string, key: string, size = 0) => {
-    const event = {
-      version: '0',
-      source: 'aws.s3',
-      'detail-type': 'Object Created',
-      detail: { bucket: { name: bucket }, object: { key, size } },
-    };
+  const run = (event: unknown, key: string) => {
     const execution = runStateMachine(definition, event, { lambdas });
     const done = execution.result.then(
       () => undefined,
@@ -203,7 +205,26 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     running.add(done);
     void done.finally(() => running.delete(done));
   };
+  const startExecution = async (bucket: string, key: string, size = 0) =>
+    run(objectCreatedEvent(bucket, key, size), key);
+  // StartExecution (the sweep): execution names are unique, as on AWS.
+  const names = new Set<string>();
+  aws.onStartExecution((name, input) => {
+    if (names.has(name)) return false;
+    names.add(name);
+    run(input, (input as { detail?: { object?: { key?: string } } }).detail?.object?.key ?? name);
+    return true;
+  });
+  const sweep = async () =>
+    (await handlers['sweep-landing-zone']?.({}, lambdaContext('sweep-landing-zone'))) as Awaited<
+      ReturnType<LocalPipeline['sweep']>
+    >;
+  const sweeping = setInterval(() => void sweep().catch(() => undefined), settings.sweepIntervalMinutes * 60_000);
+  sweeping.unref();
+  // Objects whose Object Created event is to go missing (tests of the sweep).
+  const missed = new Set<string>();
   s3.onObjectCreated((object) => {
+    if (missed.delete(object.key)) return;
     if (object.bucket === LOCAL_NAMES.landingBucket && object.key.startsWith(DEFAULT_LANDING_PREFIX)) {
       void startExecution(object.bucket, object.key, object.size);
     }
@@ -251,7 +272,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     sqs,
     completed,
     failedExecutions,
-    land: async (key, body) => {
+    land: async (key, body, { missEvent = false } = {}) => {
+      if (missEvent) missed.add(`${DEFAULT_LANDING_PREFIX}${key}`);
       await s3.client().send(
         new PutObjectCommand({
           Bucket: LOCAL_NAMES.landingBucket,
@@ -261,6 +283,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       );
     },
     startExecution,
+    sweep,
     waitForFiles: (count) =>
       new Promise((resolve, reject) => {
         const check = () => {
@@ -276,6 +299,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       }),
     async close() {
       stopping = true;
+      clearInterval(sweeping);
       await Promise.allSettled(pollers);
       await Promise.all([s3.close(), db.close(), sqs.close(), aws.close(), simulator?.close()]);
     },

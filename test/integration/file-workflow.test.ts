@@ -48,6 +48,7 @@ describe('the file workflow on the embedded services', () => {
       // Metrics off: the EMF lines would fill the test output.
       env: {
         POWERTOOLS_METRICS_DISABLED: 'true',
+        SWEEP_MIN_AGE_S: '0',
         RETRY_LATER_DELAY_S: '1',
         RETRY_LATER_ATTEMPTS: '3',
         CRM_RETRY_BASE_DELAY_MS: '50',
@@ -206,5 +207,23 @@ describe('the file workflow on the embedded services', () => {
     ]);
     expect(pipeline.failedExecutions).toEqual([]);
     expect(pipeline.simulator!.stats().customersCreated).toBe(created + 1);
+  }, 60_000);
+
+  it('the sweep picks up a file whose event was missed, once however often it runs', async () => {
+    const before = pipeline.completed.length;
+    // Its Object Created event goes missing, as one can on AWS.
+    const file = [USERS_HEADER, 'C9,Ivy,Ironwood,ivy@example.com,,CA,2026-01-09T00:00:00Z'].join('\n');
+    await pipeline.land('acme/users_acme_20261124_004.csv', file, { missEvent: true });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pipeline.completed.length).toBe(before);
+
+    const first = await pipeline.sweep();
+    expect(first).toMatchObject({ listed: 1, started: 1 });
+    // A second sweep before the file has moved starts nothing new.
+    const again = await pipeline.sweep();
+    expect(again.started).toBe(0);
+    await pipeline.waitForFiles(before + 1);
+    expect(pipeline.completed.at(-1)).toMatchObject({ name: 'users_acme_20261124_004.csv', status: 'succeeded' });
+    expect(await pipeline.sweep()).toMatchObject({ listed: 0, started: 0 });
   }, 60_000);
 });
