@@ -26,8 +26,9 @@ export const reportPrefix = (key: string, landingPrefix: string, sha256: string 
   `reports/${relativeKey(key, landingPrefix)}/${sha256 ? sha256.slice(0, 12) : 'unidentified'}/`;
 
 /**
- * The failed-records file's name: the source's name with `.failed` before its extension, uncompressed, so it
- * classifies as the same kind when the partner uploads it again (`users_acme_20261124.failed.csv`).
+ * The failed-records file's name: the source's name with `.failed` before its extension, uncompressed
+ * (`users_acme_20261124.failed.csv`). Uploaded again, it is classified by its header, and its extra
+ * `failure_reason` column is ignored as an unknown column.
  */
 export function failedRecordsName(key: string, format: RecordFormat): string {
   const name = key.split('/').pop() ?? key;
