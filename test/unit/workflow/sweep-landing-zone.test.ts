@@ -77,7 +77,7 @@ describe('storage keys', () => {
     );
   });
 
-  it('name the failed-records file after its source, uncompressed, in the source's format', () => {
+  it('name the failed-records file after its source, uncompressed, in the format of the source', () => {
     expect(failedRecordsName('users/acme/users_acme_20261124_001.csv.gz', 'csv')).toBe(
       'users_acme_20261124_001.failed.csv',
     );
