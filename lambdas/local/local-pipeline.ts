@@ -65,6 +65,36 @@ export interface LocalPipeline {
   close(): Promise<void>;
 }
 
+/**
+ * The environment that points the handlers' own SDK clients at the embedded services: the SDK's endpoint
+ * variables and the S3 settings s3rver needs (DESIGN.md). The handlers' code is the same as on AWS.
+ */
+export function embeddedServicesEnv(endpoints: {
+  s3?: string;
+  dynamodb?: string;
+  sqs?: string;
+  stepFunctionsAndEvents?: string;
+}): Record<string, string> {
+  return {
+    ...(endpoints.s3 ? { AWS_ENDPOINT_URL_S3: endpoints.s3 } : {}),
+    ...(endpoints.dynamodb ? { AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb } : {}),
+    ...(endpoints.sqs ? { AWS_ENDPOINT_URL_SQS: endpoints.sqs } : {}),
+    ...(endpoints.stepFunctionsAndEvents
+      ? {
+          AWS_ENDPOINT_URL_SFN: endpoints.stepFunctionsAndEvents,
+          AWS_ENDPOINT_URL_EVENTBRIDGE: endpoints.stepFunctionsAndEvents,
+        }
+      : {}),
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_REGION: 'us-east-1',
+    // s3rver takes only its own key pair; the other stand-ins take any.
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  };
+}
+
 const LAMBDA_TIMEOUT_MS = 15 * 60 * 1000;
 
 function lambdaContext(functionName: string): Context {
@@ -118,18 +148,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
 
   Object.assign(process.env, {
     ...options.env,
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
-    AWS_ENDPOINT_URL_SQS: sqs.endpoint,
-    AWS_ENDPOINT_URL_SFN: aws.endpoint,
-    AWS_ENDPOINT_URL_EVENTBRIDGE: aws.endpoint,
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-    S3_FORCE_PATH_STYLE: 'true',
-    AWS_REGION: 'us-east-1',
-    // s3rver takes only its own key pair; the other stand-ins take any.
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    ...embeddedServicesEnv({
+      s3: s3.endpoint,
+      dynamodb: db.endpoint,
+      sqs: sqs.endpoint,
+      stepFunctionsAndEvents: aws.endpoint,
+    }),
     LEDGER_TABLE_NAME: LOCAL_NAMES.ledgerTable,
     LIMITER_TABLE_NAME: LOCAL_NAMES.limiterTable,
     CALL_QUEUE_URL: queueUrl,

@@ -1,6 +1,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/local-dynamodb';
+import { embeddedServicesEnv } from '../../lambdas/local/local-pipeline';
 import { startLocalS3, type LocalS3 } from '../../lambdas/local/local-s3';
 
 type HandlerModule = typeof import('../../lambdas/classify-file/handler');
@@ -27,15 +28,7 @@ describe('classify-file handler on the embedded S3 and DynamoDB', () => {
     await db.createTable('ledger', TABLES.ledger);
     // The same handler code as on AWS: the SDK's own variables point it at the embedded services.
     Object.assign(process.env, {
-      AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: 'us-east-1',
-      // s3rver takes only its own key pair; dynalite takes any.
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      ...embeddedServicesEnv({ s3: s3.endpoint, dynamodb: db.endpoint }),
       LEDGER_TABLE_NAME: 'ledger',
       MAX_FILE_SIZE_BYTES: '100000',
     });
