@@ -10,7 +10,7 @@ export interface LocalS3 {
   client(): S3Client;
   /**
    * Calls `listener` for each object created by a PUT or copy, as S3's EventBridge notification would
-   * (s3rver emits no event for a completed multipart upload: the sweep picks those up).
+   * (s3rver emits one for a completed multipart upload too).
    */
   onObjectCreated(listener: (object: { bucket: string; key: string; size: number }) => void): void;
   close(): Promise<void>;
