@@ -1,10 +1,24 @@
 /**
- * The one-machine command (../shared/local-run.md). `generate` writes partner files; `demo`, `run` and
- * `up` come with the embedded runtime.
+ * The one-machine command (../shared/local-run.md): `demo`, `run`, `up` on the embedded runtime, and
+ * `generate` for partner files. Settings come from flags, then the environment (lambdas/core/config.ts).
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
+import { loadConfig, SETTINGS, type Config, type SettingKey } from '../lambdas/core/config';
+import { ConfigError } from '../lambdas/core/errors';
 import { generateFiles } from '../lambdas/local/generate-files';
+import {
+  inputFiles,
+  runDemo,
+  runFiles,
+  runUp,
+  type CommandIo,
+  type CommandOptions,
+} from '../lambdas/local/ingest-commands';
+
+// Captured before a command routes other stdout writes (the handlers' logs) to its log file.
+const stdoutWrite = process.stdout.write.bind(process.stdout);
+const stderrWrite = process.stderr.write.bind(process.stderr);
 
 const GenerateArgs = z.object({
   users: z.coerce.number().int().min(0, { error: 'must be a whole number >= 0' }),
@@ -36,6 +50,90 @@ function parseArgs<T>(schema: z.ZodType<T>, options: unknown): T {
   throw new InvalidArgumentError(problems.join('; '));
 }
 
+/** Settings with a flag of their own on demo/run/up; the rest are read from the environment only. */
+const FLAG_SETTINGS: readonly SettingKey[] = [
+  'crmBaseUrl',
+  'crmApiToken',
+  'callsPerMinute',
+  'limitWindowSeconds',
+  'batchSize',
+  'dispatchConcurrency',
+  'reportDir',
+  'retryLaterDelaySeconds',
+  'retryLaterAttempts',
+  'crmRetryAttempts',
+  'crmRetryBaseDelayMs',
+  'phaseCheckSeconds',
+  'logLevel',
+];
+
+const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** demo, run and up share the settings' flags and the runtime's own. */
+function withRuntimeOptions(command: Command): Command {
+  for (const key of FLAG_SETTINGS) {
+    const setting = SETTINGS[key];
+    command.addOption(new Option(`--${setting.flag} <value>`, setting.help).env(setting.env));
+  }
+  return command
+    .option('--partner <name>', 'partner (SFTP user) the files are uploaded as; repeat for more users', collect, [])
+    .option('--json', 'print one JSON document instead of the table')
+    .option('--sftp-password <password>', 'password of the SFTP users (default: a random one, printed by `up`)')
+    .option('--poll <url>', 'collect from an SFTP server instead of uploading (sftp://user@host:port/dir)')
+    .option('--poll-key <file>', 'private key for --poll (else SFTP_PASSWORD)');
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+const PARTNER = /^[A-Za-z0-9-]+$/;
+
+/** Flags and environment into validated settings and the runtime's options; bad ones throw ConfigError. */
+function commandOptions(raw: Record<string, unknown>, interrupted: Promise<string>): CommandOptions {
+  if (raw.poll !== undefined) {
+    throw new ConfigError('--poll: collecting from a partner SFTP server is not available yet (issue 7)');
+  }
+  const flags: Partial<Record<SettingKey, unknown>> = {};
+  for (const key of FLAG_SETTINGS) {
+    const value = raw[camel(SETTINGS[key].flag)];
+    if (value !== undefined) flags[key] = value;
+  }
+  const settings: Config = loadConfig({ env: process.env, flags });
+  if (settings.crmBaseUrl && !settings.crmApiToken) {
+    throw new ConfigError('CRM_API_TOKEN (--crm-token): required with --crm-url (CRM_BASE_URL)');
+  }
+  const partners = (raw.partner as string[]).length > 0 ? (raw.partner as string[]) : ['demo'];
+  const badPartner = partners.find((partner) => !PARTNER.test(partner));
+  if (badPartner) throw new ConfigError(`--partner: ${badPartner}: letters, digits and dashes only`);
+  return {
+    settings,
+    partners,
+    json: raw.json === true,
+    ...(typeof raw.sftpPassword === 'string' ? { sftpPassword: raw.sftpPassword } : {}),
+    ...(settings.crmApiToken && !settings.crmBaseUrl ? { simulator: { token: settings.crmApiToken } } : {}),
+    interrupted,
+  };
+}
+
+/** Resolves with a reason on the first Ctrl-C (or SIGTERM); a second one exits at once. */
+function interruption(): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      resolve(`interrupted (${signal})`);
+      process.once(signal, () => process.exit(130));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+const io = (): CommandIo => ({
+  out: (text) => void stdoutWrite(text),
+  err: (text) => void stderrWrite(text),
+  progress: process.stderr.isTTY === true,
+});
+
 export function buildProgram(): Command {
   const program = new Command('ingest')
     .description('Partner files over SFTP into the CRM: the pipeline on one machine')
@@ -64,6 +162,31 @@ export function buildProgram(): Command {
       }
     });
 
+  withRuntimeOptions(
+    program
+      .command('run')
+      .description('process files end to end on one machine: SFTP upload, workflow, CRM calls, reports')
+      .argument('<file-or-dir...>', 'partner files, or directories of them (uploaded in name order)'),
+  ).action(async (paths: string[], raw: Record<string, unknown>) => {
+    const options = commandOptions(raw, interruption());
+    process.exitCode = await runFiles([inputFiles(paths)], options, io());
+  });
+
+  withRuntimeOptions(
+    program.command('up').description('start the pipeline and its SFTP server, and process every upload until Ctrl-C'),
+  ).action(async (raw: Record<string, unknown>) => {
+    process.exitCode = await runUp(commandOptions(raw, interruption()), io());
+  });
+
+  withRuntimeOptions(
+    program
+      .command('demo')
+      .description('a small sample load showing every outcome (npm start); 4404 retries every 10 s unless set'),
+  ).action(async (raw: Record<string, unknown>) => {
+    const demoDefaults = process.env.RETRY_LATER_DELAY_S ? {} : { retryLaterDelay: '10' };
+    process.exitCode = await runDemo(commandOptions({ ...demoDefaults, ...raw }, interruption()), io());
+  });
+
   return program;
 }
 
@@ -78,8 +201,15 @@ export async function runCli(argv: readonly string[]): Promise<void> {
     if (!code?.startsWith('commander.') || error instanceof InvalidArgumentError) {
       process.stderr.write(`ingest: ${error instanceof Error ? error.message : String(error)}\n`);
     }
-    process.exitCode = code?.startsWith('commander.') ? 2 : 1;
+    process.exitCode = code?.startsWith('commander.') || error instanceof ConfigError ? 2 : 1;
   }
 }
 
-if (require.main === module) void runCli(process.argv);
+/** Runs the command line and exits: the embedded services leave no handle behind that would keep the process. */
+export async function main(argv: readonly string[]): Promise<void> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  await runCli(argv);
+  process.exit();
+}
+
+if (require.main === module) void main(process.argv);

@@ -43,6 +43,13 @@ export const SETTINGS = {
     schema: integer(1, 1_000_000).default(1000),
     help: 'CRM calls allowed in any rolling 60 seconds, all dispatchers together',
   },
+  limitWindowSeconds: {
+    env: 'CRM_LIMIT_WINDOW_S',
+    flag: 'limit-window',
+    secret: false,
+    schema: integer(1, 3600).default(60),
+    help: 'the rolling window CRM_CALLS_PER_MINUTE counts in; change it only for a CRM with another window (scaled tests)',
+  },
   batchSize: {
     env: 'CRM_BATCH_SIZE',
     flag: 'batch-size',

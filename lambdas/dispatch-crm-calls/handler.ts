@@ -51,6 +51,7 @@ const phases = new DynamoDbPhaseLedger(dynamodb, environment.LEDGER_TABLE_NAME, 
 const notifier = new SfnTaskNotifier(sfnClient());
 const limiter = new RateLimiter(new DynamoDbLimiterStore(dynamodb, environment.LIMITER_TABLE_NAME), {
   callsPerWindow: settings.callsPerMinute,
+  windowMs: settings.limitWindowSeconds * 1000,
   arrivalJitterMs: settings.limiterJitterMs,
 });
 

@@ -79,6 +79,11 @@ const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const MAX_BODY_BYTES = 5 * 1024 * 1024;
 /** Customers with an email at this domain are refused as invalid data (3217): a sim rule to show that outcome. */
 export const SIM_INVALID_EMAIL_DOMAIN = '@invalid.example';
+/**
+ * Transactions whose id holds this word are answered 624 (incomplete parameters), as if a field were missing:
+ * the pipeline validates required fields before sending, so a sim rule is the only way to show that outcome.
+ */
+export const SIM_INCOMPLETE_TRANSACTION = 'INCOMPLETE';
 
 const CustomerShape = z.object({
   customerId: z.string().min(1),
@@ -113,7 +118,7 @@ interface StoredAnswer {
  * the rolling-window limit with Retry-After, the per-record codes) plus fault switches and `/_sim/stats`.
  * Its own data rules, to show each outcome: a customer that exists -> 8006 on ADD_CUST; an update whose email
  * belongs to another customer -> CONFLICTING_PROFILE; an email at `invalid.example` -> 3217; a transaction
- * missing a required field -> 624; a transaction for an unknown customer -> 4404.
+ * missing a required field, or whose id holds `INCOMPLETE` -> 624; a transaction for an unknown customer -> 4404.
  */
 export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Promise<CrmSimulator> {
   const token = options.token ?? 'sim-token';
@@ -201,7 +206,8 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
 
   const applyTransaction = (record: unknown): Result => {
     const fields = record && typeof record === 'object' ? (record as Record<string, unknown>) : {};
-    if (TRANSACTION_REQUIRED.some((field) => fields[field] === undefined || fields[field] === '')) {
+    const incomplete = String(fields.transactionId ?? '').includes(SIM_INCOMPLETE_TRANSACTION);
+    if (incomplete || TRANSACTION_REQUIRED.some((field) => fields[field] === undefined || fields[field] === '')) {
       return { code: 624, status: 'ERROR', error: 'INCOMPLETE_PARAMETERS', message: 'incomplete body parameters' };
     }
     const parsed = TransactionShape.safeParse(record);

@@ -43,6 +43,17 @@ export interface FailedExecution {
   readonly error: string;
 }
 
+export interface PipelineProgress {
+  /** Messages (batches) waiting in the call queue, and being handled. */
+  readonly queued: number;
+  readonly inFlight: number;
+  /** Messages on the dead-letter queue: batches whose retries are spent. */
+  readonly deadLetters: number;
+  /** Batches and records the dispatchers have answered (messages deleted from the queue). */
+  readonly batchesDone: number;
+  readonly recordsDone: number;
+}
+
 export interface LocalPipeline {
   readonly simulator?: CrmSimulator;
   readonly queueUrl: string;
@@ -62,6 +73,10 @@ export interface LocalPipeline {
   readonly failedExecutions: FailedExecution[];
   /** Resolves when `count` files have finished (or an execution failed). */
   waitForFiles(count: number): Promise<FinalSummary[]>;
+  /** Calls `listener` with each finished file's summary, and with each failed execution. */
+  onFinished(listener: (finished: { summary?: FinalSummary; failed?: FailedExecution }) => void): void;
+  /** The work in hand: the call queue, its dead-letter queue, and what the dispatchers have done. */
+  progress(): Promise<PipelineProgress>;
   close(): Promise<void>;
 }
 
@@ -205,11 +220,13 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
 
   const completed: FinalSummary[] = [];
   const failedExecutions: FailedExecution[] = [];
+  const finishedListeners: Parameters<LocalPipeline['onFinished']>[0][] = [];
   const running = new Set<Promise<unknown>>();
   let changed: () => void = () => undefined;
   aws.onEvent((event) => {
     if (event.detailType !== 'file.completed') return;
     completed.push(event.detail as FinalSummary);
+    for (const listener of finishedListeners) listener({ summary: event.detail as FinalSummary });
     changed();
   });
 
@@ -219,10 +236,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       () => undefined,
       (error: unknown) => {
         const failure = error as Error & { cause?: unknown };
-        failedExecutions.push({
-          key,
-          error: `${failure.message}${failure.cause ? ` (${String(failure.cause)})` : ''}`,
-        });
+        const failed = { key, error: `${failure.message}${failure.cause ? ` (${String(failure.cause)})` : ''}` };
+        failedExecutions.push(failed);
+        for (const listener of finishedListeners) listener({ failed });
         changed();
       },
     );
@@ -256,6 +272,15 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
 
   // The SQS event source: each poller hands one message at a time to the dispatcher and deletes what succeeded.
   let stopping = false;
+  let batchesDone = 0;
+  let recordsDone = 0;
+  const recordsIn = (body: string | undefined) => {
+    try {
+      return ((JSON.parse(body ?? '{}') as { lines?: unknown[] }).lines ?? []).length;
+    } catch {
+      return 0;
+    }
+  };
   const poll = async () => {
     while (!stopping) {
       const { Messages = [] } = await sqsClient
@@ -282,6 +307,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       for (const message of Messages) {
         if (failed.has(message.MessageId ?? '')) continue;
         await sqsClient.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+        batchesDone++;
+        recordsDone += recordsIn(message.Body);
       }
     }
   };
@@ -308,6 +335,27 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     },
     startExecution,
     sweep,
+    onFinished: (listener) => void finishedListeners.push(listener),
+    async progress() {
+      const depth = async (url: string) =>
+        (
+          await sqsClient.send(
+            new GetQueueAttributesCommand({
+              QueueUrl: url,
+              AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+            }),
+          )
+        ).Attributes ?? {};
+      const [calls, dead] = await Promise.all([depth(queueUrl), depth(deadLetterQueueUrl)]);
+      return {
+        queued: Number(calls.ApproximateNumberOfMessages ?? 0),
+        inFlight: Number(calls.ApproximateNumberOfMessagesNotVisible ?? 0),
+        deadLetters:
+          Number(dead.ApproximateNumberOfMessages ?? 0) + Number(dead.ApproximateNumberOfMessagesNotVisible ?? 0),
+        batchesDone,
+        recordsDone,
+      };
+    },
     waitForFiles: (count) =>
       new Promise((resolve, reject) => {
         const check = () => {

@@ -13,13 +13,22 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
+import { ErrorNames, PipelineError } from '../../core/errors';
 import type { ObjectHead, ObjectRef, ObjectStore, TextUpload } from '../../core/files/object-store';
 
 /** CopyObject takes objects up to 5 GiB; larger ones are copied in parts (partner files go up to 10 GB). */
 const SINGLE_COPY_LIMIT = 5 * 1024 ** 3;
 const COPY_PART_BYTES = 512 * 1024 ** 2;
 
-const isMissing = (error: unknown) => ['NoSuchKey', 'NotFound'].includes((error as Error).name);
+const isMissing = (error: unknown) => ['NoSuchKey', 'NotFound', ErrorNames.fileGone].includes((error as Error).name);
+/** A missing object is File.Gone (typically moved by an earlier run of the same step); other errors pass. */
+const gone =
+  (ref: ObjectRef) =>
+  (error: unknown): never => {
+    if (isMissing(error))
+      throw new PipelineError(ErrorNames.fileGone, `s3://${ref.bucket}/${ref.key} is no longer there`);
+    throw error;
+  };
 const copySource = (ref: ObjectRef) => `${ref.bucket}/${ref.key.split('/').map(encodeURIComponent).join('/')}`;
 
 /** The object-store port on S3 (and on the embedded S3 locally, with the same client settings). */
@@ -27,7 +36,7 @@ export class S3ObjectStore implements ObjectStore {
   constructor(private readonly s3: S3Client) {}
 
   async head(ref: ObjectRef): Promise<ObjectHead> {
-    const head = await this.s3.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+    const head = await this.s3.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key })).catch(gone(ref));
     return {
       size: head.ContentLength ?? 0,
       metadata: head.Metadata ?? {},
@@ -41,13 +50,15 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async *read(ref: ObjectRef, range?: { start: number; end: number }): AsyncIterable<Uint8Array> {
-    const object = await this.s3.send(
-      new GetObjectCommand({
-        Bucket: ref.bucket,
-        Key: ref.key,
-        ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
-      }),
-    );
+    const object = await this.s3
+      .send(
+        new GetObjectCommand({
+          Bucket: ref.bucket,
+          Key: ref.key,
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        }),
+      )
+      .catch(gone(ref));
     yield* object.Body as Readable;
   }
 

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { ErrorNames } from '../errors';
 import type { Encoding } from '../config';
 import type { RecordFormat } from '../files/file-encoding';
 import type { ObjectRef, ObjectStore, TextUpload } from '../files/object-store';
@@ -180,17 +182,33 @@ export function failureReason(error: { Error?: string; Cause?: string }): string
   return `${error.Error ?? 'File.Rejected'}: ${cause}`;
 }
 
+/** The SHA-256 of the first of `refs` that exists (a repeat finds the object already moved), streamed. */
+async function objectSha256(store: ObjectStore, refs: readonly ObjectRef[]): Promise<string | undefined> {
+  for (const ref of refs) {
+    const hash = createHash('sha256');
+    try {
+      for await (const chunk of store.read(ref)) hash.update(chunk);
+      return hash.digest('hex');
+    } catch (error) {
+      if ((error as { name?: string }).name !== ErrorNames.fileGone) throw error;
+    }
+  }
+  return undefined;
+}
+
 /** A file failed as a whole (unknown, unreadable, too large, encoding refused): quarantined with the reason, nothing sent. */
 export async function quarantineFile(
   input: { file: ObjectRef; error: { Error?: string; Cause?: string }; kind?: FileKind; fileId?: string },
   deps: FinaliseDeps,
 ): Promise<FinalSummary> {
   const reason = failureReason(input.error);
-  const prefix = reportPrefix(input.file.key, deps.landingPrefix, input.fileId);
   const quarantined = { bucket: deps.failedBucket, key: quarantineKey(input.file.key, deps.landingPrefix) };
+  // Refused before its hash was taken (unknown, too large): hashed here, so the report names the bytes too.
+  const fileId = input.fileId ?? (await objectSha256(deps.store, [input.file, quarantined]));
+  const prefix = reportPrefix(input.file.key, deps.landingPrefix, fileId);
   const summary: FinalSummary = {
     name: fileName(input.file.key),
-    sha256: input.fileId ?? '',
+    sha256: fileId ?? '',
     kind: input.kind ?? 'unknown',
     status: 'failed',
     received: 0,

@@ -1,0 +1,279 @@
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { SETTINGS, type Config, type SettingKey } from '../core/config';
+import type { CrmSimulatorOptions } from './crm-simulator';
+import { writeDemoLoad } from './demo-load';
+import { RunStopped, sha256Of, startIngestRuntime, type IngestRuntime } from './ingest-runtime';
+import { failuresText, runReport, summaryTable, type FileResult } from './run-report';
+
+/** Where a command writes: its own output (stdout), progress and errors (stderr). */
+export interface CommandIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  /** Progress is shown only on a terminal. */
+  readonly progress: boolean;
+}
+
+export interface CommandOptions {
+  readonly settings: Config;
+  readonly partners: readonly string[];
+  readonly json: boolean;
+  readonly sftpPassword?: string;
+  readonly simulator?: CrmSimulatorOptions;
+  /** Stops the command from outside (Ctrl-C). */
+  readonly interrupted?: Promise<string>;
+}
+
+/** The settings as the handlers' environment (they read their configuration from it, as on Lambda). */
+export function settingsEnv(settings: Config): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, setting] of Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]) {
+    const value = settings[key];
+    if (value === undefined) continue;
+    env[setting.env] = Array.isArray(value) ? value.join(',') : String(value);
+  }
+  return {
+    ...env,
+    POWERTOOLS_LOG_LEVEL: settings.logLevel,
+    // EMF metrics are for CloudWatch; locally the run's own figures say the same.
+    POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+  };
+}
+
+/** The files named on the command line: files as given, directories' files sorted by name (hidden ones skipped). */
+export function inputFiles(paths: readonly string[]): string[] {
+  const files: string[] = [];
+  for (const path of paths) {
+    let stats;
+    try {
+      stats = statSync(path);
+    } catch {
+      throw new RunStopped(`no such file or directory: ${path}`);
+    }
+    if (stats.isDirectory()) {
+      const names = readdirSync(path, { withFileTypes: true })
+        .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
+        .map((entry) => entry.name)
+        .sort();
+      files.push(...names.map((name) => join(path, name)));
+    } else {
+      files.push(path);
+    }
+  }
+  if (files.length === 0) throw new RunStopped(`no files to ingest in ${paths.join(', ')}`);
+  const seen = new Map<string, string>();
+  for (const file of files) {
+    const name = basename(file);
+    const other = seen.get(name);
+    if (other) throw new RunStopped(`two files are named ${name} (${other} and ${file}): a partner folder holds one`);
+    seen.set(name, file);
+  }
+  return files.map((file) => resolve(file));
+}
+
+/** Shows the progress line on stderr about once a second while `work` runs (terminals only). */
+async function withProgress<T>(io: CommandIo, line: () => Promise<string>, work: Promise<T>): Promise<T> {
+  if (!io.progress) return work;
+  const ticker = setInterval(() => {
+    void line().then(
+      (text) => io.err(`\r\x1b[K${text}`),
+      () => undefined,
+    );
+  }, 1000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(ticker);
+    io.err('\r\x1b[K');
+  }
+}
+
+/** Waits until the call queue has stayed empty for two looks a second apart (the calls made so far are answered). */
+async function drained(runtime: IngestRuntime): Promise<void> {
+  let empty = 0;
+  while (empty < 2) {
+    await Promise.race([new Promise((r) => setTimeout(r, 1000)), runtime.stopped]);
+    const { queued, inFlight } = await runtime.pipeline.progress();
+    empty = queued + inFlight === 0 ? empty + 1 : 0;
+  }
+}
+
+/**
+ * `ingest run`: uploads the files over SFTP as the first partner, in order and in waves (a wave starts once the
+ * one before has been answered), waits for every file to finish, writes the reports, prints the summary.
+ * A file whose bytes repeat an earlier one is uploaded once that one is claimed, so the later copy is the
+ * duplicate. Returns the exit status.
+ */
+export async function runFiles(
+  waves: readonly (readonly string[])[],
+  options: CommandOptions,
+  io: CommandIo,
+): Promise<number> {
+  const started = Date.now();
+  const partner = options.partners[0] ?? 'demo';
+  const all = waves.flat();
+  const names = all.map((file) => basename(file));
+  let runtime: IngestRuntime | undefined;
+  const logFile = openLog(options.settings.reportDir);
+  try {
+    runtime = await startIngestRuntime({
+      settings: options.settings,
+      env: settingsEnv(options.settings),
+      partners: options.partners,
+      ...(options.sftpPassword ? { sftpPassword: options.sftpPassword } : {}),
+      ...(options.simulator ? { simulator: options.simulator } : {}),
+    });
+    const active = runtime;
+    if (io.progress) {
+      io.err(`CRM: ${active.crmUrl}${active.simulated ? ' (the embedded simulator)' : ''}\n`);
+      io.err(`Uploading ${all.length} file(s) over SFTP as ${partner} to ${active.sftp.host}:${active.sftp.port}\n`);
+    }
+    const interrupted = (options.interrupted ?? new Promise<string>(() => undefined)).then((reason) => {
+      throw new RunStopped(reason);
+    });
+    interrupted.catch(() => undefined);
+    const work = (async () => {
+      const claimed = new Map<string, string>();
+      for (const [index, wave] of waves.entries()) {
+        if (index > 0) await drained(active);
+        for (const file of wave) {
+          const sha256 = await sha256Of(file);
+          if (claimed.has(sha256)) await active.waitForClaim(sha256);
+          else claimed.set(sha256, file);
+          await Promise.race([active.upload(file, partner), active.stopped]);
+        }
+      }
+      await active.waitFor(names);
+    })();
+    work.catch(() => undefined);
+    await withProgress(io, () => active.progressLine(all.length), Promise.race([work, active.stopped, interrupted]));
+    const files = names.map((name) => active.finished.get(name) as FileResult);
+    const report = runReport(files, active.monitor.counts());
+    io.out(options.json ? `${JSON.stringify(report)}\n` : `${summaryTable(report)}\n`);
+    if (!options.json) {
+      io.out(`Reports: ${options.settings.reportDir}  (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+    }
+    return 0;
+  } catch (error) {
+    if (!(error instanceof RunStopped)) throw error;
+    const done = names.filter((name) => runtime?.finished.has(name));
+    const files = done.map((name) => runtime?.finished.get(name) as FileResult);
+    const pending = names.filter((name) => !runtime?.finished.has(name));
+    const report = runReport(files, runtime?.monitor.counts() ?? { calls: 0, throttled: 0 }, {
+      pending,
+      error: error.message,
+    });
+    io.out(options.json ? `${JSON.stringify(report)}\n` : `${summaryTable(report)}\n`);
+    io.err(`ingest: ${error.message}\n`);
+    if (pending.length > 0) io.err(`ingest: ${pending.length} file(s) not finished; their records are pending\n`);
+    return 1;
+  } finally {
+    await runtime?.close();
+    logFile.close();
+  }
+}
+
+/** `ingest demo` (`npm start`): the sample load, on the embedded CRM simulator unless a CRM URL is given. */
+export async function runDemo(options: CommandOptions, io: CommandIo): Promise<number> {
+  const directory = mkdtempSync(join(tmpdir(), 'ingest-demo-'));
+  try {
+    const load = await writeDemoLoad(directory);
+    if (!options.json) {
+      io.out(
+        `Demo: ${load.waves.flat().length} partner files (users, transactions, a late gzip JSONL users file, a duplicate ` +
+          `and an unknown file) through SFTP, the workflow and the CRM${options.settings.crmBaseUrl ? '' : ' simulator'}.\n`,
+      );
+    }
+    return await runFiles(
+      load.waves,
+      { ...options, simulator: { ...options.simulator, customers: load.customers } },
+      io,
+    );
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `ingest up`: the services stay up; prints how to connect over SFTP, and one line per finished file
+ * (one JSON line with `--json`), until interrupted. Returns the exit status.
+ */
+export async function runUp(options: CommandOptions, io: CommandIo): Promise<number> {
+  const logFile = openLog(options.settings.reportDir);
+  let runtime: IngestRuntime | undefined;
+  try {
+    runtime = await startIngestRuntime({
+      settings: options.settings,
+      env: settingsEnv(options.settings),
+      partners: options.partners,
+      ...(options.sftpPassword ? { sftpPassword: options.sftpPassword } : {}),
+      ...(options.simulator ? { simulator: options.simulator } : {}),
+    });
+    const { sftp } = runtime;
+    const connection = {
+      sftp: { host: sftp.host, port: sftp.port, hostKeyFingerprint: sftp.hostKeyFingerprint },
+      users: runtime.users.map((user) => ({ user: user.name, password: user.password })),
+      crm: runtime.crmUrl,
+      reportDir: options.settings.reportDir,
+    };
+    if (options.json) {
+      io.out(`${JSON.stringify(connection)}\n`);
+    } else {
+      io.out(`SFTP server: host ${sftp.host} port ${sftp.port} (host key ${sftp.hostKeyFingerprint})\n`);
+      for (const user of connection.users) io.out(`  user ${user.user} password ${user.password}\n`);
+      io.out(`  e.g. sftp -P ${sftp.port} ${connection.users[0]?.user ?? 'demo'}@${sftp.host}\n`);
+      io.out(`CRM: ${runtime.crmUrl}${runtime.simulated ? ' (the embedded simulator)' : ''}\n`);
+      io.out(`Reports: ${options.settings.reportDir}\nWaiting for uploads; Ctrl-C stops.\n`);
+    }
+    runtime.onFile((file: FileResult) => {
+      if (options.json) io.out(`${JSON.stringify(file)}\n`);
+      else {
+        const details = [failuresText(file.failures), file.reason ?? ''].filter(Boolean).join('  ');
+        io.out(
+          `${file.name}: ${file.kind}, ${file.status}, ${file.received} received, ${file.succeeded} succeeded, ` +
+            `${file.failed} failed${details ? ` (${details})` : ''}\n`,
+        );
+      }
+    });
+    const active = runtime;
+    const reason = await withProgress(
+      io,
+      () => active.progressLine(),
+      Promise.race([options.interrupted ?? new Promise<string>(() => undefined), active.stopped]),
+    );
+    io.err(`ingest: ${reason}; stopping\n`);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof RunStopped)) throw error;
+    io.err(`ingest: ${error.message}\n`);
+    return 1;
+  } finally {
+    await runtime?.close();
+    logFile.close();
+  }
+}
+
+/**
+ * The handlers log (JSON, as on Lambda) to stdout, and Powertools warns on stderr; here both are the command's
+ * own (its output, progress and errors are written through handles taken before), so everything else written
+ * there goes to `<report dir>/ingest.log` while the command runs.
+ */
+function openLog(reportDir: string) {
+  mkdirSync(reportDir, { recursive: true });
+  const log = createWriteStream(join(reportDir, 'ingest.log'), { flags: 'a' });
+  const streams = [process.stdout, process.stderr];
+  const writes = streams.map((stream) => stream.write);
+  for (const stream of streams) {
+    stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
+      return log.write(chunk, callback);
+    }) as typeof stream.write;
+  }
+  return {
+    close: () => {
+      streams.forEach((stream, index) => (stream.write = writes[index] as typeof stream.write));
+      log.end();
+    },
+  };
+}

@@ -1,0 +1,229 @@
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { basename, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline as streamPipeline } from 'node:stream/promises';
+import SftpClient from 'ssh2-sftp-client';
+import type { Config } from '../core/config';
+import { CLAIM_SORT_KEY, fileKey } from '../adapters/aws/ledger-keys';
+import type { FinalSummary } from '../core/workflow/finalise-file';
+import { monitorCrmCalls, type CrmCallMonitor } from './crm-call-monitor';
+import type { CrmSimulatorOptions } from './crm-simulator';
+import { LOCAL_NAMES, startLocalPipeline, type LocalPipeline } from './local-pipeline';
+import { newPassword, startLocalSftp, type LocalSftp, type SftpUser } from './local-sftp';
+import { fileResult, type FileResult } from './run-report';
+
+/** The run cannot finish (credentials rejected, CRM unreachable, an execution failed): records stay pending. */
+export class RunStopped extends Error {
+  override readonly name = 'RunStopped';
+}
+
+export interface IngestRuntimeOptions {
+  /** The settings, already validated; they are handed to the handlers as their environment. */
+  readonly settings: Config;
+  readonly env: Readonly<Record<string, string>>;
+  /** Partners with an SFTP user each. */
+  readonly partners: readonly string[];
+  readonly sftpPassword?: string;
+  /** Seeds and faults of the embedded CRM simulator (when no CRM URL is set). */
+  readonly simulator?: CrmSimulatorOptions;
+}
+
+export interface IngestRuntime {
+  readonly pipeline: LocalPipeline;
+  readonly sftp: LocalSftp;
+  readonly monitor: CrmCallMonitor;
+  readonly crmUrl: string;
+  readonly simulated: boolean;
+  readonly users: readonly SftpUser[];
+  /** Finished files by name, each with its reports already in the report directory. */
+  readonly finished: ReadonlyMap<string, FileResult>;
+  /** Called once a finished file's reports are written. */
+  onFile(listener: (file: FileResult) => void): void;
+  /** Rejects with RunStopped as soon as the run cannot finish. */
+  readonly stopped: Promise<never>;
+  /** Uploads a file over SFTP as `partner`, under its own name. */
+  upload(path: string, partner: string): Promise<void>;
+  /** Resolves when the file with this SHA-256 has been claimed (so a later copy of it is the duplicate). */
+  waitForClaim(sha256: string): Promise<void>;
+  /** Resolves when every named file is finished and reported; rejects with RunStopped. */
+  waitFor(names: readonly string[]): Promise<void>;
+  /** One line: files, records, calls in the last window against the limit, queue, ETA. */
+  progressLine(expectedFiles?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** Resolves when a TCP connection to the URL's host and port opens: no HTTP request, so no call is spent. */
+async function reachable(url: string, timeoutMs = 3000): Promise<void> {
+  const { hostname, port, protocol } = new URL(url);
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port || (protocol === 'https:' ? 443 : 80)) });
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    socket.once('connect', () => {
+      socket.end();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
+}
+
+export async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await streamPipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+const duration = (seconds: number) => {
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+};
+
+/**
+ * The pipeline on one machine behind its SFTP landing zone, for `ingest run`, `up` and `demo`: the embedded
+ * services, handlers and state machine (local-pipeline.ts), the SFTP server with a user per partner, the
+ * CRM simulator unless CRM_BASE_URL is set, a count of CRM calls, and the reports of each finished file
+ * copied into the report directory (`<dir>/<file name>/`).
+ */
+export async function startIngestRuntime(options: IngestRuntimeOptions): Promise<IngestRuntime> {
+  const { settings } = options;
+  if (settings.crmBaseUrl) {
+    await reachable(settings.crmBaseUrl).catch((error: unknown) => {
+      throw new RunStopped(`CRM unreachable at ${settings.crmBaseUrl}: ${(error as Error).message}`);
+    });
+  }
+  const pipeline = await startLocalPipeline({
+    env: options.env,
+    ...(settings.crmBaseUrl ? { crmUrl: settings.crmBaseUrl } : {}),
+    ...(options.simulator ? { simulator: options.simulator } : {}),
+    concurrency: settings.dispatchConcurrency,
+  });
+  const crmUrl = settings.crmBaseUrl ?? pipeline.simulator?.url ?? '';
+  const monitor = monitorCrmCalls(crmUrl);
+  const users = options.partners.map((name) => ({ name, password: options.sftpPassword ?? newPassword() }));
+  const sftp = await startLocalSftp({
+    s3: pipeline.s3.client(),
+    bucket: LOCAL_NAMES.landingBucket,
+    users,
+  });
+  const s3 = pipeline.s3.client();
+  const documents = DynamoDBDocumentClient.from(pipeline.db.client());
+
+  let stop: (error: RunStopped) => void = () => undefined;
+  const stopped = new Promise<never>((_, reject) => (stop = reject));
+  stopped.catch(() => undefined);
+  monitor.onAuthRejected((status) =>
+    stop(new RunStopped(`CRM credentials rejected (HTTP ${status}): no more calls are made`)),
+  );
+
+  const finished = new Map<string, FileResult>();
+  const reporting = new Map<string, Promise<void>>();
+  const fileListeners: ((file: FileResult) => void)[] = [];
+  const writeReports = async (summary: FinalSummary) => {
+    const directory = join(settings.reportDir, summary.name);
+    mkdirSync(directory, { recursive: true });
+    const { bucket, summary: summaryKey, results, failedRecords } = summary.reports;
+    for (const key of [summaryKey, results, failedRecords]) {
+      if (!key) continue;
+      const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      await streamPipeline(object.Body as Readable, createWriteStream(join(directory, basename(key))));
+    }
+    const result = fileResult(summary);
+    finished.set(summary.name, result);
+    for (const listener of fileListeners) listener(result);
+  };
+  pipeline.onFinished(({ summary, failed }) => {
+    if (failed) stop(new RunStopped(`the workflow of ${failed.key} failed: ${failed.error}`));
+    if (!summary) return;
+    const written = writeReports(summary).catch((error: unknown) =>
+      stop(new RunStopped(`could not write the reports of ${summary.name}: ${(error as Error).message}`)),
+    );
+    reporting.set(summary.name, written);
+  });
+
+  // Batches on the dead-letter queue will not be answered without a redrive: the run cannot finish.
+  const watching = setInterval(() => {
+    void pipeline.progress().then(
+      ({ deadLetters }) => {
+        if (deadLetters > 0) {
+          stop(
+            new RunStopped(
+              `${deadLetters} CRM call(s) failed past the retry budget (CRM unreachable or failing) and went to the dead-letter queue`,
+            ),
+          );
+        }
+      },
+      () => undefined,
+    );
+  }, 1000);
+  watching.unref();
+
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const startedAt = Date.now();
+  const windowMs = settings.limitWindowSeconds * 1000;
+
+  return {
+    pipeline,
+    sftp,
+    monitor,
+    crmUrl,
+    simulated: !settings.crmBaseUrl,
+    users,
+    finished,
+    stopped,
+    onFile: (listener) => void fileListeners.push(listener),
+    async upload(path, partner) {
+      const user = users.find((u) => u.name === partner);
+      if (!user) throw new Error(`no SFTP user for partner ${partner}`);
+      const client = new SftpClient('ingest', { error: () => undefined, end: () => undefined, close: () => undefined });
+      await client.connect({ host: sftp.host, port: sftp.port, username: user.name, password: user.password });
+      try {
+        await client.fastPut(path, `/${basename(path)}`);
+      } finally {
+        await client.end();
+      }
+    },
+    async waitForClaim(sha256) {
+      for (;;) {
+        const { Item } = await documents.send(
+          new GetCommand({ TableName: LOCAL_NAMES.ledgerTable, Key: { pk: fileKey(sha256), sk: CLAIM_SORT_KEY } }),
+        );
+        if (Item) return;
+        await Promise.race([sleep(100), stopped]);
+      }
+    },
+    async waitFor(names) {
+      const wanted = new Set(names);
+      for (;;) {
+        const done = [...wanted].filter((name) => reporting.has(name));
+        await Promise.race([Promise.all(done.map((name) => reporting.get(name))), stopped]);
+        if (done.length === wanted.size) return;
+        await Promise.race([sleep(200), stopped]);
+      }
+    },
+    async progressLine(expectedFiles) {
+      const progress = await pipeline.progress();
+      const inWindow = monitor.callsInLast(windowMs);
+      const limit = settings.callsPerMinute;
+      const waiting = progress.queued + progress.inFlight;
+      const eta = (waiting / limit) * settings.limitWindowSeconds;
+      const window = settings.limitWindowSeconds === 60 ? 'min' : `${settings.limitWindowSeconds}s`;
+      return [
+        `files ${finished.size}${expectedFiles === undefined ? '' : `/${expectedFiles}`}`,
+        `records ${progress.recordsDone.toLocaleString('en-US')}`,
+        `CRM calls last ${window} ${inWindow}/${limit}`,
+        `queue ${waiting}`,
+        waiting > 0 ? `ETA ${duration(eta)}` : `elapsed ${duration((Date.now() - startedAt) / 1000)}`,
+      ].join(' · ');
+    },
+    async close() {
+      clearInterval(watching);
+      monitor.close();
+      await Promise.allSettled([...reporting.values()]);
+      await sftp.close();
+      await pipeline.close();
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+const BIN = join(__dirname, '../../bin/ingest.js');
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The environment of a child `ingest`: this one's, without the test setup's silencing. */
+function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  const base = { ...process.env };
+  delete base.POWERTOOLS_LOG_LEVEL;
+  delete base.POWERTOOLS_DEV;
+  return { ...base, ...env };
+}
+
+/** Starts `ingest <args>` as its own process, as a user would (`npx ingest`). */
+export function startIngest(args: readonly string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Collects a child's output and waits for its exit. */
+export function finished(child: ChildProcess): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Runs `ingest <args>` to the end. */
+export const runIngest = (args: readonly string[], env: Record<string, string> = {}) =>
+  finished(startIngest(args, env));
+
+/** Resolves with the stdout lines as they come, until `done` says enough. */
+export function readLines(child: ChildProcess, done: (lines: string[]) => boolean): Promise<string[]> {
+  const lines: string[] = [];
+  let rest = '';
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      const parts = (rest + chunk.toString()).split('\n');
+      rest = parts.pop() ?? '';
+      lines.push(...parts.filter(Boolean));
+      if (done(lines)) {
+        child.stdout?.off('data', onData);
+        resolve(lines);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`ingest exited (${code}) after: ${lines.join('\n')}`)));
+  });
+}
+
+/** Whether a process still exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
