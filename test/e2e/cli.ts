@@ -38,16 +38,25 @@ export function finished(child: ChildProcess): Promise<CliResult> {
 export const runIngest = (args: readonly string[], env: Record<string, string> = {}) =>
   finished(startIngest(args, env));
 
-/** Resolves with the stdout lines as they come, until `done` says enough. */
-export function readLines(child: ChildProcess, done: (lines: string[]) => boolean): Promise<string[]> {
+/** Resolves with the stdout lines that come from now on, once `done` says enough; rejects after `timeoutMs`. */
+export function readLines(
+  child: ChildProcess,
+  done: (lines: string[]) => boolean,
+  timeoutMs = 60_000,
+): Promise<string[]> {
   const lines: string[] = [];
   let rest = '';
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.stdout?.off('data', onData);
+      reject(new Error(`ingest printed only: ${lines.join('\n')}`));
+    }, timeoutMs);
     const onData = (chunk: Buffer) => {
       const parts = (rest + chunk.toString()).split('\n');
       rest = parts.pop() ?? '';
       lines.push(...parts.filter(Boolean));
       if (done(lines)) {
+        clearTimeout(timer);
         child.stdout?.off('data', onData);
         resolve(lines);
       }

@@ -1,0 +1,195 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SftpClient from 'ssh2-sftp-client';
+import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator';
+import type { FileResult, RunReport } from '../../lambdas/local/run-report';
+import { alive, finished, readLines, runIngest, startIngest } from './cli';
+
+interface Connection {
+  sftp: { host: string; port: number; hostKeyFingerprint: string };
+  users: { user: string; password: string }[];
+  crm: string;
+  reportDir: string;
+}
+
+/** Pids of a process's descendants (children, their children, ...). */
+function descendants(pid: number): number[] {
+  const table = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/).map(Number) as [number, number]);
+  const found: number[] = [];
+  const visit = (parent: number) => {
+    for (const [child, ppid] of table) {
+      if (ppid === parent) {
+        found.push(child);
+        visit(child);
+      }
+    }
+  };
+  visit(pid);
+  return found;
+}
+
+const portOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+
+const USERS = [
+  'customer_id,first_name,last_name,email,phone,country,created_at',
+  'P1,Ada,Alder,ada@example.com,,GB,2026-01-01T00:00:00Z',
+  'P2,Bo,Birch,bo@invalid.example,,SE,2026-01-02T00:00:00Z',
+].join('\n');
+const TRANSACTIONS = [
+  'transaction_id,customer_id,amount,currency,occurred_at',
+  'Q1,P1,10.00,EUR,2026-02-01T10:00:00Z',
+].join('\n');
+
+describe('ingest up', () => {
+  let simulator: CrmSimulator;
+  const reportDir = mkdtempSync(join(tmpdir(), 'ingest-up-'));
+
+  beforeAll(async () => {
+    simulator = await startCrmSimulator();
+  });
+  afterAll(async () => {
+    await simulator?.close();
+    rmSync(reportDir, { recursive: true, force: true });
+  });
+
+  it('takes uploads from any SFTP client, reports each file, and stops cleanly on Ctrl-C', async () => {
+    const child = startIngest([
+      'up',
+      '--json',
+      '--partner',
+      'acme',
+      '--partner',
+      'globex',
+      '--crm-url',
+      simulator.url,
+      '--crm-token',
+      simulator.token,
+      '--report-dir',
+      reportDir,
+      '--retry-later-delay',
+      '1',
+    ]);
+    const exited = finished(child);
+    try {
+      const [first] = await readLines(child, (lines) => lines.length >= 1);
+      const connection = JSON.parse(first as string) as Connection;
+      expect(connection.users.map((u) => u.user)).toEqual(['acme', 'globex']);
+      expect(connection.sftp.host).toBe('127.0.0.1');
+
+      const client = new SftpClient('partner', {
+        error: () => undefined,
+        end: () => undefined,
+        close: () => undefined,
+      });
+      const acme = connection.users[0]!;
+      await client.connect({
+        host: connection.sftp.host,
+        port: connection.sftp.port,
+        username: acme.user,
+        password: acme.password,
+        // The partner checks the server's key, as they would Transfer Family's.
+        hostVerifier: (key: Buffer) =>
+          `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}` ===
+          connection.sftp.hostKeyFingerprint,
+      } as SftpClient.ConnectOptions);
+      const files = readLines(child, (lines) => lines.length >= 2);
+      await client.put(Buffer.from(USERS), '/users_acme_20261124_001.csv');
+      await client.put(Buffer.from(TRANSACTIONS), '/transactions_acme_20261124_001.csv');
+      await client.end();
+
+      const reported = (await files).map((line) => JSON.parse(line) as FileResult);
+      const byName = Object.fromEntries(reported.map((file) => [file.name, file]));
+      expect(byName['users_acme_20261124_001.csv']).toMatchObject({
+        status: 'partial',
+        received: 2,
+        succeeded: 1,
+        failed: 1,
+        failures: { '3217': 1 },
+      });
+      expect(byName['transactions_acme_20261124_001.csv']).toMatchObject({ status: 'succeeded', succeeded: 1 });
+      const summary = JSON.parse(
+        readFileSync(join(reportDir, 'users_acme_20261124_001.csv', 'summary.json'), 'utf8'),
+      ) as FileResult;
+      expect(summary.failures).toEqual({ '3217': 1 });
+
+      const helpers = descendants(child.pid!);
+      expect(helpers.length).toBeGreaterThan(0); // the embedded DynamoDB runs in a process of its own
+      child.kill('SIGINT');
+      const result = await exited;
+      expect(result.code).toBe(0);
+      expect(result.stderr).toMatch(/interrupted \(SIGINT\); stopping/);
+      expect(helpers.filter(alive)).toEqual([]);
+      expect(await portOpen(connection.sftp.port)).toBe(false);
+    } finally {
+      if (alive(child.pid!)) child.kill('SIGKILL');
+    }
+  }, 120_000);
+});
+
+describe('ingest exit statuses', () => {
+  const directory = mkdtempSync(join(tmpdir(), 'ingest-exit-'));
+  const files = join(directory, 'in');
+  beforeAll(() => {
+    mkdirSync(files);
+    writeFileSync(join(files, 'users_acme_20261124_001.csv'), USERS);
+  });
+  afterAll(() => rmSync(directory, { recursive: true, force: true }));
+
+  it('stops with the reason when the CRM rejects the credentials, leaving the records pending', async () => {
+    const simulator = await startCrmSimulator({ token: 'right' });
+    try {
+      const result = await runIngest([
+        'run',
+        files,
+        '--json',
+        '--crm-url',
+        simulator.url,
+        '--crm-token',
+        'wrong',
+        '--report-dir',
+        join(directory, 'auth'),
+      ]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/CRM credentials rejected \(HTTP 401\)/);
+      const report = JSON.parse(result.stdout) as RunReport;
+      expect(report.pending).toEqual(['users_acme_20261124_001.csv']);
+      expect(report.files).toEqual([]);
+      expect(report.totals.failed).toBe(0);
+    } finally {
+      await simulator.close();
+    }
+  }, 60_000);
+
+  it('stops at once when the CRM cannot be reached', async () => {
+    const closed = await startCrmSimulator();
+    const url = closed.url;
+    await closed.close();
+    const result = await runIngest(['run', files, '--crm-url', url, '--crm-token', 't', '--report-dir', directory]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`CRM unreachable at ${url}`);
+  }, 60_000);
+
+  it('refuses bad configuration, naming the setting', async () => {
+    const result = await runIngest(['run', files, '--calls-per-minute', '0', '--report-dir', directory]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/CRM_CALLS_PER_MINUTE \(--calls-per-minute.*\): must be a whole number/);
+    const missing = await runIngest(['run', join(directory, 'nothing-here')]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/no such file or directory: .*nothing-here/);
+  }, 60_000);
+});
