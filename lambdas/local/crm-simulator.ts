@@ -56,6 +56,9 @@ export interface SimulatorStats {
   answersDropped: number;
   /** Distinct transactions stored more than once (the pipeline must keep this at 0). */
   transactionsAppliedMoreThanOnce: number;
+  /** When the first and the last accepted call came (epoch ms): the span the calls took. */
+  firstCallAt?: number;
+  lastCallAt?: number;
 }
 
 export interface CrmSimulator {
@@ -272,6 +275,8 @@ export async function startCrmSimulator(options: CrmSimulatorOptions = {}): Prom
     }
     recent.push(now);
     stats.callsAccepted++;
+    stats.firstCallAt ??= now;
+    stats.lastCallAt = now;
     stats.calls[operation]++;
     stats.maxCallsInWindow = Math.max(stats.maxCallsInWindow, recent.length - recentHead);
 

@@ -1,7 +1,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   CreateQueueCommand,
-  DeleteMessageCommand,
+  DeleteMessageBatchCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
 } from '@aws-sdk/client-sqs';
@@ -111,6 +111,8 @@ export function embeddedServicesEnv(endpoints: {
 }
 
 const LAMBDA_TIMEOUT_MS = 15 * 60 * 1000;
+/** Messages per dispatcher invocation: the SQS event source's default batch size. */
+const EVENT_SOURCE_BATCH_SIZE = 10;
 
 function lambdaContext(functionName: string): Context {
   const started = Date.now();
@@ -281,32 +283,52 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       return 0;
     }
   };
+  // Receive counts, as the event source passes them (the embedded SQS keeps none): a first delivery skips
+  // the ledger read, and the back-off of a failing batch grows with each delivery.
+  const receives = new Map<string, number>();
   const poll = async () => {
     while (!stopping) {
       const { Messages = [] } = await sqsClient
-        .send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 1 }))
+        .send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: EVENT_SOURCE_BATCH_SIZE,
+            WaitTimeSeconds: 1,
+          }),
+        )
         .catch(() => ({ Messages: [] }));
       if (Messages.length === 0 || stopping) continue;
       const event: SQSEvent = {
-        Records: Messages.map((m) => ({
-          messageId: m.MessageId ?? '',
-          receiptHandle: m.ReceiptHandle ?? '',
-          body: m.Body ?? '',
-          attributes: {} as never,
-          messageAttributes: {},
-          md5OfBody: m.MD5OfBody ?? '',
-          eventSource: 'aws:sqs',
-          eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${LOCAL_NAMES.callQueue}`,
-          awsRegion: 'us-east-1',
-        })),
+        Records: Messages.map((m) => {
+          const count = (receives.get(m.MessageId ?? '') ?? 0) + 1;
+          receives.set(m.MessageId ?? '', count);
+          return {
+            messageId: m.MessageId ?? '',
+            receiptHandle: m.ReceiptHandle ?? '',
+            body: m.Body ?? '',
+            attributes: { ApproximateReceiveCount: String(count) } as never,
+            messageAttributes: {},
+            md5OfBody: m.MD5OfBody ?? '',
+            eventSource: 'aws:sqs',
+            eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${LOCAL_NAMES.callQueue}`,
+            awsRegion: 'us-east-1',
+          };
+        }),
       };
       const response = (await handlers['dispatch-crm-calls']?.(event, lambdaContext('dispatch-crm-calls')).catch(
         () => ({ batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) }),
       )) as SQSBatchResponse;
       const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-      for (const message of Messages) {
-        if (failed.has(message.MessageId ?? '')) continue;
-        await sqsClient.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+      const answered = Messages.filter((message) => !failed.has(message.MessageId ?? ''));
+      if (answered.length === 0) continue;
+      await sqsClient.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: answered.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
+        }),
+      );
+      for (const message of answered) {
+        receives.delete(message.MessageId ?? '');
         batchesDone++;
         recordsDone += recordsIn(message.Body);
       }

@@ -136,7 +136,8 @@ describe('the file workflow on the embedded services', () => {
     ]);
     const trxResults = (await text(LOCAL_NAMES.archiveBucket, transactions.reports.results!)).trim().split('\n');
     expect(trxResults.slice(1).map((r) => r.split(',').slice(0, 4).join(','))).toEqual([
-      '2,T1,ADD_TRX,succeeded',
+      // C1 comes in the users file processed at the same time: a first try may find it not there yet.
+      expect.stringMatching(/^2,T1,ADD_TRX(\+ADD_TRX)*,succeeded$/),
       expect.stringMatching(/^3,T2,ADD_TRX(\+ADD_TRX)+,succeeded$/),
       '4,T3,ADD_TRX+ADD_TRX+ADD_TRX+ADD_TRX,failed',
       '5,T4,,failed',

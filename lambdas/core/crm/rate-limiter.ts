@@ -93,6 +93,8 @@ export class RateLimiter {
       if (reserved - slot > this.maxSlotLatenessMs) continue;
       const waitedMs = Math.max(0, slot - reserved);
       if (waitedMs > 0) await this.sleep(waitedMs);
+      // The same for a wake-up that comes late (a busy event loop, a starved CPU).
+      if (this.now() - slot > this.maxSlotLatenessMs) continue;
       return { slotMs: slot, waitedMs, overheadMs: reserved - started, conflicts };
     }
     throw new Error(`rate limiter: lost ${this.maxConflicts + 1} reservation races in a row`);

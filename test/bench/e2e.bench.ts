@@ -1,0 +1,185 @@
+/**
+ * `npm run bench:e2e`: a whole load through `ingest run` (its own process: SFTP upload, workflow, queue,
+ * dispatchers, CRM calls, reports) against the CRM simulator with a scaled limit (default 1000 calls per 15 s,
+ * so the run takes three minutes instead of twelve).
+ * Load: `--users N` (200,000) new customers and `--transactions N` (1,000,000) for customers the CRM already
+ * holds (seeded), so every call is needed exactly once and the run can be measured against the limit.
+ * Prints: wall time against the least the limit allows (calls / limit x window; efficiency target >= 0.9),
+ * the same for the calling span (first to last call), batch fill (records per call / batch size; target
+ * >= 0.98), 429s (target 0), the busiest window against the limit, and the peak RSS of the run's processes.
+ * Options: `--limit N` (1000), `--window-s S` (15), `--concurrency N` (16), `--runs N` (1).
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, mkdtempSync, rmSync, readdirSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CrmCustomer } from '../../lambdas/core/files/record-schemas';
+import { startCrmSimulator, type SimulatorStats } from '../../lambdas/local/crm-simulator';
+import { generateFiles } from '../../lambdas/local/generate-files';
+import type { RunReport } from '../../lambdas/local/run-report';
+import { median, numberOption } from './bench-support';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const USERS = numberOption('--users', 200_000);
+const TRANSACTIONS = numberOption('--transactions', 1_000_000);
+const LIMIT = numberOption('--limit', 1000);
+const WINDOW_S = numberOption('--window-s', 15);
+const CONCURRENCY = numberOption('--concurrency', 16);
+const RUNS = numberOption('--runs', 1);
+const BATCH = 100;
+
+/** Resident set of a process and its descendants, in bytes, from /proc. */
+function treeRss(root: number): { total: number; byPid: Map<number, number> } {
+  const byPid = new Map<number, number>();
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const visit = (pid: number) => {
+    try {
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      byPid.set(pid, Number(rss ?? 0) * 1024);
+    } catch {
+      return;
+    }
+    for (const child of children.get(pid) ?? []) visit(child);
+  };
+  visit(root);
+  return { total: [...byPid.values()].reduce((a, b) => a + b, 0), byPid };
+}
+
+async function writeLoad(directory: string): Promise<CrmCustomer[]> {
+  // Transactions for customers S..., who are in the CRM already; the users file brings new customers G....
+  const [existingUsers] = await generateFiles({
+    users: USERS,
+    transactions: TRANSACTIONS,
+    outDir: directory,
+    customerPrefix: 'S',
+    seed: 'bench',
+  });
+  rmSync(existingUsers!.path);
+  const [users] = await generateFiles({ users: USERS, transactions: 0, outDir: directory, customerPrefix: 'G' });
+  // Uploaded in name order: the users file first.
+  renameSync(users!.path, join(directory, 'a_users_demo_20261124_002.csv'));
+  return Array.from({ length: USERS }, (_, n) => ({
+    customerId: `S${String(n + 1).padStart(8, '0')}`,
+    firstName: 'Seeded',
+    lastName: 'Customer',
+    email: `seeded${n + 1}@example.com`,
+    country: 'GB',
+    createdAt: '2025-01-01T00:00:00Z',
+  }));
+}
+
+async function runOnce(directory: string, customers: CrmCustomer[]) {
+  const simulator = await startCrmSimulator({ callsPerWindow: LIMIT, windowMs: WINDOW_S * 1000, customers });
+  const reports = mkdtempSync(join(tmpdir(), 'bench-e2e-reports-'));
+  const args = [
+    join(__dirname, '../../bin/ingest.js'),
+    'run',
+    directory,
+    '--json',
+    '--crm-url',
+    simulator.url,
+    '--crm-token',
+    simulator.token,
+    '--calls-per-minute',
+    String(LIMIT),
+    '--limit-window',
+    String(WINDOW_S),
+    '--concurrency',
+    String(CONCURRENCY),
+    '--report-dir',
+    reports,
+    '--log-level',
+    'WARN',
+  ];
+  // The jitter allowance scaled with the window (500 ms of 60 s at the defaults).
+  const env = { ...process.env, CRM_LIMITER_JITTER_MS: String(Math.round((WINDOW_S * 1000) / 120)) };
+  const started = Date.now();
+  // BENCH_CPU_PROFILE=DIR writes a CPU profile of the ingest process there (open it in Chrome's DevTools).
+  const profile = process.env.BENCH_CPU_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`]
+    : [];
+  const child = spawn(process.execPath, [...profile, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  let peakTotal = 0;
+  let peakMain = 0;
+  const sampler = setInterval(() => {
+    const { total, byPid } = treeRss(child.pid!);
+    peakTotal = Math.max(peakTotal, total);
+    peakMain = Math.max(peakMain, byPid.get(child.pid!) ?? 0);
+  }, 250);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearInterval(sampler);
+  const wallS = (Date.now() - started) / 1000;
+  const stats = (await (await fetch(`${simulator.url}/_sim/stats`)).json()) as SimulatorStats;
+  await simulator.close();
+  rmSync(reports, { recursive: true, force: true });
+  if (code !== 0) throw new Error(`ingest run exited ${code}`);
+  const report = JSON.parse(stdout) as RunReport;
+  const calls = stats.callsAccepted;
+  const minimumS = (calls * WINDOW_S) / LIMIT;
+  const spanS = ((stats.lastCallAt ?? 0) - (stats.firstCallAt ?? 0)) / 1000;
+  return {
+    wallS,
+    calls,
+    minimumS,
+    efficiency: minimumS / wallS,
+    spanEfficiency: ((calls - 1) * WINDOW_S) / LIMIT / spanS,
+    fill: stats.recordsApplied / (calls * BATCH),
+    throttled: stats.throttled,
+    busiest: stats.maxCallsInWindow / LIMIT,
+    records: report.totals.received,
+    succeeded: report.totals.succeeded,
+    peakTotal,
+    peakMain,
+  };
+}
+
+async function main() {
+  const directory = mkdtempSync(join(tmpdir(), 'bench-e2e-'));
+  try {
+    process.stdout.write(
+      `writing ${USERS.toLocaleString()} users and ${TRANSACTIONS.toLocaleString()} transactions...\n`,
+    );
+    const customers = await writeLoad(directory);
+    const runs: Awaited<ReturnType<typeof runOnce>>[] = [];
+    for (let run = 1; run <= RUNS; run++) {
+      const result = await runOnce(directory, customers);
+      runs.push(result);
+      process.stdout.write(
+        `run ${run}: ${result.wallS.toFixed(1)} s wall, ${result.calls} calls, efficiency ${result.efficiency.toFixed(3)}\n`,
+      );
+    }
+    const mb = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MB`;
+    const pick = (field: keyof (typeof runs)[number]) => median(runs.map((r) => r[field]));
+    const worst = runs.reduce((a, b) => (b.busiest > a.busiest ? b : a));
+    process.stdout.write(
+      [
+        `ingest run, ${USERS.toLocaleString()} users + ${TRANSACTIONS.toLocaleString()} transactions, limit ${LIMIT} calls / ${WINDOW_S} s, ${CONCURRENCY} dispatchers (medians of ${RUNS} run(s))`,
+        `  records received ${pick('records')}, succeeded ${pick('succeeded')}`,
+        `  CRM calls ${pick('calls')}; least time the limit allows ${pick('minimumS').toFixed(1)} s; wall ${pick('wallS').toFixed(1)} s`,
+        `  efficiency (least / wall)          ${pick('efficiency').toFixed(3)}   target >= 0.9`,
+        `  calling span efficiency            ${pick('spanEfficiency').toFixed(3)}   (first to last call)`,
+        `  batch fill (records / call / 100)  ${pick('fill').toFixed(4)}  target >= 0.98`,
+        `  429s                               ${pick('throttled')}       target 0`,
+        `  busiest window / limit             ${worst.busiest.toFixed(3)}   must be <= 1`,
+        `  peak RSS: ingest process ${mb(pick('peakMain'))}, with its helpers ${mb(pick('peakTotal'))}`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+void main();
