@@ -208,6 +208,16 @@ export async function runCli(argv: readonly string[]): Promise<void> {
 /** Runs the command line and exits: the embedded services leave no handle behind that would keep the process. */
 export async function main(argv: readonly string[]): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  // A crash is shown on the terminal, not only in ingest.log (where the handlers' output goes during a run).
+  // The embedded DynamoDB's process exits with this one (it watches its IPC channel).
+  const crash = (error: unknown) => {
+    stderrWrite(
+      `ingest: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
   await runCli(argv);
   process.exit();
 }

@@ -72,6 +72,16 @@ export function inputFiles(paths: readonly string[]): string[] {
   return files.map((file) => resolve(file));
 }
 
+/** The runtime of a command: its settings (also as the handlers' environment), partners and simulator. */
+const startRuntime = (options: CommandOptions) =>
+  startIngestRuntime({
+    settings: options.settings,
+    env: settingsEnv(options.settings),
+    partners: options.partners,
+    ...(options.sftpPassword ? { sftpPassword: options.sftpPassword } : {}),
+    ...(options.simulator ? { simulator: options.simulator } : {}),
+  });
+
 /** Shows the progress line on stderr about once a second while `work` runs (terminals only). */
 async function withProgress<T>(io: CommandIo, line: () => Promise<string>, work: Promise<T>): Promise<T> {
   if (!io.progress) return work;
@@ -117,13 +127,7 @@ export async function runFiles(
   let runtime: IngestRuntime | undefined;
   const logFile = openLog(options.settings.reportDir);
   try {
-    runtime = await startIngestRuntime({
-      settings: options.settings,
-      env: settingsEnv(options.settings),
-      partners: options.partners,
-      ...(options.sftpPassword ? { sftpPassword: options.sftpPassword } : {}),
-      ...(options.simulator ? { simulator: options.simulator } : {}),
-    });
+    runtime = await startRuntime(options);
     const active = runtime;
     if (io.progress) {
       io.err(`CRM: ${active.crmUrl}${active.simulated ? ' (the embedded simulator)' : ''}\n`);
@@ -203,13 +207,7 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
   const logFile = openLog(options.settings.reportDir);
   let runtime: IngestRuntime | undefined;
   try {
-    runtime = await startIngestRuntime({
-      settings: options.settings,
-      env: settingsEnv(options.settings),
-      partners: options.partners,
-      ...(options.sftpPassword ? { sftpPassword: options.sftpPassword } : {}),
-      ...(options.simulator ? { simulator: options.simulator } : {}),
-    });
+    runtime = await startRuntime(options);
     const { sftp } = runtime;
     const connection = {
       sftp: { host: sftp.host, port: sftp.port, hostKeyFingerprint: sftp.hostKeyFingerprint },
