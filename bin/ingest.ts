@@ -205,7 +205,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   }
 }
 
-/** Runs the command line and exits: the embedded services leave no handle behind that would keep the process. */
+/** Runs the command line, then exits: a keep-alive socket or timer a handler leaves must not hold the process. */
 export async function main(argv: readonly string[]): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // A crash is shown on the terminal, not only in ingest.log (where the handlers' output goes during a run).
