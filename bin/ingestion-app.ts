@@ -1,24 +1,43 @@
 /**
- * The CDK app: `cdk.json` context -> one validated configuration -> the stacks.
- * The stateful and stateless stacks are built in the infrastructure issue; until then this app validates
- * the configuration and synthesises an empty assembly.
+ * The CDK app: `cdk.json` context -> one validated configuration -> the stateful and stateless stacks, checked
+ * by cdk-nag (AwsSolutions) at synthesis.
  */
-import { App } from 'aws-cdk-lib';
-import { loadConfig, SETTINGS, type Config, type SettingKey } from '../lambdas/core/config';
+import { App, Validations, type StackProps } from 'aws-cdk-lib';
+import { loadAppConfig, type AppConfig } from '../lib/config';
+import { AwsSolutionsWithExpectedWildcards } from '../lib/constructs/nag';
+import { StatefulStack } from '../lib/stacks/stateful-stack';
+import { StatelessStack } from '../lib/stacks/stateless-stack';
 
-/** Reads the settings from CDK context (keys as in {@link SETTINGS}, e.g. `callsPerMinute`); bad values fail synth. */
-export function configFromContext(app: App): Config {
-  const flags: Partial<Record<SettingKey, unknown>> = {};
-  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
-    const value: unknown = app.node.tryGetContext(key);
-    if (value !== undefined) flags[key] = value;
-  }
-  return loadConfig({ flags });
+/** CDK behaviours this app relies on (set here so tests and `cdk synth` agree). */
+const FEATURE_FLAGS = {
+  // Access logs are delivered through a bucket policy, not the legacy ACL (which needs ObjectWriter ownership).
+  '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true,
+  // The stateless stack's references to the stateful one stay strong: data resources cannot be removed under it.
+  '@aws-cdk/core:defaultCrossStackReferences': 'strong',
+};
+
+export interface IngestionApp {
+  readonly app: App;
+  readonly config: AppConfig;
+  readonly stateful: StatefulStack;
+  readonly stateless: StatelessStack;
 }
 
-export function buildApp(context: Record<string, unknown> = {}): { app: App; config: Config } {
-  const app = new App({ context });
-  return { app, config: configFromContext(app) };
+/** Builds the app from context (`cdk.json`, `-c key=value`, or `context` in tests); a bad value fails synth. */
+export function buildApp(
+  context: Record<string, unknown> = {},
+  { nag = true, outdir }: { nag?: boolean; outdir?: string } = {},
+): IngestionApp {
+  const app = new App({ context: { ...FEATURE_FLAGS, ...context }, ...(outdir ? { outdir } : {}) });
+  const config = loadAppConfig((key) => app.node.tryGetContext(key));
+  const env: StackProps['env'] = {
+    account: process.env.CDK_DEFAULT_ACCOUNT,
+    region: process.env.CDK_DEFAULT_REGION,
+  };
+  const stateful = new StatefulStack(app, 'CrmIngestionData', { config, env });
+  const stateless = new StatelessStack(app, 'CrmIngestion', { config, stateful, env });
+  if (nag) Validations.of(app).addPlugins(new AwsSolutionsWithExpectedWildcards(app));
+  return { app, config, stateful, stateless };
 }
 
 if (require.main === module) buildApp().app.synth();

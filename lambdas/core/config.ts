@@ -239,3 +239,18 @@ export function loadConfig({ env = {}, flags = {} }: ConfigSources = {}): Config
   });
   throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
 }
+
+/**
+ * The settings as environment variables, by their names: how the Lambdas (and the one-machine runtime's
+ * handlers) receive the configuration. Unset optional settings are left out; `secrets: false` leaves out
+ * the secret ones (on AWS the CRM token comes from Secrets Manager).
+ */
+export function configEnvironment(config: Config, { secrets = true } = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, setting] of Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]) {
+    const value = config[key];
+    if (value === undefined || (setting.secret && !secrets)) continue;
+    env[setting.env] = Array.isArray(value) ? value.join(',') : String(value);
+  }
+  return env;
+}

@@ -1,7 +1,7 @@
 import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { SETTINGS, type Config, type SettingKey } from '../core/config';
+import { configEnvironment, type Config } from '../core/config';
 import type { CrmSimulatorOptions } from './crm-simulator';
 import { writeDemoLoad } from './demo-load';
 import { RunStopped, sha256Of, startIngestRuntime, type IngestRuntime } from './ingest-runtime';
@@ -27,14 +27,8 @@ export interface CommandOptions {
 
 /** The settings as the handlers' environment (they read their configuration from it, as on Lambda). */
 export function settingsEnv(settings: Config): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, setting] of Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]) {
-    const value = settings[key];
-    if (value === undefined) continue;
-    env[setting.env] = Array.isArray(value) ? value.join(',') : String(value);
-  }
   return {
-    ...env,
+    ...configEnvironment(settings),
     POWERTOOLS_LOG_LEVEL: settings.logLevel,
     // EMF metrics are for CloudWatch; locally the run's own figures say the same.
     POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',

@@ -2,12 +2,17 @@ import { buildApp } from '../../bin/ingestion-app';
 
 describe('CDK app configuration', () => {
   it('reads settings from context with the defaults for the rest', () => {
-    const { config } = buildApp({ callsPerMinute: 600, sweepIntervalMinutes: '5' });
+    const {
+      config: { settings: config },
+    } = buildApp(
+      { crmBaseUrl: 'https://crm.example.com', callsPerMinute: 600, sweepIntervalMinutes: '5' },
+      { nag: false },
+    );
     expect(config).toMatchObject({ callsPerMinute: 600, sweepIntervalMinutes: 5, batchSize: 100 });
   });
 
   it('fails synthesis on a bad context value, naming it', () => {
-    expect(() => buildApp({ batchSize: 500 })).toThrow(
+    expect(() => buildApp({ crmBaseUrl: 'https://crm.example.com', batchSize: 500 }, { nag: false })).toThrow(
       /CRM_BATCH_SIZE \(--batch-size, context batchSize\): must be a whole number from 1 to 100 \(got 500\)/,
     );
   });

@@ -1,0 +1,68 @@
+import { Duration } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { configEnvironment, type Config } from '../../lambdas/core/config';
+import { IngestionFunction } from './node-function';
+
+/** The dispatcher's timeout; the call queue's visibility timeout is six times this. */
+export const DISPATCH_TIMEOUT = Duration.minutes(2);
+
+export interface CrmDispatchProps {
+  readonly settings: Config;
+  readonly callQueue: IQueue;
+  readonly ledgerTable: ITable;
+  readonly limiterTable: ITable;
+  readonly crmToken: ISecret;
+  readonly stateMachine: IStateMachine;
+  readonly key: IKey;
+  readonly logRetention: RetentionDays;
+}
+
+/**
+ * CrmDispatch: the SQS event source (batches of up to 10, partial batch responses, at most
+ * DISPATCH_CONCURRENCY invocations at once) feeding the Lambda that paces every call through the global
+ * limiter, calls the CRM, stores the answer once and resumes the file's workflow when a phase completes.
+ */
+export class CrmDispatch extends Construct {
+  public readonly function: NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: CrmDispatchProps) {
+    super(scope, id);
+    this.function = new IngestionFunction(this, 'CrmDispatch', {
+      handler: 'dispatch-crm-calls',
+      description: 'Sends batches to the CRM within the rate limit; records each answer once',
+      key: props.key,
+      logRetention: props.logRetention,
+      timeout: DISPATCH_TIMEOUT,
+      memorySize: 512,
+      environment: {
+        ...configEnvironment(props.settings, { secrets: false }),
+        LEDGER_TABLE_NAME: props.ledgerTable.tableName,
+        LIMITER_TABLE_NAME: props.limiterTable.tableName,
+        CALL_QUEUE_URL: props.callQueue.queueUrl,
+        CRM_API_TOKEN_SECRET_ARN: props.crmToken.secretArn,
+      },
+    }).function;
+    props.ledgerTable.grantReadWriteData(this.function);
+    props.limiterTable.grantReadWriteData(this.function);
+    // Granted on the function's role only: a grant through the secret would edit the key policy in the
+    // stateful stack with this stack's role, a reference cycle between the stacks.
+    Secret.fromSecretCompleteArn(this, 'CrmTokenRef', props.crmToken.secretArn).grantRead(this.function);
+    props.key.grantDecrypt(this.function);
+    props.stateMachine.grantTaskResponse(this.function);
+    this.function.addEventSource(
+      new SqsEventSource(props.callQueue, {
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: Math.max(2, props.settings.dispatchConcurrency),
+      }),
+    );
+  }
+}

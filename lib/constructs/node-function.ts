@@ -1,0 +1,92 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { join } from 'node:path';
+import { acknowledgeNag, acknowledgeWildcards } from './nag';
+
+const ROOT = join(__dirname, '../..');
+
+export interface IngestionFunctionProps {
+  /** The folder under `lambdas/` whose `handler.ts` this function runs, e.g. `classify-file`. */
+  readonly handler: string;
+  readonly description: string;
+  readonly environment: Readonly<Record<string, string>>;
+  readonly logRetention: RetentionDays;
+  /** Encrypts the log group. */
+  readonly key: IKey;
+  /** @default 15 minutes */
+  readonly timeout?: Duration;
+  /** @default 1024 */
+  readonly memorySize?: number;
+  /** Concurrent executions kept for this function (and its cap); none by default. */
+  readonly reservedConcurrentExecutions?: number;
+}
+
+/**
+ * One Lambda of the pipeline: `lambdas/<handler>/handler.ts` bundled by esbuild (no Docker), Node.js 22 on
+ * arm64, source maps on, X-Ray tracing, its own KMS-encrypted log group with a retention. The pipeline's
+ * settings arrive as environment variables and are validated by the handler at start.
+ */
+export class IngestionFunction extends Construct {
+  public readonly function: NodejsFunction;
+  public readonly role: Role;
+
+  constructor(scope: Construct, id: string, props: IngestionFunctionProps) {
+    super(scope, id);
+    const logGroup = new LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      encryptionKey: props.key,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // Its own role, writing only to its own log group (no AWS managed policy with logs:* on every group).
+    const role = new Role(this, 'Role', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    logGroup.grantWrite(role);
+    this.role = role;
+    this.function = new NodejsFunction(this, 'Function', {
+      role,
+      entry: join(ROOT, 'lambdas', props.handler, 'handler.ts'),
+      projectRoot: ROOT,
+      depsLockFilePath: join(ROOT, 'package-lock.json'),
+      handler: 'handler',
+      description: props.description,
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 1024,
+      timeout: props.timeout ?? Duration.minutes(15),
+      tracing: Tracing.ACTIVE,
+      logGroup,
+      ...(props.reservedConcurrentExecutions === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: props.handler,
+        ...props.environment,
+      },
+      bundling: {
+        sourceMap: true,
+        minify: true,
+        target: 'node22',
+        format: OutputFormat.CJS,
+        // The AWS SDK too: the code deployed runs with the SDK versions it was tested with.
+        externalModules: [],
+      },
+    });
+    acknowledgeWildcards(this, [
+      { finding: /^Resource::\*$/, reason: 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource.' },
+      {
+        finding: /^Action::(s3:(GetObject|GetBucket|List|DeleteObject|Abort)|kms:(ReEncrypt|GenerateDataKey))\*$/,
+        reason: "CDK's bucket and key grants (read, write, delete of the pipeline's own buckets, its one KMS key).",
+      },
+      { finding: /^Resource::.+\/\*$/, reason: "The objects of the pipeline's own buckets, granted bucket by bucket." },
+    ]);
+    acknowledgeNag(this, {
+      'AwsSolutions-L1':
+        'Node.js 22 is the runtime the pipeline is built and tested for (DESIGN.md); a newer one comes with a test run on it.',
+    });
+  }
+}

@@ -1,0 +1,184 @@
+import { Duration } from 'aws-cdk-lib';
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  HorizontalAnnotation,
+  MathExpression,
+  Metric,
+  TreatMissingData,
+  type IMetric,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+
+/** The namespace of the handlers' EMF metrics (Powertools), and the `service` dimension each one adds. */
+export const METRICS_NAMESPACE = 'CrmIngestion';
+const DISPATCH_SERVICE = 'crm-dispatch';
+
+export interface ObservabilityProps {
+  readonly callsPerMinute: number;
+  readonly callQueue: IQueue;
+  readonly deadLetterQueue: IQueue;
+  readonly stateMachine: IStateMachine;
+  readonly key: IKey;
+  /** The age of the oldest queued call that raises an alarm. */
+  readonly oldestCallAlarmAge: Duration;
+  readonly alarmEmail?: string;
+}
+
+const PERIOD = Duration.minutes(1);
+
+/** A search over the handlers' metrics with these dimensions, summed per minute. */
+const search = (metricName: string, dimensions: string, label: string, stat = 'Sum') =>
+  new MathExpression({
+    expression: `SEARCH('{${METRICS_NAMESPACE},${dimensions}} MetricName="${metricName}"', '${stat}', 60)`,
+    label,
+    period: PERIOD,
+  });
+
+const dispatchMetric = (metricName: string, statistic = 'Sum') =>
+  new Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: DISPATCH_SERVICE },
+    statistic,
+    period: PERIOD,
+  });
+
+/**
+ * What operations watch: a dashboard (records per minute by outcome and by kind, CRM calls per minute against
+ * the limit, CRM latency p50/p99, records by outcome and code, 429s and 5xx, queue depth and age, the DLQ,
+ * executions) and alarms to an SNS topic: a message on the DLQ, a failed execution, any 429, credentials
+ * rejected, and a queued call older than the threshold.
+ */
+export class Observability extends Construct {
+  public readonly topic: Topic;
+  public readonly dashboard: Dashboard;
+  public readonly alarms: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: ObservabilityProps) {
+    super(scope, id);
+    this.topic = new Topic(this, 'Alarms', {
+      masterKey: props.key,
+      enforceSSL: true,
+      displayName: 'CRM ingestion alarms',
+    });
+    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+    const action = new SnsAction(this.topic);
+
+    const alarm = (name: string, description: string, metric: IMetric, threshold: number) => {
+      const created = new Alarm(this, name, {
+        alarmDescription: description,
+        metric,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+      created.addAlarmAction(action);
+      this.alarms.push(created);
+      return created;
+    };
+    const dlqDepth = props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+      period: PERIOD,
+      statistic: 'Maximum',
+    });
+    const oldest = props.callQueue.metricApproximateAgeOfOldestMessage({ period: PERIOD, statistic: 'Maximum' });
+    const failed = props.stateMachine.metricFailed({ period: PERIOD, statistic: 'Sum' });
+    alarm('DeadLettersAlarm', 'CRM calls spent their retries: redrive the DLQ once the cause is fixed', dlqDepth, 1);
+    alarm('ExecutionsFailedAlarm', 'A file workflow failed: redrive it from the Step Functions console', failed, 1);
+    alarm(
+      'ThrottledAlarm',
+      'The CRM answered 429: the pacing let a call through over the limit',
+      dispatchMetric('CrmThrottled'),
+      1,
+    );
+    alarm(
+      'AuthRejectedAlarm',
+      'The CRM rejected the token: calls stopped, records pending; fix the secret',
+      dispatchMetric('CrmAuthRejected'),
+      1,
+    );
+    alarm(
+      'OldestCallAlarm',
+      'A CRM call has waited too long in the queue: the CRM or the dispatcher is stuck',
+      oldest,
+      props.oldestCallAlarmAge.toSeconds(),
+    );
+
+    const calls = search('CrmCalls', 'service,Operation,Status', 'calls');
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      defaultInterval: Duration.hours(3),
+      widgets: [
+        [
+          new GraphWidget({
+            title: 'Records per minute by outcome (dispatcher)',
+            left: [search('Records', 'service,Outcome,Code', '')],
+            width: 12,
+          }),
+          new GraphWidget({
+            title: 'Records per minute by kind (finished files)',
+            left: [search('RecordsReceived', 'service,Kind', '')],
+            width: 12,
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: 'CRM calls per minute against the limit',
+            left: [
+              new MathExpression({ expression: 'SUM(calls)', usingMetrics: { calls }, label: 'calls', period: PERIOD }),
+            ],
+            leftAnnotations: [{ value: props.callsPerMinute, label: 'limit' } satisfies HorizontalAnnotation],
+            width: 12,
+          }),
+          new GraphWidget({
+            title: 'CRM latency (ms)',
+            left: [dispatchMetric('CrmLatency', 'p50'), dispatchMetric('CrmLatency', 'p99')],
+            width: 12,
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: 'Calls by operation and status (429, 5xx)',
+            left: [search('CrmCalls', 'service,Operation,Status', '')],
+            right: [dispatchMetric('CrmThrottled'), dispatchMetric('CrmAuthRejected'), dispatchMetric('CrmCallFailed')],
+            width: 12,
+          }),
+          new GraphWidget({
+            title: 'Failed records by reason (finished files)',
+            left: [search('RecordsFailedByReason', 'service,Kind,Reason', '')],
+            width: 12,
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: 'Call queue: depth and oldest message (s)',
+            left: [
+              props.callQueue.metricApproximateNumberOfMessagesVisible({ period: PERIOD }),
+              props.callQueue.metricApproximateNumberOfMessagesNotVisible({ period: PERIOD }),
+            ],
+            right: [oldest],
+            width: 8,
+          }),
+          new GraphWidget({ title: 'Dead-letter queue', left: [dlqDepth], width: 8 }),
+          new GraphWidget({
+            title: 'File executions',
+            left: [
+              props.stateMachine.metricStarted({ period: PERIOD }),
+              props.stateMachine.metricSucceeded({ period: PERIOD }),
+              failed,
+            ],
+            width: 8,
+          }),
+        ],
+      ],
+    });
+  }
+}
