@@ -133,13 +133,17 @@ describe('the stacks', () => {
 
     const inVpc = Template.fromStack(
       buildApp(
-        { ...CONTEXT, sftpEndpoint: 'vpc', sftpVpc: { vpcId: 'vpc-0abc', subnetIds: ['subnet-0def'] } },
+        {
+          ...CONTEXT,
+          sftpEndpoint: 'vpc',
+          sftpVpc: { vpcId: 'vpc-0abc1234def567890', subnetIds: ['subnet-0123456789abcdef0'] },
+        },
         { nag: false },
       ).stateful,
     );
     inVpc.hasResourceProperties('AWS::Transfer::Server', {
       EndpointType: 'VPC',
-      EndpointDetails: { VpcId: 'vpc-0abc', SubnetIds: ['subnet-0def'] },
+      EndpointDetails: { VpcId: 'vpc-0abc1234def567890', SubnetIds: ['subnet-0123456789abcdef0'] },
     });
   });
 
