@@ -7,7 +7,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -83,8 +83,13 @@ const isMissing = (error: unknown) => {
  */
 export async function startLocalSftp(options: LocalSftpOptions): Promise<LocalSftp> {
   const landingPrefix = options.landingPrefix ?? DEFAULT_LANDING_PREFIX;
-  const hostKey = utils.generateKeyPairSync('ed25519');
-  const parsedKey = utils.parseKey(hostKey.public);
+  // Node's own key generation: ssh2's ed25519 generator now and then writes a public key it cannot parse back.
+  const hostKey = generateKeyPairSync('ec', {
+    namedCurve: 'prime256v1',
+    privateKeyEncoding: { type: 'sec1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  const parsedKey = utils.parseKey(hostKey.privateKey);
   if (parsedKey instanceof Error) throw parsedKey;
   const hostKeyFingerprint = `SHA256:${createHash('sha256').update(parsedKey.getPublicSSH()).digest('base64').replace(/=+$/, '')}`;
   const scratch = mkdtempSync(join(tmpdir(), 'ingest-sftp-'));
@@ -92,7 +97,7 @@ export async function startLocalSftp(options: LocalSftpOptions): Promise<LocalSf
   const passwords = new Map(options.users.map((user) => [user.name, Buffer.from(user.password)]));
 
   const connections = new Set<Connection>();
-  const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
+  const server = new Server({ hostKeys: [hostKey.privateKey] }, (client) => {
     connections.add(client);
     client.on('close', () => connections.delete(client));
     let user = '';
