@@ -133,6 +133,9 @@ describe('ingest up', () => {
       const result = await exited;
       expect(result.code).toBe(0);
       expect(result.stderr).toMatch(/interrupted \(SIGINT\); stopping/);
+      // Helpers that watch their parent (dynalite's IPC channel, esbuild's stdin under tsx) follow it within moments.
+      const deadline = Date.now() + 5000;
+      while (helpers.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(helpers.filter(alive)).toEqual([]);
       expect(await portOpen(connection.sftp.port)).toBe(false);
     } finally {
