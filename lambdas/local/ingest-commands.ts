@@ -1,10 +1,11 @@
-import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { configEnvironment, type Config } from '../core/config';
 import type { CrmSimulatorOptions } from './crm-simulator';
 import { writeDemoLoad } from './demo-load';
-import { RunStopped, sha256Of, startIngestRuntime, type IngestRuntime } from './ingest-runtime';
+import { sha256Of } from '../core/files/file-identity';
+import { RunStopped, startIngestRuntime, type IngestRuntime } from './ingest-runtime';
 import { failuresText, runReport, summaryTable, type FileResult } from './run-report';
 
 /** Where a command writes: its own output (stdout), progress and errors (stderr). */
@@ -136,7 +137,7 @@ export async function runFiles(
       for (const [index, wave] of waves.entries()) {
         if (index > 0) await drained(active);
         for (const file of wave) {
-          const sha256 = await sha256Of(file);
+          const sha256 = await sha256Of(createReadStream(file));
           if (claimed.has(sha256)) await active.waitForClaim(sha256);
           else claimed.set(sha256, file);
           await Promise.race([active.upload(file, partner), active.stopped]);

@@ -1,7 +1,6 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -68,12 +67,6 @@ async function reachable(url: string, timeoutMs = 3000): Promise<void> {
     });
     socket.once('error', reject);
   });
-}
-
-export async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await streamPipeline(createReadStream(path), hash);
-  return hash.digest('hex');
 }
 
 const duration = (seconds: number) => {

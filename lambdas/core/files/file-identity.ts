@@ -36,3 +36,10 @@ export function hashWhileStreaming(
     size: () => size,
   };
 }
+
+/** The SHA-256 of a whole byte stream (a local file, an object), in hex: a file's identity. */
+export async function sha256Of(source: AsyncIterable<Uint8Array>): Promise<string> {
+  const hashed = hashWhileStreaming(source);
+  for await (const chunk of hashed.bytes) void chunk;
+  return hashed.sha256();
+}

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { ErrorNames } from '../errors';
 import type { Encoding } from '../config';
 import type { RecordFormat } from '../files/file-encoding';
+import { sha256Of } from '../files/file-identity';
 import type { ObjectRef, ObjectStore, TextUpload } from '../files/object-store';
 import { readRecords } from '../files/read-records';
 import type { FileKind } from '../files/record-schemas';
@@ -185,10 +185,8 @@ export function failureReason(error: { Error?: string; Cause?: string }): string
 /** The SHA-256 of the first of `refs` that exists (a repeat finds the object already moved), streamed. */
 async function objectSha256(store: ObjectStore, refs: readonly ObjectRef[]): Promise<string | undefined> {
   for (const ref of refs) {
-    const hash = createHash('sha256');
     try {
-      for await (const chunk of store.read(ref)) hash.update(chunk);
-      return hash.digest('hex');
+      return await sha256Of(store.read(ref));
     } catch (error) {
       if ((error as { name?: string }).name !== ErrorNames.fileGone) throw error;
     }
