@@ -20,6 +20,14 @@ export const ErrorNames = {
   /** 5xx, timeouts, resets or mismatched answers past the retries. */
   crmUnavailable: 'Crm.Unavailable',
   transient: 'Pipeline.Transient',
+  /** A polled SFTP source did not answer (refused, timed out, no such host): tried again at the next poll. */
+  sourceUnreachable: 'Source.Unreachable',
+  /** A polled SFTP source showed a host key other than the pinned one: nothing is read from it. */
+  sourceHostKeyRejected: 'Source.HostKeyRejected',
+  /** A polled SFTP source refused the user's password or key. */
+  sourceAuthRejected: 'Source.AuthRejected',
+  /** A transfer from (or to) a polled SFTP source broke off, or its size did not match the listing. */
+  sourceTransferFailed: 'Source.TransferFailed',
 } as const;
 
 export type ErrorName = (typeof ErrorNames)[keyof typeof ErrorNames];

@@ -1,7 +1,8 @@
-import { createHash, generateKeyPairSync, timingSafeEqual } from 'node:crypto';
+import { generateKeyPairSync, timingSafeEqual } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { posix } from 'node:path';
+import { keyFingerprint } from '../adapters/sftp/host-key';
 import { Server, utils, type Attributes, type Connection, type FileEntry, type SFTPWrapper } from 'ssh2';
 
 const { OPEN_MODE, STATUS_CODE } = utils.sftp;
@@ -58,10 +59,6 @@ export function entry(name: string, attrs: Attributes): FileEntry {
   const date = new Date(attrs.mtime * 1000).toISOString().slice(0, 16).replace('T', ' ');
   return { filename: name, longname: `${type}${permissions} 1 partner partner ${attrs.size} ${date} ${name}`, attrs };
 }
-
-/** The SHA-256 fingerprint of an SSH public key blob, as `ssh-keygen -l` prints it: `SHA256:<base64, no padding>`. */
-export const keyFingerprint = (publicSsh: Buffer) =>
-  `SHA256:${createHash('sha256').update(publicSsh).digest('base64').replace(/=+$/, '')}`;
 
 /**
  * A new key pair for SSH: ECDSA P-256 from Node's own generator (ssh2's ed25519 generator now and then writes

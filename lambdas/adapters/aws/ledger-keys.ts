@@ -16,3 +16,9 @@ export const answerPrefix = (phase: string) => `answer#${phase}#`;
 
 /** A phase's counters and task token. */
 export const phaseKey = (phase: string) => `phase#${phase}`;
+
+/** A polled source's items: `pk` = `source#<name>`; one `seen#<path>` per listed file, one `collect#...` per file taken. */
+export const sourceKey = (source: string) => `source#${source}`;
+export const seenKey = (path: string) => `seen#${path}`;
+export const collectionKey = (file: { path: string; size: number; modifiedAt: number }) =>
+  `collect#${file.path}#${file.size}#${file.modifiedAt}`;
