@@ -55,8 +55,7 @@ const SERVERS: { kind: string; start: (root: string) => Promise<PartnerServer> }
     : []),
 ];
 
-if (!hasOpenSsh)
-  it.skip('OpenSSH sshd: not run, /usr/sbin/sshd is not installed (.ci/run installs it)', () => undefined);
+if (!hasOpenSsh) console.warn('OpenSSH sshd tests not run: /usr/sbin/sshd is not installed (.ci/run installs it)');
 
 let s3: LocalS3;
 let db: LocalDynamoDb;
