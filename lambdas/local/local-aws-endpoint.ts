@@ -2,10 +2,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 
 /**
- * The two AWS calls the handlers make to Step Functions and EventBridge, answered on 127.0.0.1 (no npm
- * stand-in runs them with the current SDK): `SendTaskSuccess` resumes the local execution waiting on that
- * token, and `PutEvents` hands each event to the local runtime. The handlers keep their AWS SDK clients;
- * only their endpoint (AWS_ENDPOINT_URL_SFN, AWS_ENDPOINT_URL_EVENTBRIDGE) points here.
+ * The AWS calls the handlers make to Step Functions, EventBridge and Secrets Manager, answered on 127.0.0.1
+ * (no npm stand-in runs them with the current SDK): `SendTaskSuccess` resumes the local execution waiting on
+ * that token, `PutEvents` hands each event to the local runtime, `GetSecretValue` answers from secrets put
+ * here. The handlers keep their AWS SDK clients; only their endpoints (AWS_ENDPOINT_URL_SFN, _EVENTBRIDGE,
+ * _SECRETS_MANAGER) point here.
  */
 export interface LocalAwsEndpoint {
   readonly endpoint: string;
@@ -13,6 +14,8 @@ export interface LocalAwsEndpoint {
   waitForToken(token: string): Promise<unknown>;
   /** Called for StartExecution; returns false when an execution of that name exists (ExecutionAlreadyExists). */
   onStartExecution(starter: (name: string, input: unknown) => boolean): void;
+  /** A secret for GetSecretValue (the polled sources' credentials). */
+  putSecret(id: string, value: string): void;
   /** Receives every event put on any bus. */
   onEvent(listener: (event: { source: string; detailType: string; detail: unknown }) => void): void;
   close(): Promise<void>;
@@ -32,6 +35,7 @@ async function readBody(request: IncomingMessage): Promise<Record<string, unknow
 export async function startLocalAwsEndpoint(): Promise<LocalAwsEndpoint> {
   const waiters = new Map<string, (output: unknown) => void>();
   let startExecution: (name: string, input: unknown) => boolean = () => false;
+  const secrets = new Map<string, string>();
   const listeners: ((event: { source: string; detailType: string; detail: unknown }) => void)[] = [];
   const server = createServer((request, response) => {
     const target = String(request.headers['x-amz-target'] ?? '');
@@ -55,6 +59,14 @@ export async function startLocalAwsEndpoint(): Promise<LocalAwsEndpoint> {
             return;
           }
           json(response, 200, { executionArn: `local:execution:${name}`, startDate: Date.now() / 1000 }, contentType);
+        } else if (target === 'secretsmanager.GetSecretValue') {
+          const id = String(body.SecretId);
+          const value = secrets.get(id);
+          if (value === undefined) {
+            json(response, 400, { __type: 'ResourceNotFoundException', message: `no secret ${id}` }, contentType);
+            return;
+          }
+          json(response, 200, { ARN: `local:secret:${id}`, Name: id, SecretString: value }, contentType);
         } else if (target.endsWith('.PutEvents')) {
           const entries = (body.Entries ?? []) as { Source: string; DetailType: string; Detail: string }[];
           for (const entry of entries) {
@@ -88,6 +100,7 @@ export async function startLocalAwsEndpoint(): Promise<LocalAwsEndpoint> {
     onStartExecution: (starter) => {
       startExecution = starter;
     },
+    putSecret: (id, value) => void secrets.set(id, value),
     onEvent: (listener) => void listeners.push(listener),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };

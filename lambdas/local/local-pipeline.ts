@@ -8,6 +8,10 @@ import {
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { loadConfig } from '../core/config';
 import type { FinalSummary } from '../core/workflow/finalise-file';
+import type { Delivery } from '../core/workflow/deliver-reports';
+import type { PollSource } from '../core/polling/poll-source';
+import type { SourceCredentials } from '../adapters/sftp/sftp-folder';
+import type { PollOutcome } from '../poll-source/handler';
 import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
 import { objectCreatedEvent } from '../core/workflow/sweep-landing-zone';
 import { startCrmSimulator, type CrmSimulator, type CrmSimulatorOptions } from './crm-simulator';
@@ -35,6 +39,8 @@ export interface LocalPipelineOptions {
   readonly simulator?: CrmSimulatorOptions;
   /** Dispatchers polling the call queue. @default the DISPATCH_CONCURRENCY setting */
   readonly concurrency?: number;
+  /** Partner SFTP servers to collect from (poll()), with their credentials (served as their secrets). */
+  readonly sources?: readonly { readonly source: PollSource; readonly credentials: SourceCredentials }[];
 }
 
 /** An execution that failed (a state's error after its retries): on AWS, a failed execution to redrive. */
@@ -75,6 +81,11 @@ export interface LocalPipeline {
   waitForFiles(count: number): Promise<FinalSummary[]>;
   /** Calls `listener` with each finished file's summary, and with each failed execution. */
   onFinished(listener: (finished: { summary?: FinalSummary; failed?: FailedExecution }) => void): void;
+  /** Runs the polling watcher once for a source, as its schedule does. */
+  poll(source: string): Promise<PollOutcome>;
+  /** Report deliveries to partners (after each file.completed), and the ones that failed. */
+  readonly deliveries: Delivery[];
+  readonly deliveryFailures: { name: string; error: string }[];
   /** The work in hand: the call queue, its dead-letter queue, and what the dispatchers have done. */
   progress(): Promise<PipelineProgress>;
   close(): Promise<void>;
@@ -98,6 +109,7 @@ export function embeddedServicesEnv(endpoints: {
       ? {
           AWS_ENDPOINT_URL_SFN: endpoints.stepFunctionsAndEvents,
           AWS_ENDPOINT_URL_EVENTBRIDGE: endpoints.stepFunctionsAndEvents,
+          AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoints.stepFunctionsAndEvents,
         }
       : {}),
     AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
@@ -109,6 +121,9 @@ export function embeddedServicesEnv(endpoints: {
     AWS_SECRET_ACCESS_KEY: 'S3RVER',
   };
 }
+
+/** The name a polled source's credentials are served under, in place of its Secrets Manager secret. */
+const localSecretId = (source: string) => `local/sftp-source/${source}`;
 
 const LAMBDA_TIMEOUT_MS = 15 * 60 * 1000;
 /** Messages per dispatcher invocation: the SQS event source's default batch size. */
@@ -146,6 +161,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
   const simulator = options.crmUrl ? undefined : await startCrmSimulator(options.simulator);
   await db.createTable(LOCAL_NAMES.ledgerTable, TABLES.ledger);
   await db.createTable(LOCAL_NAMES.limiterTable, TABLES.limiter);
+  for (const { source, credentials } of options.sources ?? []) {
+    aws.putSecret(localSecretId(source.name), JSON.stringify(credentials));
+  }
   const sqsClient = sqs.client();
   const { QueueUrl: deadLetterQueueUrl = '' } = await sqsClient.send(
     new CreateQueueCommand({ QueueName: LOCAL_NAMES.deadLetterQueue }),
@@ -181,6 +199,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:file-ingestion',
     // Locally, a file's own event is handled within seconds.
     SWEEP_MIN_AGE_S: options.env?.SWEEP_MIN_AGE_S ?? '30',
+    POLL_SOURCES: JSON.stringify(
+      (options.sources ?? []).map(({ source }) => ({ ...source, secretId: localSecretId(source.name) })),
+    ),
     CRM_BASE_URL: options.crmUrl ?? simulator?.url,
     ...(simulator ? { CRM_API_TOKEN: simulator.token } : {}),
   });
@@ -192,6 +213,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     'finalise-file': (require('../finalise-file/handler') as { handler: Handler }).handler,
     'dispatch-crm-calls': (require('../dispatch-crm-calls/handler') as { handler: Handler }).handler,
     'sweep-landing-zone': (require('../sweep-landing-zone/handler') as { handler: Handler }).handler,
+    'poll-source': (require('../poll-source/handler') as { handler: Handler }).handler,
+    'deliver-reports': (require('../deliver-reports/handler') as { handler: Handler }).handler,
   };
   /* eslint-enable @typescript-eslint/no-require-imports */
 
@@ -225,11 +248,26 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
   const finishedListeners: Parameters<LocalPipeline['onFinished']>[0][] = [];
   const running = new Set<Promise<unknown>>();
   let changed: () => void = () => undefined;
+  const deliveries: Delivery[] = [];
+  const delivering = new Set<Promise<void>>();
+  const deliveryFailures: { name: string; error: string }[] = [];
   aws.onEvent((event) => {
     if (event.detailType !== 'file.completed') return;
-    completed.push(event.detail as FinalSummary);
-    for (const listener of finishedListeners) listener({ summary: event.detail as FinalSummary });
-    changed();
+    const summary = event.detail as FinalSummary;
+    // The EventBridge rule's target: the reports to the partner; the file counts as finished after it.
+    const delivered = (async () => {
+      try {
+        const payload = { 'detail-type': event.detailType, source: event.source, detail: summary };
+        deliveries.push((await handlers['deliver-reports']?.(payload, lambdaContext('deliver-reports'))) as Delivery);
+      } catch (error) {
+        deliveryFailures.push({ name: summary.name, error: (error as Error).message });
+      }
+      completed.push(summary);
+      for (const listener of finishedListeners) listener({ summary });
+      changed();
+    })();
+    delivering.add(delivered);
+    void delivered.finally(() => delivering.delete(delivered));
   });
 
   const run = (event: unknown, key: string) => {
@@ -358,6 +396,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     },
     startExecution,
     sweep,
+    poll: async (source) => (await handlers['poll-source']?.({ source }, lambdaContext('poll-source'))) as PollOutcome,
+    deliveries,
+    deliveryFailures,
     onFinished: (listener) => void finishedListeners.push(listener),
     async progress() {
       const depth = async (url: string) =>
@@ -395,7 +436,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     async close() {
       stopping = true;
       clearInterval(sweeping);
-      await Promise.allSettled(pollers);
+      await Promise.allSettled([...pollers, ...delivering]);
       await Promise.all([s3.close(), db.close(), sqs.close(), aws.close(), simulator?.close()]);
     },
   };

@@ -151,8 +151,23 @@ describe('the file workflow on the embedded services', () => {
     const kept = JSON.parse(await text(LOCAL_NAMES.archiveBucket, users.reports.summary)) as FinalSummary;
     expect(kept).toEqual(users);
 
-    // Moves: nothing left in the landing bucket; sources archived; the unknown file quarantined with its reason.
-    expect(await keys(LOCAL_NAMES.landingBucket)).toEqual([]);
+    // Moves: nothing left in the landing bucket but the partner's reports (summary.json of every file, and the
+    // failed-records files), in their reports/ folder; sources archived; the unknown file quarantined with its reason.
+    const partnerReports = pipeline.completed.flatMap((summary) =>
+      [summary.reports.summary, summary.reports.failedRecords]
+        .filter((key): key is string => key !== undefined)
+        .map((key) => key.replace(/^reports\/acme\//, 'incoming/acme/reports/')),
+    );
+    expect(partnerReports).toHaveLength(7);
+    expect(await keys(LOCAL_NAMES.landingBucket)).toEqual(partnerReports.sort());
+    expect(
+      await text(
+        LOCAL_NAMES.landingBucket,
+        partnerReports.find((k) => k.endsWith('.failed.csv') && k.includes('users_'))!,
+      ),
+    ).toBe(await text(LOCAL_NAMES.archiveBucket, users.reports.failedRecords!));
+    expect(pipeline.deliveries).toHaveLength(5);
+    expect(pipeline.deliveryFailures).toEqual([]);
     const archived = await keys(LOCAL_NAMES.archiveBucket);
     expect(archived).toEqual(
       expect.arrayContaining([
@@ -219,12 +234,13 @@ describe('the file workflow on the embedded services', () => {
     expect(pipeline.completed.length).toBe(before);
 
     const first = await pipeline.sweep();
-    expect(first).toMatchObject({ listed: 1, started: 1 });
+    // Only the file: the partner reports waiting in incoming/acme/reports/ are not partner files.
+    expect(first).toMatchObject({ started: 1, young: 0, alreadyStarted: 0 });
     // A second sweep before the file has moved starts nothing new.
     const again = await pipeline.sweep();
     expect(again.started).toBe(0);
     await pipeline.waitForFiles(before + 1);
     expect(pipeline.completed.at(-1)).toMatchObject({ name: 'users_acme_20261124_004.csv', status: 'succeeded' });
-    expect(await pipeline.sweep()).toMatchObject({ listed: 0, started: 0 });
+    expect(await pipeline.sweep()).toMatchObject({ started: 0, alreadyStarted: 0 });
   }, 60_000);
 });

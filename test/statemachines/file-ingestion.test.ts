@@ -142,6 +142,16 @@ async function run(scenario: Scenario, key = 'users_acme_20261124.csv') {
 }
 
 describe('file-ingestion state machine', () => {
+  it("a report delivered into a partner's reports/ folder is not a partner file: nothing runs", async () => {
+    const report = 'incoming/acme/reports/users_acme_20261124.csv/0123456789ab/summary.json';
+    const { entered, actions } = await run({ kind: 'users' }, report);
+    expect(entered).toEqual(['Describe', 'IsPartnerReport', 'NotAPartnerFile']);
+    expect(actions).toEqual([]);
+    expect((await run({ kind: 'users' }, 'incoming/reports/users_reports_20261124.csv')).actions).toContain(
+      'classify-file:classify',
+    );
+  });
+
   it('all succeed: classify, claim, segregate, prepare in slices, await ADD, finalise', async () => {
     const { output, actions, calls } = await run({ kind: 'users', slices: 3 });
     expect(actions).toEqual([

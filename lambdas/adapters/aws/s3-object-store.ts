@@ -77,6 +77,21 @@ export class S3ObjectStore implements ObjectStore {
         },
       );
     }
+    await this.copyObject(from, to, source, metadata);
+    await this.s3.send(new DeleteObjectCommand({ Bucket: from.bucket, Key: from.key }));
+    return true;
+  }
+
+  async copy(from: ObjectRef, to: ObjectRef): Promise<void> {
+    await this.copyObject(from, to, await this.head(from));
+  }
+
+  private async copyObject(
+    from: ObjectRef,
+    to: ObjectRef,
+    source: ObjectHead,
+    metadata?: Readonly<Record<string, string>>,
+  ): Promise<void> {
     // New metadata is added to the object's own (REPLACE is the only way to change it in a copy).
     const replace = metadata
       ? { MetadataDirective: 'REPLACE' as const, Metadata: { ...source.metadata, ...metadata } }
@@ -88,8 +103,6 @@ export class S3ObjectStore implements ObjectStore {
     } else {
       await this.copyInParts(from, to, source.size, { ...source.metadata, ...metadata });
     }
-    await this.s3.send(new DeleteObjectCommand({ Bucket: from.bucket, Key: from.key }));
-    return true;
   }
 
   private async copyInParts(from: ObjectRef, to: ObjectRef, size: number, metadata: Readonly<Record<string, string>>) {

@@ -27,6 +27,8 @@ export interface ObjectStore extends ObjectReader {
    * @returns false when neither is there.
    */
   move(from: ObjectRef, to: ObjectRef, metadata?: Readonly<Record<string, string>>): Promise<boolean>;
+  /** Copies an object, metadata included (in parts when over 5 GiB). @throws File.Gone when it is not there. */
+  copy(from: ObjectRef, to: ObjectRef): Promise<void>;
   /** Writes a small object whole. */
   put(ref: ObjectRef, body: string, contentType: string): Promise<void>;
   /** Writes a large object as its text arrives, in memory that does not grow with it. */

@@ -26,6 +26,21 @@ export const reportPrefix = (key: string, landingPrefix: string, sha256: string 
   `reports/${relativeKey(key, landingPrefix)}/${sha256 ? sha256.slice(0, 12) : 'unidentified'}/`;
 
 /**
+ * Reports for the partner in their own home: `incoming/<partner>/reports/...` (the SFTP user's `/reports`).
+ * Nothing there is a partner file: the workflow and the sweep leave it alone.
+ */
+export const PARTNER_REPORTS_FOLDER = 'reports';
+export const partnerReportsKey = (landingPrefix: string, partner: string, path: string) =>
+  `${landingPrefix}${partner}/${PARTNER_REPORTS_FOLDER}/${path}`;
+
+/**
+ * True for objects in a reports folder below a partner's home (`incoming/<partner>/.../reports/...`): not partner
+ * files. The same rule as the state machine's IsPartnerReport (`StringMatches` `incoming/<*>/reports/<*>`).
+ */
+export const isPartnerReport = (key: string, landingPrefix: string) =>
+  key.startsWith(landingPrefix) && key.slice(landingPrefix.length).includes(`/${PARTNER_REPORTS_FOLDER}/`);
+
+/**
  * The failed-records file's name: the source's name with `.failed` before its extension, uncompressed
  * (`users_acme_20261124.failed.csv`). Uploaded again, it is classified by its header, and its extra
  * `failure_reason` column is ignored as an unknown column.

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isPartnerReport } from './storage-keys';
 
 /** An object waiting in the landing zone. */
 export interface LandedObject {
@@ -58,7 +59,8 @@ export async function sweepLandingZone(
   let young = 0;
   for await (const object of zone.list(options.bucket, options.prefix)) {
     listed++;
-    if (object.key.endsWith('/')) continue;
+    // Folder markers, and the reports the pipeline put in partners' reports/ folders, are not files to process.
+    if (object.key.endsWith('/') || isPartnerReport(object.key, options.prefix)) continue;
     if (now - object.lastModified.getTime() < options.minAgeMs) {
       young++;
       continue;

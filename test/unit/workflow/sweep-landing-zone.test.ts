@@ -20,9 +20,10 @@ const object = (key: string, ageS: number, etag = '"e1"'): LandedObject => ({
 });
 
 describe('sweepLandingZone', () => {
-  it('starts old objects once under a name of their own; leaves young ones and folders to their events', async () => {
+  it('starts old objects once under a name of their own; leaves young ones, folders and reports alone', async () => {
     const objects = [
       object('incoming/acme/', 900),
+      object('incoming/acme/reports/a.csv/0123456789ab/summary.json', 900),
       object('incoming/acme/a.csv', 900),
       object('incoming/acme/b.csv', 5),
     ];
@@ -41,13 +42,13 @@ describe('sweepLandingZone', () => {
     };
     const options = { bucket: 'landing', prefix: 'incoming/', minAgeMs: 60_000, now };
     expect(await sweepLandingZone(zone, starter, options)).toEqual({
-      listed: 3,
+      listed: 4,
       started: 1,
       alreadyStarted: 0,
       young: 1,
     });
     expect(await sweepLandingZone(zone, starter, options)).toEqual({
-      listed: 3,
+      listed: 4,
       started: 0,
       alreadyStarted: 1,
       young: 1,
