@@ -21,6 +21,7 @@ const missing = (error: unknown) => (error as { code?: string }).code === 'ENOEN
 export async function startFolderSftp(options: {
   readonly root: string;
   readonly users: readonly SftpLogin[];
+  readonly port?: number;
 }): Promise<EmbeddedSftpServer> {
   const local = (path: string) => join(options.root, path);
   const files: SftpFiles = {
@@ -68,5 +69,5 @@ export async function startFolderSftp(options: {
     mkdir: async (path) => void (await mkdir(local(path))),
     rmdir: (path) => rmdir(local(path)),
   };
-  return startSftpServer({ users: options.users, files: () => files });
+  return startSftpServer({ users: options.users, files: () => files, ...(options.port ? { port: options.port } : {}) });
 }

@@ -101,6 +101,8 @@ type OpenHandle =
 export async function startSftpServer(options: {
   readonly users: readonly SftpLogin[];
   readonly files: (user: string) => SftpFiles;
+  /** @default a free port */
+  readonly port?: number;
 }): Promise<EmbeddedSftpServer> {
   const hostKey = newSshKeyPair();
   const logins = new Map(options.users.map((user) => [user.name, user]));
@@ -140,7 +142,7 @@ export async function startSftpServer(options: {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {

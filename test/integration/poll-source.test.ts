@@ -1,7 +1,6 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { DynamoDbCollectionLedger } from '../../lambdas/adapters/aws/dynamodb-collection-ledger';
@@ -13,7 +12,7 @@ import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/lo
 import { startLocalS3, type LocalS3 } from '../../lambdas/local/local-s3';
 import { newPassword } from '../../lambdas/local/local-sftp';
 import { newSshKeyPair } from '../../lambdas/local/sftp-server';
-import { hasOpenSsh, startOpenSsh } from '../support/openssh';
+import { freePort, hasOpenSsh, startOpenSsh } from '../support/openssh';
 
 /** A partner's SFTP server over a local folder `root`, and how the watcher reaches it. */
 interface PartnerServer {
@@ -80,14 +79,6 @@ const keysUnder = async (prefix: string) =>
   );
 const landedText = async (key: string) =>
   (await s3.client().send(new GetObjectCommand({ Bucket: 'landing', Key: key }))).Body!.transformToString();
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe.each(SERVERS)('collecting from a partner SFTP server: $kind', ({ start }) => {
   let root: string;
@@ -242,7 +233,7 @@ describe.each(SERVERS)('collecting from a partner SFTP server: $kind', ({ start 
 
   it('names an unreachable server and refused credentials', async () => {
     const { poll } = setUp();
-    await expect(poll({ port: await closedPort() })).rejects.toMatchObject({
+    await expect(poll({ port: await freePort() })).rejects.toMatchObject({
       name: 'Source.Unreachable',
       message: expect.stringContaining('tried again next poll'),
     });

@@ -1,0 +1,97 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PollSourceSchema } from '../../lambdas/core/polling/poll-source';
+import type { FinalSummary } from '../../lambdas/core/workflow/finalise-file';
+import { startFolderSftp } from '../../lambdas/local/folder-sftp';
+import { startLocalPipeline, type LocalPipeline } from '../../lambdas/local/local-pipeline';
+import { newPassword } from '../../lambdas/local/local-sftp';
+import type { EmbeddedSftpServer } from '../../lambdas/local/sftp-server';
+import { freePort } from '../support/openssh';
+
+const USERS = [
+  'customer_id,first_name,last_name,email,phone,country,created_at',
+  'C1,Ada,Lovelace,ada@example.com,,GB,2026-01-01T00:00:00Z',
+  'C2,Bob,,not-an-email,,US,2026-01-02T00:00:00Z',
+].join('\n');
+
+/**
+ * A partner who exposes their own SFTP server: the poll-source handler collects from it on the embedded
+ * services (its credentials served as its Secrets Manager secret), the workflow processes the file, and
+ * deliver-reports uploads the summary and failed records into the source's results folder.
+ */
+describe('collecting from a partner server, and reports back to it', () => {
+  let pipeline: LocalPipeline;
+  let server: EmbeddedSftpServer | undefined;
+  let root: string;
+  let port: number;
+  const password = newPassword();
+  let stdout: jest.SpyInstance;
+  const emitted = () => stdout.mock.calls.map(([line]) => String(line)).join('');
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'partner-'));
+    mkdirSync(join(root, 'outbox'));
+    port = await freePort();
+    const source = PollSourceSchema.parse({
+      name: 'acme-sftp',
+      partner: 'acme',
+      host: '127.0.0.1',
+      port,
+      username: 'crm-collector',
+      remoteDir: '/outbox',
+      pattern: '*.csv',
+      resultsDir: '/results',
+    });
+    pipeline = await startLocalPipeline({
+      env: { POWERTOOLS_METRICS_NAMESPACE: 'CrmIngestion' },
+      sources: [{ source, credentials: { password } }],
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await pipeline?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  });
+  afterEach(() => stdout.mockRestore());
+
+  it('an unreachable source fails its poll with an alarmable PollFailed metric, and the next poll collects', async () => {
+    writeFileSync(join(root, 'outbox', 'users_acme_20261124_001.csv'), USERS);
+    const down = await pipeline.poll('acme-sftp');
+    expect(down).toMatchObject({ status: 'failed', reason: 'Source.Unreachable' });
+    const metrics = emitted();
+    expect(metrics).toMatch(/"PollFailed":1\b/);
+    expect(metrics).toContain('"Source":"acme-sftp"');
+
+    server = await startFolderSftp({ root, users: [{ name: 'crm-collector', password }], port });
+    expect(await pipeline.poll('acme-sftp')).toMatchObject({ status: 'polled', waiting: 1, collected: [] });
+    expect(await pipeline.poll('acme-sftp')).toMatchObject({
+      status: 'polled',
+      collected: [{ key: 'incoming/acme/users_acme_20261124_001.csv' }],
+    });
+    expect(emitted()).toMatch(/"PollFailed":0\b/);
+    expect(emitted()).toMatch(/"FilesCollected":1\b/);
+    expect(readdirSync(join(root, 'outbox'))).toEqual(['processed']);
+  });
+
+  it('the summary and the failed records appear in the source results folder', async () => {
+    const [summary] = (await pipeline.waitForFiles(1)) as [FinalSummary];
+    expect(summary).toMatchObject({ name: 'users_acme_20261124_001.csv', status: 'partial', received: 2, failed: 1 });
+    const folder = join(root, 'results', 'users_acme_20261124_001.csv', summary.sha256.slice(0, 12));
+    expect(readdirSync(folder).sort()).toEqual(['summary.json', 'users_acme_20261124_001.failed.csv']);
+    expect(JSON.parse(readFileSync(join(folder, 'summary.json'), 'utf8'))).toEqual(JSON.parse(JSON.stringify(summary)));
+    const failed = readFileSync(join(folder, 'users_acme_20261124_001.failed.csv'), 'utf8').trim().split('\n');
+    expect(failed).toHaveLength(2);
+    expect(failed[1]).toMatch(/^C2,Bob,,not-an-email,.*VALIDATION/);
+    expect(pipeline.deliveries).toEqual([
+      {
+        destination: 'source',
+        source: 'acme-sftp',
+        files: expect.arrayContaining([expect.stringContaining('/results/')]),
+      },
+    ]);
+  });
+});
