@@ -7,14 +7,21 @@ import { z } from 'zod';
 import { loadConfig, SETTINGS, type Config, type SettingKey } from '../lambdas/core/config';
 import { ConfigError } from '../lambdas/core/errors';
 import { generateFiles } from '../lambdas/local/generate-files';
+import { RunStopped } from '../lambdas/local/ingest-runtime';
 import {
   inputFiles,
   runDemo,
   runFiles,
+  pinHostKey,
+  runPolled,
   runUp,
   type CommandIo,
   type CommandOptions,
+  type PollOption,
 } from '../lambdas/local/ingest-commands';
+import { PollSourceSchema } from '../lambdas/core/polling/poll-source';
+import type { SourceCredentials } from '../lambdas/adapters/sftp/sftp-folder';
+import { readFileSync } from 'node:fs';
 
 // Captured before a command routes other stdout writes (the handlers' logs) to its log file.
 const stdoutWrite = process.stdout.write.bind(process.stdout);
@@ -80,7 +87,12 @@ function withRuntimeOptions(command: Command): Command {
     .option('--json', 'print one JSON document instead of the table')
     .option('--sftp-password <password>', 'password of the SFTP users (default: a random one, printed by `up`)')
     .option('--poll <url>', 'collect from an SFTP server instead of uploading (sftp://user@host:port/dir)')
-    .option('--poll-key <file>', 'private key for --poll (else SFTP_PASSWORD)');
+    .option('--poll-key <file>', 'private key for --poll (else the password in SFTP_PASSWORD)')
+    .option(
+      '--poll-host-key <fingerprint>',
+      "the --poll server's host key, pinned (SHA256:...; else shown and trusted)",
+    )
+    .option('--poll-interval <seconds>', 'seconds between two looks at the --poll folder', '5');
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -91,9 +103,6 @@ const PARTNER = /^[A-Za-z0-9-]+$/;
 
 /** Flags and environment into validated settings and the runtime's options; bad ones throw ConfigError. */
 function commandOptions(raw: Record<string, unknown>, interrupted: Promise<string>): CommandOptions {
-  if (raw.poll !== undefined) {
-    throw new ConfigError('--poll: collecting from a partner SFTP server is not available yet (issue 7)');
-  }
   const flags: Partial<Record<SettingKey, unknown>> = {};
   for (const key of FLAG_SETTINGS) {
     const value = raw[camel(SETTINGS[key].flag)];
@@ -112,8 +121,78 @@ function commandOptions(raw: Record<string, unknown>, interrupted: Promise<strin
     json: raw.json === true,
     ...(typeof raw.sftpPassword === 'string' ? { sftpPassword: raw.sftpPassword } : {}),
     ...(settings.crmApiToken && !settings.crmBaseUrl ? { simulator: { token: settings.crmApiToken } } : {}),
+    ...(typeof raw.poll === 'string' ? { poll: pollOption(raw, partners[0] ?? 'demo') } : {}),
     interrupted,
   };
+}
+
+/** `--poll sftp://user@host:port/dir` with its key file or SFTP_PASSWORD: the watcher's one source. */
+function pollOption(raw: Record<string, unknown>, partner: string): PollOption {
+  const url = String(raw.poll);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`--poll: ${url}: not a URL; expected sftp://user@host:port/dir`);
+  }
+  if (parsed.protocol !== 'sftp:' || !parsed.hostname || !parsed.username) {
+    throw new ConfigError(`--poll: ${url}: expected sftp://user@host:port/dir`);
+  }
+  if (parsed.password) throw new ConfigError('--poll: put the password in SFTP_PASSWORD, not in the URL');
+  let credentials: SourceCredentials;
+  if (typeof raw.pollKey === 'string') {
+    try {
+      credentials = {
+        privateKey: readFileSync(raw.pollKey, 'utf8'),
+        ...(process.env.SFTP_KEY_PASSPHRASE ? { passphrase: process.env.SFTP_KEY_PASSPHRASE } : {}),
+      };
+    } catch (error) {
+      throw new ConfigError(`--poll-key: cannot read ${raw.pollKey}: ${(error as Error).message}`);
+    }
+  } else if (process.env.SFTP_PASSWORD) {
+    credentials = { password: process.env.SFTP_PASSWORD };
+  } else {
+    throw new ConfigError('--poll: needs SFTP_PASSWORD (the password) or --poll-key FILE (a private key)');
+  }
+  const interval = Number(raw.pollInterval);
+  if (!Number.isFinite(interval) || interval < 1 || interval > 3600) {
+    throw new ConfigError('--poll-interval: must be a number of seconds from 1 to 3600');
+  }
+  const source = PollSourceSchema.safeParse({
+    name: 'poll',
+    partner,
+    host: parsed.hostname,
+    port: parsed.port ? Number(parsed.port) : 22,
+    username: decodeURIComponent(parsed.username),
+    remoteDir: decodeURIComponent(parsed.pathname) || '/',
+    resultsDir: 'reports',
+    ...(typeof raw.pollHostKey === 'string' ? { hostKeyFingerprint: raw.pollHostKey } : {}),
+  });
+  if (!source.success) {
+    const problems = source.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`);
+    throw new ConfigError(`--poll: ${problems.join('; ')}`);
+  }
+  return {
+    url: `sftp://${parsed.username}@${parsed.host}${parsed.pathname}`,
+    source: source.data,
+    credentials,
+    intervalMs: interval * 1000,
+  };
+}
+
+/** Runs `command` with the --poll server's host key pinned (learnt first when not given); exit 1 if unreachable. */
+async function withPinnedHostKey(
+  options: CommandOptions,
+  command: (options: CommandOptions) => Promise<number>,
+): Promise<number> {
+  if (!options.poll) return command(options);
+  try {
+    return await command({ ...options, poll: await pinHostKey(options.poll, io()) });
+  } catch (error) {
+    if (!(error instanceof RunStopped)) throw error;
+    process.stderr.write(`ingest: ${error.message}\n`);
+    return 1;
+  }
 }
 
 /** Resolves with a reason on the first Ctrl-C (or SIGTERM); a second one exits at once. */
@@ -166,16 +245,20 @@ export function buildProgram(): Command {
     program
       .command('run')
       .description('process files end to end on one machine: SFTP upload, workflow, CRM calls, reports')
-      .argument('<file-or-dir...>', 'partner files, or directories of them (uploaded in name order)'),
+      .argument('[file-or-dir...]', 'partner files, or directories of them (uploaded in name order); none with --poll'),
   ).action(async (paths: string[], raw: Record<string, unknown>) => {
     const options = commandOptions(raw, interruption());
-    process.exitCode = await runFiles([inputFiles(paths)], options, io());
+    if (options.poll && paths.length > 0) throw new ConfigError('run: give files to upload, or --poll, not both');
+    if (options.poll)
+      process.exitCode = await withPinnedHostKey(options, (pinned) => runPolled(pinned.poll!, pinned, io()));
+    else if (paths.length === 0) throw new ConfigError('run: name the files or folders to ingest, or --poll URL');
+    else process.exitCode = await runFiles([inputFiles(paths)], options, io());
   });
 
   withRuntimeOptions(
     program.command('up').description('start the pipeline and its SFTP server, and process every upload until Ctrl-C'),
   ).action(async (raw: Record<string, unknown>) => {
-    process.exitCode = await runUp(commandOptions(raw, interruption()), io());
+    process.exitCode = await withPinnedHostKey(commandOptions(raw, interruption()), (options) => runUp(options, io()));
   });
 
   withRuntimeOptions(
@@ -183,6 +266,7 @@ export function buildProgram(): Command {
       .command('demo')
       .description('a small sample load showing every outcome (npm start); 4404 retries every 10 s unless set'),
   ).action(async (raw: Record<string, unknown>) => {
+    if (raw.poll !== undefined) throw new ConfigError('demo: --poll is for run and up');
     const demoDefaults = process.env.RETRY_LATER_DELAY_S ? {} : { retryLaterDelay: '10' };
     process.exitCode = await runDemo(commandOptions({ ...demoDefaults, ...raw }, interruption()), io());
   });

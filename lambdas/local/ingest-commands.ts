@@ -6,6 +6,8 @@ import type { CrmSimulatorOptions } from './crm-simulator';
 import { writeDemoLoad } from './demo-load';
 import { sha256Of } from '../core/files/file-identity';
 import { RunStopped, startIngestRuntime, type IngestRuntime } from './ingest-runtime';
+import type { PollSource } from '../core/polling/poll-source';
+import { connectSftpSource, type SourceCredentials } from '../adapters/sftp/sftp-folder';
 import { failuresText, runReport, summaryTable, type FileResult, type RunReport } from './run-report';
 
 /** Where a command writes: its own output (stdout), progress and errors (stderr). */
@@ -24,6 +26,16 @@ export interface CommandOptions {
   readonly simulator?: CrmSimulatorOptions;
   /** Stops the command from outside (Ctrl-C). */
   readonly interrupted?: Promise<string>;
+  /** `--poll`: a partner SFTP server to collect from instead of uploading. */
+  readonly poll?: PollOption;
+}
+
+/** `--poll sftp://user@host:port/dir`: the watcher's source, its credentials, and how often it looks. */
+export interface PollOption {
+  readonly url: string;
+  readonly source: PollSource;
+  readonly credentials: SourceCredentials;
+  readonly intervalMs: number;
 }
 
 /** The settings as the handlers' environment (they read their configuration from it, as on Lambda). */
@@ -75,6 +87,7 @@ const startRuntime = (options: CommandOptions) =>
     partners: options.partners,
     ...(options.sftpPassword ? { sftpPassword: options.sftpPassword } : {}),
     ...(options.simulator ? { simulator: options.simulator } : {}),
+    ...(options.poll ? { sources: [{ source: options.poll.source, credentials: options.poll.credentials }] } : {}),
   });
 
 /** Shows the progress line on stderr about once a second while `work` runs (terminals only). */
@@ -105,21 +118,20 @@ async function drained(runtime: IngestRuntime): Promise<void> {
 }
 
 /**
- * `ingest run`: uploads the files over SFTP as the first partner, in order and in waves (a wave starts once the
- * one before has been answered), waits for every file to finish, writes the reports, prints the summary.
- * A file whose bytes repeat an earlier one is uploaded once that one is claimed, so the later copy is the
- * duplicate. Returns the exit status.
+ * Starts the runtime, lets `work` bring the files in (adding their names to `names` as it knows them: those not
+ * finished are reported pending if the run stops), waits until every one of them
+ * is finished and reported, prints the report, stops everything. Returns the exit status: 0 when every file is
+ * terminal; 1, with the reason, when the run could not finish (the unfinished files are listed as pending).
  */
-export async function runFiles(
-  waves: readonly (readonly string[])[],
+async function runToReport(
   options: CommandOptions,
   io: CommandIo,
+  intro: (runtime: IngestRuntime) => string,
+  work: (runtime: IngestRuntime, names: string[]) => Promise<void>,
 ): Promise<number> {
   const started = Date.now();
-  const partner = options.partners[0] ?? 'demo';
-  const all = waves.flat();
-  const names = all.map((file) => basename(file));
   let runtime: IngestRuntime | undefined;
+  const names: string[] = [];
   const printReport = (report: RunReport) =>
     io.out(options.json ? `${JSON.stringify(report)}\n` : `${summaryTable(report)}\n`);
   const logFile = openLog(options.settings.reportDir);
@@ -128,33 +140,22 @@ export async function runFiles(
     const active = runtime;
     if (io.progress) {
       io.err(`CRM: ${active.crmUrl}${active.simulated ? ' (the embedded simulator)' : ''}\n`);
-      io.err(`Uploading ${all.length} file(s) over SFTP as ${partner} to ${active.sftp.host}:${active.sftp.port}\n`);
+      io.err(intro(active));
     }
     const interrupted = (options.interrupted ?? new Promise<string>(() => undefined)).then((reason) => {
       throw new RunStopped(reason);
     });
     interrupted.catch(() => undefined);
-    const work = (async () => {
-      // Only files of equal size can hold the same bytes: the others are not read twice.
-      const sizeOf = new Map(all.map((file) => [file, statSync(file).size]));
-      const sizes = [...sizeOf.values()];
-      const mayRepeat = (file: string) => sizes.filter((size) => size === sizeOf.get(file)).length > 1;
-      const uploaded = new Set<string>();
-      for (const [index, wave] of waves.entries()) {
-        if (index > 0) await drained(active);
-        for (const file of wave) {
-          if (mayRepeat(file)) {
-            const sha256 = await sha256Of(createReadStream(file));
-            if (uploaded.has(sha256)) await active.waitForClaim(sha256);
-            uploaded.add(sha256);
-          }
-          await Promise.race([active.upload(file, partner), active.stopped]);
-        }
-      }
+    const finishing = (async () => {
+      await work(active, names);
       await active.waitFor(names);
     })();
-    work.catch(() => undefined);
-    await withProgress(io, () => active.progressLine(all.length), Promise.race([work, active.stopped, interrupted]));
+    finishing.catch(() => undefined);
+    await withProgress(
+      io,
+      () => active.progressLine(names.length || undefined),
+      Promise.race([finishing, active.stopped, interrupted]),
+    );
     const files = names.map((name) => active.finished.get(name) as FileResult);
     printReport(runReport(files, active.monitor.counts()));
     if (!options.json) {
@@ -178,6 +179,94 @@ export async function runFiles(
   }
 }
 
+/**
+ * `ingest run`: uploads the files over SFTP as the first partner, in order and in waves (a wave starts once the
+ * one before has been answered), waits for every file to finish, writes the reports, prints the summary.
+ * A file whose bytes repeat an earlier one is uploaded once that one is claimed, so the later copy is the
+ * duplicate. Returns the exit status.
+ */
+export async function runFiles(
+  waves: readonly (readonly string[])[],
+  options: CommandOptions,
+  io: CommandIo,
+): Promise<number> {
+  const partner = options.partners[0] ?? 'demo';
+  const all = waves.flat();
+  return runToReport(
+    options,
+    io,
+    (runtime) =>
+      `Uploading ${all.length} file(s) over SFTP as ${partner} to ${runtime.sftp.host}:${runtime.sftp.port}\n`,
+    async (runtime, names) => {
+      names.push(...all.map((file) => basename(file)));
+      // Only files of equal size can hold the same bytes: the others are not read twice.
+      const sizeOf = new Map(all.map((file) => [file, statSync(file).size]));
+      const sizes = [...sizeOf.values()];
+      const mayRepeat = (file: string) => sizes.filter((size) => size === sizeOf.get(file)).length > 1;
+      const uploaded = new Set<string>();
+      for (const [index, wave] of waves.entries()) {
+        if (index > 0) await drained(runtime);
+        for (const file of wave) {
+          if (mayRepeat(file)) {
+            const sha256 = await sha256Of(createReadStream(file));
+            if (uploaded.has(sha256)) await runtime.waitForClaim(sha256);
+            uploaded.add(sha256);
+          }
+          await Promise.race([runtime.upload(file, partner), runtime.stopped]);
+        }
+      }
+    },
+  );
+}
+
+/**
+ * With no `--poll-host-key`, the server's key is learnt from a first connection, shown, and pinned for the rest
+ * of the run (trust on first use, as `ssh` asks); a server that cannot be reached stops the command.
+ */
+export async function pinHostKey(poll: PollOption, io: CommandIo): Promise<PollOption> {
+  if (poll.source.hostKeyFingerprint) return poll;
+  let shown = '';
+  try {
+    const folder = await connectSftpSource(poll.source, poll.credentials, { onHostKey: (key) => (shown = key) });
+    await folder.close();
+  } catch (error) {
+    throw new RunStopped(`cannot collect from ${poll.url}: ${(error as Error).message}`);
+  }
+  io.err(
+    `ingest: ${poll.url} shows host key ${shown}; not pinned, trusted for this run (pin it: --poll-host-key ${shown})\n`,
+  );
+  return { ...poll, source: { ...poll.source, hostKeyFingerprint: shown } };
+}
+
+/** One poll of the `--poll` source; a source that cannot be polled stops the run (RunStopped). */
+async function pollOnce(runtime: IngestRuntime, poll: PollOption) {
+  const outcome = await runtime.pipeline.poll(poll.source.name);
+  if (outcome.status === 'failed') throw new RunStopped(`cannot collect from ${poll.url}: ${outcome.message}`);
+  return outcome;
+}
+
+/**
+ * `ingest run --poll URL`: collects what is in the partner's SFTP folder with the polling watcher (a file is
+ * taken once it is complete: unchanged across two listings), processes it, and exits. Returns the exit status.
+ */
+export async function runPolled(poll: PollOption, options: CommandOptions, io: CommandIo): Promise<number> {
+  return runToReport(
+    options,
+    io,
+    () =>
+      `Collecting from ${poll.url} as partner ${poll.source.partner} (files move to ${poll.source.processedDir}/)\n`,
+    async (runtime, names) => {
+      for (;;) {
+        const outcome = await Promise.race([pollOnce(runtime, poll), runtime.stopped]);
+        names.push(...outcome.collected.map((file) => basename(file.key)));
+        // Every file listed is collected (or was): nothing is still being written.
+        if (outcome.waiting === 0) return;
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, poll.intervalMs)), runtime.stopped]);
+      }
+    },
+  );
+}
+
 /** `ingest demo` (`npm start`): the sample load, on the embedded CRM simulator unless a CRM URL is given. */
 export async function runDemo(options: CommandOptions, io: CommandIo): Promise<number> {
   const directory = mkdtempSync(join(tmpdir(), 'ingest-demo-'));
@@ -197,6 +286,42 @@ export async function runDemo(options: CommandOptions, io: CommandIo): Promise<n
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
+}
+
+/**
+ * `ingest up --poll`: the watcher runs every interval, as its schedule does on AWS; a poll that fails is reported
+ * on stderr (once until the source answers again) and tried again at the next interval.
+ */
+function keepPolling(runtime: IngestRuntime, poll: PollOption, io: CommandIo, json: boolean) {
+  let failing = '';
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = async () => {
+    try {
+      const outcome = await runtime.pipeline.poll(poll.source.name);
+      if (outcome.status === 'failed') {
+        if (outcome.message !== failing) io.err(`ingest: poll of ${poll.url} failed: ${outcome.message}\n`);
+        failing = outcome.message;
+      } else {
+        if (failing) io.err(`ingest: ${poll.url} answers again\n`);
+        failing = '';
+        for (const file of outcome.collected) {
+          if (json) io.out(`${JSON.stringify({ collected: basename(file.key), from: poll.url, size: file.size })}\n`);
+          else io.out(`collected ${basename(file.key)} (${file.size} bytes) from ${poll.url}\n`);
+        }
+      }
+    } catch (error) {
+      if (!stopped) io.err(`ingest: poll of ${poll.url} failed: ${(error as Error).message}\n`);
+    }
+    if (!stopped) timer = setTimeout(() => void tick(), poll.intervalMs);
+  };
+  void tick();
+  return {
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 /**
@@ -222,6 +347,11 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
       for (const user of connection.users) io.out(`  user ${user.user} password ${user.password}\n`);
       io.out(`  e.g. sftp -P ${sftp.port} ${connection.users[0]?.user ?? 'demo'}@${sftp.host}\n`);
       io.out(`CRM: ${runtime.crmUrl}${runtime.simulated ? ' (the embedded simulator)' : ''}\n`);
+      if (options.poll) {
+        io.out(
+          `Collecting from ${options.poll.url} every ${options.poll.intervalMs / 1000} s as partner ${options.poll.source.partner}\n`,
+        );
+      }
       io.out(`Reports: ${options.settings.reportDir}\nWaiting for uploads; Ctrl-C stops.\n`);
     }
     runtime.onFile((file: FileResult) => {
@@ -235,11 +365,13 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
       }
     });
     const active = runtime;
+    const polling = options.poll ? keepPolling(active, options.poll, io, options.json) : undefined;
     const reason = await withProgress(
       io,
       () => active.progressLine(),
       Promise.race([options.interrupted ?? new Promise<string>(() => undefined), active.stopped]),
     );
+    polling?.stop();
     io.err(`ingest: ${reason}; stopping\n`);
     return 0;
   } catch (error) {

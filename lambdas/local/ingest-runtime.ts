@@ -9,6 +9,8 @@ import SftpClient from 'ssh2-sftp-client';
 import type { Config } from '../core/config';
 import { CLAIM_SORT_KEY, fileKey } from '../adapters/aws/ledger-keys';
 import type { FinalSummary } from '../core/workflow/finalise-file';
+import type { PollSource } from '../core/polling/poll-source';
+import type { SourceCredentials } from '../adapters/sftp/sftp-folder';
 import { monitorCrmCalls, type CrmCallMonitor } from './crm-call-monitor';
 import type { CrmSimulatorOptions } from './crm-simulator';
 import { LOCAL_NAMES, startLocalPipeline, type LocalPipeline } from './local-pipeline';
@@ -29,6 +31,8 @@ export interface IngestRuntimeOptions {
   readonly sftpPassword?: string;
   /** Seeds and faults of the embedded CRM simulator (when no CRM URL is set). */
   readonly simulator?: CrmSimulatorOptions;
+  /** Partner SFTP servers the watcher collects from (`--poll`), with their credentials. */
+  readonly sources?: readonly { readonly source: PollSource; readonly credentials: SourceCredentials }[];
 }
 
 export interface IngestRuntime {
@@ -92,6 +96,7 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     ...(settings.crmBaseUrl ? { crmUrl: settings.crmBaseUrl } : {}),
     ...(options.simulator ? { simulator: options.simulator } : {}),
     concurrency: settings.dispatchConcurrency,
+    ...(options.sources ? { sources: options.sources } : {}),
   });
   const crmUrl = settings.crmBaseUrl ?? pipeline.simulator?.url ?? '';
   const monitor = monitorCrmCalls(crmUrl);
