@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { loadConfig, SETTINGS, type Config, type SettingKey } from '../lambdas/core/config';
 import { ConfigError } from '../lambdas/core/errors';
+import { PollSourceSchema } from '../lambdas/core/polling/poll-source';
 
 /** The log retentions CloudWatch accepts, in days. */
 const RETENTION_DAYS = [
@@ -20,6 +21,22 @@ export const PartnerSchema = z.object({
     .max(50),
 });
 export type Partner = z.infer<typeof PartnerSchema>;
+
+/**
+ * A partner's own SFTP server the pipeline collects from (lambdas/core/polling/poll-source.ts): on AWS its host key
+ * must be pinned. Its credentials are in a secret: the stack makes one per source (filled after the first deploy),
+ * or `secretArn` names one that exists (a complete ARN; its key must let the poller decrypt).
+ */
+export const DeployedPollSourceSchema = PollSourceSchema.extend({
+  hostKeyFingerprint: PollSourceSchema.shape.hostKeyFingerprint.unwrap(),
+  secretArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/, {
+      error: 'a complete Secrets Manager secret ARN (ending in -XXXXXX)',
+    })
+    .optional(),
+});
+export type DeployedPollSource = z.infer<typeof DeployedPollSourceSchema>;
 
 /** What only the deployment needs, beside the pipeline's settings (lambdas/core/config.ts). */
 export const DeploymentSchema = z
@@ -44,6 +61,21 @@ export const DeploymentSchema = z
     rawRetentionDays: z.coerce.number().int().min(1).max(3650).default(30),
     /** The age of the oldest queued CRM call that raises an alarm. */
     oldestCallAlarmMinutes: z.coerce.number().int().min(1).max(1440).default(30),
+    /** Partner SFTP servers to collect from, each on its own schedule. */
+    pollSources: z.array(DeployedPollSourceSchema).default([]),
+    /**
+     * Where the poller runs: none (default) is Lambda's own public egress; a VPC's private subnets route through
+     * their NAT gateway, whose Elastic IPs are the address partners allow-list.
+     */
+    pollerVpc: z
+      .object({
+        vpcId: z.string().regex(/^vpc-[0-9a-f]+$/),
+        subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(1),
+        availabilityZones: z.array(z.string().min(1)).min(1),
+      })
+      .optional(),
+    /** Polls of a source that fail in a row before its alarm. */
+    pollFailuresBeforeAlarm: z.coerce.number().int().min(1).max(100).default(3),
   })
   .superRefine((deployment, ctx) => {
     if (deployment.sftpEndpoint === 'vpc' && !deployment.sftpVpc) {
@@ -52,6 +84,15 @@ export const DeploymentSchema = z
     const names = deployment.partners.map((p) => p.name);
     const repeated = names.find((name, index) => names.indexOf(name) !== index);
     if (repeated) ctx.addIssue({ code: 'custom', path: ['partners'], message: `partner ${repeated} is listed twice` });
+    const sources = deployment.pollSources.map((source) => source.name);
+    const twice = sources.find((name, index) => sources.indexOf(name) !== index);
+    if (twice) ctx.addIssue({ code: 'custom', path: ['pollSources'], message: `source ${twice} is listed twice` });
+    if (
+      deployment.pollerVpc &&
+      deployment.pollerVpc.availabilityZones.length !== deployment.pollerVpc.subnetIds.length
+    ) {
+      ctx.addIssue({ code: 'custom', path: ['pollerVpc', 'availabilityZones'], message: 'one per subnet, in order' });
+    }
   });
 export type Deployment = z.infer<typeof DeploymentSchema>;
 

@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
@@ -24,6 +25,8 @@ export interface IngestionFunctionProps {
   readonly memorySize?: number;
   /** Concurrent executions kept for this function (and its cap); none by default. */
   readonly reservedConcurrentExecutions?: number;
+  /** Runs in these subnets (egress through their NAT), with these security groups; none: Lambda's own network. */
+  readonly vpc?: { readonly vpc: IVpc; readonly subnets: SubnetSelection; readonly securityGroups: ISecurityGroup[] };
 }
 
 /**
@@ -59,6 +62,9 @@ export class IngestionFunction extends Construct {
       timeout: props.timeout ?? Duration.minutes(15),
       tracing: Tracing.ACTIVE,
       logGroup,
+      ...(props.vpc
+        ? { vpc: props.vpc.vpc, vpcSubnets: props.vpc.subnets, securityGroups: props.vpc.securityGroups }
+        : {}),
       ...(props.reservedConcurrentExecutions === undefined
         ? {}
         : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
@@ -72,8 +78,9 @@ export class IngestionFunction extends Construct {
         minify: true,
         target: 'node22',
         format: OutputFormat.CJS,
-        // The AWS SDK too: the code deployed runs with the SDK versions it was tested with.
-        externalModules: [],
+        // The AWS SDK too: the code deployed runs with the SDK versions it was tested with. Not ssh2's optional
+        // native add-ons (built for this machine, not Lambda's arm64): it loads them in a try and runs without.
+        externalModules: ['cpu-features', '*.node'],
       },
     });
     acknowledgeWildcards(this, [
@@ -84,6 +91,12 @@ export class IngestionFunction extends Construct {
       },
       { finding: /^Resource::.+\/\*$/, reason: "The objects of the pipeline's own buckets, granted bucket by bucket." },
     ]);
+    if (props.vpc) {
+      acknowledgeNag(this, {
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]':
+          'The network interfaces of a function in a VPC: what Lambda itself needs, as AWS maintains it.',
+      });
+    }
     acknowledgeNag(this, {
       'AwsSolutions-L1':
         'Node.js 22 is the runtime the pipeline is built and tested for (DESIGN.md); a newer one comes with a test run on it.',

@@ -26,6 +26,8 @@ export class StatefulStack extends Stack {
   public readonly calls: CallQueue;
   public readonly landingZone: LandingZone;
   public readonly crmToken: Secret;
+  /** The credentials' secret of each polled source, by source name (made here unless the source names one). */
+  public readonly sourceSecrets: Readonly<Record<string, string>>;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps) {
     super(scope, id, { terminationProtection: true, ...props });
@@ -58,6 +60,23 @@ export class StatefulStack extends Stack {
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
         "CDK's own handler that turns on the landing bucket's EventBridge notifications at deploy time.",
     });
+    const sourceSecrets: Record<string, string> = {};
+    for (const source of deployment.pollSources) {
+      if (source.secretArn) {
+        sourceSecrets[source.name] = source.secretArn;
+        continue;
+      }
+      const secret = new Secret(this, `SourceSecret-${source.name}`, {
+        description: `SFTP credentials of source ${source.name} (${source.username}@${source.host}): {"password": ...} or {"privateKey": ..., "passphrase"?: ...}`,
+        encryptionKey: this.key,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      acknowledgeNag(secret, {
+        'AwsSolutions-SMG4': "A partner's SFTP credentials: issued by the partner, changed with them, not by a Lambda.",
+      });
+      sourceSecrets[source.name] = secret.secretArn;
+    }
+    this.sourceSecrets = sourceSecrets;
     this.landingZone = new LandingZone(this, 'LandingZone', {
       landingBucket: this.storage.landingBucket,
       key: this.key,

@@ -5,6 +5,8 @@ import type { AppConfig } from '../config';
 import { CrmDispatch } from '../constructs/crm-dispatch';
 import { IngestionWorkflow } from '../constructs/ingestion-workflow';
 import { Observability } from '../constructs/observability';
+import { PartnerReports } from '../constructs/partner-reports';
+import { partnerNetwork, SourcePolling } from '../constructs/source-polling';
 import type { StatefulStack } from './stateful-stack';
 
 export interface StatelessStackProps extends StackProps {
@@ -18,6 +20,8 @@ export class StatelessStack extends Stack {
   public readonly workflow: IngestionWorkflow;
   public readonly dispatch: CrmDispatch;
   public readonly observability: Observability;
+  public readonly polling?: SourcePolling;
+  public readonly reports: PartnerReports;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
@@ -53,6 +57,31 @@ export class StatelessStack extends Stack {
       oldestCallAlarmAge: Duration.minutes(deployment.oldestCallAlarmMinutes),
       ...(deployment.alarmEmail ? { alarmEmail: deployment.alarmEmail } : {}),
     });
+    const network = partnerNetwork(this, deployment.pollerVpc, deployment.pollSources);
+    if (deployment.pollSources.length > 0) {
+      this.polling = new SourcePolling(this, 'SourcePolling', {
+        sources: deployment.pollSources,
+        sourceSecrets: stateful.sourceSecrets,
+        landingBucket: stateful.storage.landingBucket,
+        ledgerTable: stateful.registry.ledgerTable,
+        key: stateful.key,
+        logRetention,
+        ...(network ? { network } : {}),
+        alarmTopic: this.observability.topic,
+        failuresBeforeAlarm: deployment.pollFailuresBeforeAlarm,
+      });
+    }
+    this.reports = new PartnerReports(this, 'PartnerReports', {
+      landingBucket: stateful.storage.landingBucket,
+      archiveBucket: stateful.storage.archiveBucket,
+      failedBucket: stateful.storage.failedBucket,
+      key: stateful.key,
+      logRetention,
+      sources: deployment.pollSources,
+      sourceSecrets: stateful.sourceSecrets,
+      ...(network ? { network } : {}),
+      alarmTopic: this.observability.topic,
+    });
 
     new CfnOutput(this, 'SftpEndpoint', {
       description: 'SFTP host of the landing zone',
@@ -64,6 +93,13 @@ export class StatelessStack extends Stack {
     new CfnOutput(this, 'CrmTokenSecretArn', { value: stateful.crmToken.secretArn });
     new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: stateful.calls.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'UndeliveredReportsQueueUrl', { value: this.reports.deadLetterQueue.queueUrl });
+    for (const source of deployment.pollSources) {
+      new CfnOutput(this, `SourceSecret-${source.name}`, {
+        description: `Put the SFTP credentials of source ${source.name} here`,
+        value: stateful.sourceSecrets[source.name] ?? '',
+      });
+    }
     new CfnOutput(this, 'DashboardUrl', {
       value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${this.observability.dashboard.dashboardName}`,
     });

@@ -149,15 +149,18 @@ describe('the stacks', () => {
 
   it('runs every Lambda on Node.js 22, arm64, with source maps and a log group with retention', () => {
     const functions = workflow.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(6);
+    expect(Object.keys(functions)).toHaveLength(7);
     workflow.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
-      Environment: {
-        Variables: Match.objectLike({ NODE_OPTIONS: '--enable-source-maps', CRM_CALLS_PER_MINUTE: '1000' }),
-      },
+      Environment: { Variables: Match.objectLike({ NODE_OPTIONS: '--enable-source-maps' }) },
       LoggingConfig: { LogGroup: Match.anyValue() },
     });
+    // The pipeline's settings reach every function of the workflow (all but the partner-report delivery).
+    const withSettings = Object.values(functions).filter((f) =>
+      JSON.stringify(f).includes('"CRM_CALLS_PER_MINUTE":"1000"'),
+    );
+    expect(withSettings).toHaveLength(6);
     workflow.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 90, KmsKeyId: Match.anyValue() });
     // The CRM token is read from Secrets Manager, never put in the environment.
     expect(JSON.stringify(functions)).not.toContain('CRM_API_TOKEN"');
@@ -203,12 +206,13 @@ describe('the stacks', () => {
     workflow.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
   });
 
-  it('alarms on the DLQ, failed executions, 429s, rejected credentials and old calls, to SNS', () => {
+  it('alarms on the DLQ, failed executions, 429s, rejected credentials, old calls and undelivered reports, to SNS', () => {
     const alarms = Object.values(workflow.findResources('AWS::CloudWatch::Alarm')) as {
       Properties: { MetricName?: string; AlarmActions: unknown[] };
     }[];
     expect(alarms.map((a) => a.Properties.MetricName).sort()).toEqual([
       'ApproximateAgeOfOldestMessage',
+      'ApproximateNumberOfMessagesVisible',
       'ApproximateNumberOfMessagesVisible',
       'CrmAuthRejected',
       'CrmThrottled',
@@ -247,6 +251,148 @@ describe('the stacks', () => {
   });
 });
 
+const FINGERPRINT = `SHA256:${'A'.repeat(43)}`;
+const SOURCES_CONTEXT = {
+  ...CONTEXT,
+  pollSources: [
+    {
+      name: 'acme-sftp',
+      partner: 'acme',
+      host: 'sftp.acme.example',
+      username: 'crm',
+      hostKeyFingerprint: FINGERPRINT,
+      remoteDir: '/outbox',
+      resultsDir: '/results',
+    },
+    {
+      name: 'globex',
+      partner: 'globex',
+      host: 'files.globex.example',
+      port: 2222,
+      username: 'collector',
+      hostKeyFingerprint: FINGERPRINT,
+      intervalMinutes: 15,
+      completeWhen: 'marker',
+      afterCollect: 'leave',
+      secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:globex-sftp-AbC123',
+    },
+  ],
+  pollerVpc: {
+    vpcId: 'vpc-0abc1234',
+    subnetIds: ['subnet-0aaa1111', 'subnet-0bbb2222'],
+    availabilityZones: ['eu-west-1a', 'eu-west-1b'],
+  },
+};
+
+describe('partner sources and reports', () => {
+  let built: IngestionApp;
+  let data: Template;
+  let stack: Template;
+  const outdir = mkdtempSync(join(tmpdir(), 'cdk-out-'));
+  const poller = () => {
+    const found = Object.entries(stack.findResources('AWS::Lambda::Function')).find(([id]) =>
+      id.startsWith('SourcePollingPoller'),
+    );
+    return found![1] as { Properties: { Environment: { Variables: Record<string, unknown> }; VpcConfig?: unknown } };
+  };
+  const policyOf = (prefix: string) =>
+    JSON.stringify(Object.entries(stack.findResources('AWS::IAM::Policy')).filter(([id]) => id.startsWith(prefix)));
+
+  beforeAll(() => {
+    built = buildApp(SOURCES_CONTEXT, { outdir });
+    built.app.synth();
+    data = Template.fromStack(built.stateful);
+    stack = Template.fromStack(built.stateless);
+  }, 120_000);
+  afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+  it('polls each source on its own schedule, naming it, with no retry but the next poll', () => {
+    stack.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: [Match.objectLike({ Input: '{"source":"acme-sftp"}', RetryPolicy: { MaximumRetryAttempts: 0 } })],
+    });
+    stack.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      Targets: [Match.objectLike({ Input: '{"source":"globex"}' })],
+    });
+    const sources = JSON.stringify(poller().Properties.Environment.Variables.POLL_SOURCES);
+    for (const text of ['acme-sftp', 'sftp.acme.example', '/outbox', 'globex-sftp-AbC123', 'marker', 'leave']) {
+      expect(sources).toContain(text);
+    }
+  });
+
+  it('runs the poller in the configured subnets, with egress only to the SFTP ports and HTTPS', () => {
+    expect(poller().Properties.VpcConfig).toEqual({
+      SubnetIds: ['subnet-0aaa1111', 'subnet-0bbb2222'],
+      SecurityGroupIds: [expect.anything()],
+    });
+    const [group] = Object.values(stack.findResources('AWS::EC2::SecurityGroup')) as {
+      Properties: {
+        SecurityGroupEgress: { FromPort: number; ToPort: number; CidrIp: string }[];
+        SecurityGroupIngress?: unknown;
+      };
+    }[];
+    expect(group!.Properties.SecurityGroupEgress.map((rule) => rule.FromPort).sort()).toEqual([22, 2222, 443].sort());
+    expect(group!.Properties.SecurityGroupIngress).toBeUndefined();
+  });
+
+  it("lets the poller write only its partners' folders, its own ledger items, and its sources' secrets", () => {
+    const policy = policyOf('SourcePollingPoller');
+    expect(policy).toContain('/incoming/acme/*');
+    expect(policy).toContain('/incoming/globex/*');
+    expect(policy).not.toContain('"s3:*"');
+    expect(policy).not.toContain('s3:DeleteObject');
+    expect(policy).toContain('"dynamodb:LeadingKeys":["source#*"]');
+    expect(policy).toContain('arn:aws:secretsmanager:eu-west-1:123456789012:secret:globex-sftp-AbC123');
+    // The secret of a source with none named is made in the data stack, with the data key.
+    expect(
+      Object.keys(data.findResources('AWS::SecretsManager::Secret')).filter((id) => id.startsWith('SourceSecret')),
+    ).toHaveLength(1);
+    data.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Description: Match.stringLikeRegexp('source acme-sftp'),
+      KmsKeyId: Match.anyValue(),
+    });
+  });
+
+  it('alarms per source when its polls fail in a row', () => {
+    for (const [source, minutes] of [
+      ['acme-sftp', 5],
+      ['globex', 15],
+    ] as const) {
+      stack.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'CrmIngestion',
+        MetricName: 'PollFailed',
+        Dimensions: Match.arrayWith([
+          { Name: 'Source', Value: source },
+          { Name: 'service', Value: 'poll-sources' },
+        ]),
+        Period: minutes * 60,
+        EvaluationPeriods: 3,
+        DatapointsToAlarm: 3,
+        Threshold: 1,
+        AlarmActions: [Match.anyValue()],
+      });
+    }
+  });
+
+  it('delivers reports on file.completed, retried for hours, then to an alarmed dead-letter queue', () => {
+    stack.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['crm-ingestion'], 'detail-type': ['file.completed'] },
+      Targets: [
+        Match.objectLike({
+          RetryPolicy: { MaximumEventAgeInSeconds: 21600, MaximumRetryAttempts: 20 },
+          DeadLetterConfig: { Arn: Match.anyValue() },
+        }),
+      ],
+    });
+    const policy = policyOf('PartnerReportsDeliver');
+    expect(policy).toContain('/incoming/*/reports/*');
+    // Only the secrets of sources with a results folder (globex has none).
+    expect(policy).toContain('SourceSecretacmesftp');
+    expect(policy).not.toContain('globex-sftp');
+  });
+});
+
 describe('the deployment configuration', () => {
   it('names a bad context key', () => {
     expect(() => buildApp({ ...CONTEXT, partners: [{ name: 'Acme!', publicKeys: [] }] }, { nag: false })).toThrow(
@@ -256,5 +402,13 @@ describe('the deployment configuration', () => {
       /context sftpVpc: required when sftpEndpoint is vpc/,
     );
     expect(() => buildApp({ partners: [] }, { nag: false })).toThrow(/crmBaseUrl \(CRM_BASE_URL\): required/);
+    const [acme] = SOURCES_CONTEXT.pollSources;
+    const { hostKeyFingerprint: _unpinned, ...unpinned } = acme!;
+    expect(() => buildApp({ ...CONTEXT, pollSources: [unpinned] }, { nag: false })).toThrow(
+      /context pollSources\.0\.hostKeyFingerprint/,
+    );
+    expect(() => buildApp({ ...CONTEXT, pollSources: [acme, acme] }, { nag: false })).toThrow(
+      /context pollSources: source acme-sftp is listed twice/,
+    );
   });
 });
