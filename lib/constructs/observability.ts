@@ -178,6 +178,23 @@ export class Observability extends Construct {
             width: 8,
           }),
         ],
+        [
+          new GraphWidget({
+            title: 'Partner sources: failed polls by reason',
+            left: [search('PollFailedByReason', 'service,Source,Reason', '')],
+            width: 8,
+          }),
+          new GraphWidget({
+            title: 'Partner sources: files collected and waiting',
+            left: [search('FilesCollected', 'service,Source', ''), search('FilesWaiting', 'service,Source', '')],
+            width: 8,
+          }),
+          new GraphWidget({
+            title: 'Reports delivered to partners',
+            left: [search('ReportsDelivered', 'service,Destination', '')],
+            width: 8,
+          }),
+        ],
       ],
     });
   }

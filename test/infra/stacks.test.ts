@@ -230,6 +230,8 @@ describe('the stacks', () => {
       'Call queue: depth and oldest message',
       'Dead-letter queue',
       'File executions',
+      'Partner sources: failed polls by reason',
+      'Reports delivered to partners',
     ]) {
       expect(dashboard).toContain(widget);
     }
