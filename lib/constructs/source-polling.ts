@@ -131,6 +131,18 @@ export class SourcePolling extends Construct {
     props.key.grant(this.function, 'kms:Decrypt', 'kms:GenerateDataKey');
 
     const action = new SnsAction(props.alarmTopic);
+    // A poll that ends in a crash or the 15-minute timeout (a file too large for the link) emits no PollFailed.
+    const crashed = new Alarm(this, 'PollerErrors', {
+      alarmDescription:
+        'The poller crashed or timed out (e.g. a file too large to stream within 15 minutes): see its log',
+      metric: this.function.metricErrors({ period: Duration.minutes(15), statistic: 'Sum' }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    crashed.addAlarmAction(action);
+    this.alarms.push(crashed);
     for (const source of props.sources) {
       new Rule(this, `Schedule-${source.name}`, {
         description: `Polls ${source.name} (${source.host}) every ${source.intervalMinutes} min`,

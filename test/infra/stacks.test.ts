@@ -356,7 +356,13 @@ describe('partner sources and reports', () => {
     });
   });
 
-  it('alarms per source when its polls fail in a row', () => {
+  it('alarms per source when its polls fail in a row, and when the poller crashes or times out', () => {
+    stack.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: Match.anyValue() }],
+      AlarmActions: [Match.anyValue()],
+    });
     for (const [source, minutes] of [
       ['acme-sftp', 5],
       ['globex', 15],

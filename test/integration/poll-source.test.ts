@@ -1,5 +1,5 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -229,6 +229,30 @@ describe.each(SERVERS)('collecting from a partner SFTP server: $kind', ({ start 
     }
     expect(await keysUnder(prefix)).toEqual([]);
     expect(existsSync(join(folder, 'users_acme_20261124.csv'))).toBe(true);
+  });
+
+  it('reads a file in order with many requests in flight, and refuses one that changed since its listing', async () => {
+    const { source, folder } = setUp();
+    const bytes = randomBytes(5 * 1024 * 1024 + 123);
+    writeFileSync(join(folder, 'big.csv'), bytes);
+    const remote = await connectSftpSource(source, server.credentials);
+    try {
+      const [listed] = await remote.list(source.remoteDir);
+      const path = posix.join(source.remoteDir, 'big.csv');
+      const chunks: Buffer[] = [];
+      for await (const chunk of remote.read(path, listed!)) chunks.push(Buffer.from(chunk));
+      expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+
+      appendFileSync(join(folder, 'big.csv'), 'more\n');
+      const reading = (async () => {
+        for await (const _chunk of remote.read(path, listed!)) {
+          // drained
+        }
+      })();
+      await expect(reading).rejects.toThrow('changed while it was read');
+    } finally {
+      await remote.close();
+    }
   });
 
   it('names an unreachable server and refused credentials', async () => {

@@ -68,7 +68,11 @@ export interface RemoteFile {
 export interface RemoteFolder {
   /** Regular files in `dir` (not folders, not links). */
   list(dir: string): Promise<RemoteFile[]>;
-  read(path: string): AsyncIterable<Uint8Array>;
+  /**
+   * The bytes of a file as listed; fails if it turns out to have changed since (another size or time), so
+   * a file still being written is not taken.
+   */
+  read(path: string, listed: { size: number; modifiedAt: number }): AsyncIterable<Uint8Array>;
   /** Uploads whole, under a temporary name first, then renamed into place (replacing what was there). */
   write(path: string, body: AsyncIterable<Uint8Array> | string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
@@ -220,7 +224,7 @@ export async function pollSource(source: PollSource, deps: PollDeps): Promise<Po
       }
       const key = collectedKey(source, file.name, deps.landingPrefix);
       try {
-        await deps.landing.land(key, folder.read(id.path), file.size, {
+        await deps.landing.land(key, folder.read(id.path, id), file.size, {
           'collected-from': source.name,
           'remote-path': asciiSafe(id.path),
         });
