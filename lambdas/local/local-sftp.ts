@@ -75,36 +75,36 @@ export async function startLocalSftp(options: LocalSftpOptions): Promise<LocalSf
     return {
       async stat(path) {
         if (directories.has(path)) return attributes(DIR_MODE, 0, undefined);
+        // A folder first (s3rver keeps objects as files: a HEAD of a key that is its folder fails). No MaxKeys:
+        // s3rver's truncated listings fail on Node's OpenSSL 3 (DESIGN.md).
+        const children = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: listPrefix(path) }));
+        if ((children.KeyCount ?? 0) > 0) return attributes(DIR_MODE, 0, undefined);
         try {
           const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: keyOf(path) }));
           return attributes(FILE_MODE, head.ContentLength ?? 0, head.LastModified);
         } catch (error) {
           if (!isMissing(error)) throw error;
+          return undefined;
         }
-        const children = await s3.send(
-          new ListObjectsV2Command({ Bucket: bucket, Prefix: listPrefix(path), MaxKeys: 1 }),
-        );
-        return (children.KeyCount ?? 0) > 0 ? attributes(DIR_MODE, 0, undefined) : undefined;
       },
       async list(path) {
+        // Every key under the folder, grouped by its first name: s3rver's Delimiter listing leaves out folders
+        // whose objects are more than one level down.
         const prefix = listPrefix(path);
-        const entries: FileEntry[] = [];
+        const files: FileEntry[] = [];
+        const folders = new Set<string>();
         let ContinuationToken: string | undefined;
         do {
-          const page = await s3.send(
-            new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken }),
-          );
-          for (const common of page.CommonPrefixes ?? []) {
-            const name = (common.Prefix ?? '').slice(prefix.length).replace(/\/$/, '');
-            if (name) entries.push(entry(name, attributes(DIR_MODE, 0, undefined)));
-          }
+          const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken }));
           for (const object of page.Contents ?? []) {
-            const name = (object.Key ?? '').slice(prefix.length);
-            if (name) entries.push(entry(name, attributes(FILE_MODE, object.Size ?? 0, object.LastModified)));
+            const [name = '', ...deeper] = (object.Key ?? '').slice(prefix.length).split('/');
+            if (!name) continue;
+            if (deeper.length > 0) folders.add(name);
+            else files.push(entry(name, attributes(FILE_MODE, object.Size ?? 0, object.LastModified)));
           }
           ContinuationToken = page.NextContinuationToken;
         } while (ContinuationToken);
-        return entries;
+        return [...[...folders].map((name) => entry(name, attributes(DIR_MODE, 0, undefined))), ...files];
       },
       async openRead(path) {
         const local = scratchFile();

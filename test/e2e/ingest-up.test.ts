@@ -110,9 +110,20 @@ describe('ingest up', () => {
       const files = readLines(child, (lines) => lines.length >= 2);
       await client.put(Buffer.from(USERS), '/users_acme_20261124_001.csv');
       await client.put(Buffer.from(TRANSACTIONS), '/transactions_acme_20261124_001.csv');
-      await client.end();
 
       const reported = (await files).map((line) => JSON.parse(line) as FileResult);
+      // The partner finds each file's summary (and its failed records) in their own reports/ folder.
+      const users = reported.find((file) => file.name === 'users_acme_20261124_001.csv')!;
+      const folder = `/reports/users_acme_20261124_001.csv/${users.sha256.slice(0, 12)}`;
+      expect((await client.list(folder)).map((entry) => entry.name).sort()).toEqual([
+        'summary.json',
+        'users_acme_20261124_001.failed.csv',
+      ]);
+      const partnerSummary = JSON.parse(String(await client.get(`${folder}/summary.json`))) as FileResult;
+      expect(partnerSummary).toMatchObject({ name: users.name, failed: 1, failures: { '3217': 1 } });
+      expect((await client.list('/')).map((entry) => entry.name).sort()).toEqual(['reports']);
+      await client.end();
+
       const byName = Object.fromEntries(reported.map((file) => [file.name, file]));
       expect(byName['users_acme_20261124_001.csv']).toMatchObject({
         status: 'partial',
