@@ -115,10 +115,18 @@ describe('ingest run --poll', () => {
       ],
       { SFTP_PASSWORD: password },
     );
+    let errors = '';
+    const failedOnce = new Promise<void>((resolve) => {
+      child.stderr?.on('data', (chunk: Buffer) => {
+        errors += chunk.toString();
+        if (errors.includes('/later failed')) resolve();
+      });
+    });
     try {
       const [connection] = await readLines(child, (lines) => lines.length >= 1);
       expect(JSON.parse(connection!)).toMatchObject({ sftp: { host: '127.0.0.1' } });
       // The folder is not there yet: each poll fails (said once), and the one after it is made collects.
+      await failedOnce;
       await new Promise((resolve) => setTimeout(resolve, 1500));
       const names = await outbox(join(root, 'later'));
       const lines = await readLines(child, (seen) => seen.filter((line) => line.includes('"status"')).length >= 2);
@@ -131,7 +139,7 @@ describe('ingest run --poll', () => {
     }
     const result = await finished(child);
     expect(result.code).toBe(0);
-    expect(result.stderr.match(/poll of sftp:\/\/collector@[^ ]+\/later failed/g)).toHaveLength(1);
+    expect(errors.match(/poll of sftp:\/\/collector@[^ ]+\/later failed/g)).toHaveLength(1);
     expect(readdirSync(join(root, 'later', 'processed')).sort()).toHaveLength(2);
   }, 90_000);
 
