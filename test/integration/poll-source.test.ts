@@ -255,6 +255,42 @@ describe.each(SERVERS)('collecting from a partner SFTP server: $kind', ({ start 
     }
   });
 
+  it('a file that grows while it is read is not landed: it waits, and is collected whole later', async () => {
+    const { source, folder, prefix } = setUp();
+    const path = join(folder, 'users_acme_20261124.csv');
+    writeFileSync(path, 'customer_id\nC1\n');
+    let appended = false;
+    const poll = () =>
+      pollSource(source, {
+        connect: async (s) => {
+          const remote = await connectSftpSource(s, server.credentials);
+          return {
+            ...remote,
+            // The partner appends while the first read is under way.
+            read: (file, listed) =>
+              (async function* () {
+                for await (const chunk of remote.read(file, listed)) {
+                  if (!appended) appendFileSync(path, 'C2\n');
+                  appended = true;
+                  yield chunk;
+                }
+              })(),
+          };
+        },
+        ledger,
+        landing,
+        owner: randomUUID(),
+        leaseMs: 60_000,
+      });
+    await poll();
+    expect(await poll()).toMatchObject({ waiting: 1, collected: [] });
+    expect(appended).toBe(true);
+    expect(await keysUnder(prefix)).toEqual([]);
+    expect(await poll()).toMatchObject({ waiting: 1, collected: [] });
+    expect((await poll()).collected).toHaveLength(1);
+    expect(await landedText(`${prefix}users_acme_20261124.csv`)).toBe('customer_id\nC1\nC2\n');
+  });
+
   it('names an unreachable server and refused credentials', async () => {
     const { poll } = setUp();
     await expect(poll({ port: await freePort() })).rejects.toMatchObject({

@@ -2,7 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { LandingWriter } from '../../core/polling/poll-source';
+import { RemoteFileChanged, type LandingWriter } from '../../core/polling/poll-source';
 
 /**
  * Collected files into the landing bucket. The bytes pass through a count: if fewer or more than the listed
@@ -20,11 +20,11 @@ export class S3LandingWriter implements LandingWriter {
     const counted = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         received += chunk.length;
-        if (received > size) callback(new Error(`more than the ${size} bytes listed arrived: the file is changing`));
+        if (received > size) callback(new RemoteFileChanged(`more than the ${size} bytes listed arrived`));
         else callback(null, chunk);
       },
       flush(callback) {
-        callback(received === size ? null : new Error(`${received} of the ${size} bytes listed arrived`));
+        callback(received === size ? null : new RemoteFileChanged(`${received} of the ${size} bytes listed arrived`));
       },
     });
     const upload = new Upload({

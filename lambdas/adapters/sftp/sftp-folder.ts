@@ -4,7 +4,7 @@ import type { SFTPWrapper, Stats } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { z } from 'zod';
 import { ErrorNames, PipelineError } from '../../core/errors';
-import type { PollSource, RemoteFile, RemoteFolder } from '../../core/polling/poll-source';
+import { RemoteFileChanged, type PollSource, type RemoteFile, type RemoteFolder } from '../../core/polling/poll-source';
 import { keyFingerprint } from './host-key';
 
 /** A source's secret (Secrets Manager, JSON): a password, or a private key (PEM or OpenSSH) with its passphrase. */
@@ -107,7 +107,9 @@ export async function* readAhead(
       const read = await call<number>((done) =>
         wire.read(handle, buffer, filled, length - filled, position + filled, (error, bytes) => done(error, bytes)),
       );
-      if (read === 0) throw new Error(`${path} ended at ${position + filled} bytes, listed with ${listed.size}`);
+      if (read === 0) {
+        throw new RemoteFileChanged(`${path} ended at ${position + filled} bytes, listed with ${listed.size}`);
+      }
       filled += read;
     }
     return buffer;
@@ -130,7 +132,7 @@ export async function* readAhead(
     }
     const now = await call<Stats>((done) => wire.fstat(handle, done));
     if (now.size !== listed.size || now.mtime * 1000 !== listed.modifiedAt) {
-      throw new Error(`${path} changed while it was read (now ${now.size} bytes): collected at a later poll`);
+      throw new RemoteFileChanged(`${path} changed while it was read (now ${now.size} bytes)`);
     }
   } finally {
     await call<void>((done) => wire.close(handle, done)).catch(() => undefined);

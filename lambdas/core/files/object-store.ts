@@ -1,3 +1,6 @@
+/** S3 user metadata is US-ASCII and at most 2 KB in all: values are kept readable but safe. */
+export const metadataValue = (text: string) => text.replace(/[^\x20-\x7e]/g, '?').slice(0, 1024);
+
 /** An object in a bucket: S3 on AWS, the embedded S3 locally. */
 export interface ObjectRef {
   readonly bucket: string;

@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import picomatch from 'picomatch';
 import { z } from 'zod';
 import { ErrorNames, PipelineError } from '../errors';
+import { metadataValue } from '../files/object-store';
 import { DEFAULT_LANDING_PREFIX } from '../workflow/storage-keys';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,39}$/;
@@ -55,6 +56,14 @@ export const PollSourcesSchema = z
 
 export const sourcePath = (source: PollSource, path: string) =>
   posix.isAbsolute(path) ? posix.normalize(path) : posix.join(source.remoteDir, path);
+
+/**
+ * The file is not as listed any more (it grew, shrank or was rewritten while it was read): nothing is landed, and
+ * it waits for the next poll like any file still being written. Not a failure of the source.
+ */
+export class RemoteFileChanged extends Error {
+  override readonly name = 'RemoteFileChanged';
+}
 
 /** A file in the listed folder. */
 export interface RemoteFile {
@@ -226,11 +235,14 @@ export async function pollSource(source: PollSource, deps: PollDeps): Promise<Po
       try {
         await deps.landing.land(key, folder.read(id.path, id), file.size, {
           'collected-from': source.name,
-          'remote-path': asciiSafe(id.path),
+          'remote-path': metadataValue(id.path),
         });
       } catch (error) {
         await deps.ledger.release(source.name, id, deps.owner).catch(() => undefined);
-        throw transferFailure(source, id.path, error);
+        if (!(error instanceof RemoteFileChanged)) throw transferFailure(source, id.path, error);
+        result.waiting++;
+        deps.log?.('file changed while it was read; collected at a later poll', { path: id.path });
+        continue;
       }
       await deps.ledger.collected(source.name, id, deps.owner, key);
       result.collected.push({ path: id.path, key, size: file.size });
@@ -266,8 +278,6 @@ async function moveInto(folder: RemoteFolder, path: string, dir: string, file: R
     await folder.rename(path, posix.join(dir, `${name}.${Math.floor(file.modifiedAt / 1000)}`));
   }
 }
-
-const asciiSafe = (text: string) => text.replace(/[^\x20-\x7e]/g, '?').slice(0, 1024);
 
 function transferFailure(source: PollSource, path: string, error: unknown): PipelineError {
   if (error instanceof PipelineError) return error;

@@ -2,7 +2,7 @@ import { ErrorNames } from '../errors';
 import type { Encoding } from '../config';
 import type { RecordFormat } from '../files/file-encoding';
 import { sha256Of } from '../files/file-identity';
-import type { ObjectRef, ObjectStore, TextUpload } from '../files/object-store';
+import { metadataValue, type ObjectRef, type ObjectStore, type TextUpload } from '../files/object-store';
 import { readRecords } from '../files/read-records';
 import type { FileKind } from '../files/record-schemas';
 import type { FileOutcomes } from '../ledger/file-claim';
@@ -49,9 +49,6 @@ export interface FinishedFile {
 
 const fileName = (key: string) => key.split('/').pop() ?? key;
 const JSON_TYPE = 'application/json';
-
-/** S3 metadata is US-ASCII and at most 2 KB in all: reasons are kept readable but safe. */
-export const metadataValue = (text: string) => text.replace(/[^\x20-\x7e]/g, '?').slice(0, 1024);
 
 /** Opens the upload on the first write only: no failed-records file when nothing failed. */
 function lazyUpload(open: () => TextUpload) {
