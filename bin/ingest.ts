@@ -169,8 +169,12 @@ function pollOption(raw: Record<string, unknown>, partner: string): PollOption {
     ...(typeof raw.pollHostKey === 'string' ? { hostKeyFingerprint: raw.pollHostKey } : {}),
   });
   if (!source.success) {
-    const problems = source.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`);
-    throw new ConfigError(`--poll: ${problems.join('; ')}`);
+    const flagOf: Record<string, string> = { hostKeyFingerprint: '--poll-host-key', partner: '--partner' };
+    const problems = source.error.issues.map((issue) => {
+      const field = String(issue.path[0]);
+      return `${flagOf[field] ?? `--poll (${field})`}: ${issue.message}`;
+    });
+    throw new ConfigError(problems.join('; '));
   }
   return {
     url: `sftp://${parsed.username}@${parsed.host}${parsed.pathname}`,

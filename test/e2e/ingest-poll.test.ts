@@ -143,13 +143,19 @@ describe('ingest run --poll', () => {
     expect(readdirSync(join(root, 'later', 'processed')).sort()).toHaveLength(2);
   }, 90_000);
 
-  it('names what is missing: the password, or a proper URL (exit 2)', async () => {
+  it('names what is missing or wrong: the password, the URL, the host key (exit 2)', async () => {
     const noPassword = await runIngest(pollArgs(`sftp://collector@${server.host}:${server.port}/outbox`));
     expect(noPassword.code).toBe(2);
     expect(noPassword.stderr).toContain('SFTP_PASSWORD');
     const badUrl = await runIngest(pollArgs('ftp://collector@example.com/outbox'), { SFTP_PASSWORD: password });
     expect(badUrl.code).toBe(2);
     expect(badUrl.stderr).toContain('expected sftp://user@host:port/dir');
+    const badKey = await runIngest(
+      pollArgs(`sftp://collector@${server.host}:${server.port}/outbox`, '--poll-host-key', 'MD5:ab:cd'),
+      { SFTP_PASSWORD: password },
+    );
+    expect(badKey.code).toBe(2);
+    expect(badKey.stderr).toContain('--poll-host-key: must be a SHA-256 fingerprint');
   });
 
   if (!hasOpenSsh) console.warn('OpenSSH --poll test not run: /usr/sbin/sshd is not installed (.ci/run installs it)');
