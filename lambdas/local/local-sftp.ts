@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { FileEntry } from 'ssh2';
 import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
-import { attributes, DIR_MODE, entry, FILE_MODE, startSftpServer, type SftpFiles } from './sftp-server';
+import { attributes, DIR_MODE, entry, FILE_MODE, isMissing, startSftpServer, type SftpFiles } from './sftp-server';
 
 export interface SftpUser {
   readonly name: string;
@@ -46,11 +46,6 @@ export interface LocalSftp {
 
 /** A partner's password: 18 random bytes, URL-safe. */
 export const newPassword = () => randomBytes(18).toString('base64url');
-
-const isMissing = (error: unknown) => {
-  const name = (error as { name?: string }).name;
-  return name === 'NoSuchKey' || name === 'NotFound';
-};
 
 /**
  * The landing zone's SFTP server on one machine (ssh2), in place of AWS Transfer Family: each partner logs in

@@ -84,7 +84,8 @@ export function newSshKeyPair(): { privateKey: string; publicKey: string; finger
 /** Paths are relative to the home; `..` cannot climb out of it. */
 export const homePath = (path: string) => posix.normalize(`/${path}`).replace(/\/+$/, '') || '/';
 
-const isMissing = (error: unknown) => {
+/** A missing object (S3) or file (the file system): SFTP's NO_SUCH_FILE. */
+export const isMissing = (error: unknown) => {
   const name = (error as { name?: string; code?: string }).name;
   return name === 'NoSuchKey' || name === 'NotFound' || (error as { code?: string }).code === 'ENOENT';
 };

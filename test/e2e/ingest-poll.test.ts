@@ -30,8 +30,9 @@ describe('ingest run --poll', () => {
     const files = await generateFiles({ users: 6, transactions: 12, outDir: path, partner: 'acme', badRate: 0.2 });
     return files.map((file) => basename(file.path)).sort();
   };
-  const pollArgs = (url: string, ...more: string[]) => [
-    'run',
+  const pollArgs = (url: string, ...more: string[]) => pollCommand('run', url, ...more);
+  const pollCommand = (command: 'run' | 'up', url: string, ...more: string[]) => [
+    command,
     '--poll',
     url,
     '--poll-interval',
@@ -95,24 +96,12 @@ describe('ingest run --poll', () => {
 
   it('ingest up --poll collects files as they become complete, retrying a failing server each interval', async () => {
     const child = startIngest(
-      [
+      pollCommand(
         'up',
-        '--poll',
         `sftp://collector@${server.host}:${server.port}/later`,
         '--poll-host-key',
         server.hostKeyFingerprint,
-        '--poll-interval',
-        '1',
-        '--partner',
-        'acme',
-        '--json',
-        '--retry-later-delay',
-        '1',
-        '--retry-later-attempts',
-        '1',
-        '--report-dir',
-        folder(),
-      ],
+      ),
       { SFTP_PASSWORD: password },
     );
     let errors = '';

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { keyFingerprint } from '../../lambdas/adapters/sftp/host-key';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -103,9 +103,7 @@ describe('ingest up', () => {
         username: acme.user,
         password: acme.password,
         // The partner checks the server's key, as they would Transfer Family's.
-        hostVerifier: (key: Buffer) =>
-          `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}` ===
-          connection.sftp.hostKeyFingerprint,
+        hostVerifier: (key: Buffer) => keyFingerprint(key) === connection.sftp.hostKeyFingerprint,
       } as SftpClient.ConnectOptions);
       const files = readLines(child, (lines) => lines.length >= 2);
       await client.put(Buffer.from(USERS), '/users_acme_20261124_001.csv');

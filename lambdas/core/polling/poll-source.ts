@@ -47,13 +47,6 @@ export const PollSourceSchema = z.object({
 
 export type PollSource = z.infer<typeof PollSourceSchema>;
 
-/** Sources as the Lambdas read them (POLL_SOURCES, JSON): each validated, names unique. */
-export const PollSourcesSchema = z
-  .array(PollSourceSchema)
-  .refine((sources) => new Set(sources.map((s) => s.name)).size === sources.length, {
-    error: 'source names must be unique',
-  });
-
 export const sourcePath = (source: PollSource, path: string) =>
   posix.isAbsolute(path) ? posix.normalize(path) : posix.join(source.remoteDir, path);
 
