@@ -3,7 +3,7 @@
  * for trying the pipeline against faults. Ctrl-C stops it.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { startCrmSimulator } from '../lambdas/local/crm-simulator';
+import { startCrmSimulator } from '../lambdas/local/crm-simulator/crm-simulator';
 
 const number = (min: number, max: number) => (value: string) => {
   const n = Number(value);

@@ -6,8 +6,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { loadConfig, SETTINGS, type Config, type SettingKey } from '../lambdas/core/config';
 import { ConfigError } from '../lambdas/core/errors';
-import { generateFiles } from '../lambdas/local/generate-files';
-import { RunStopped } from '../lambdas/local/ingest-runtime';
+import { generateFiles } from '../lambdas/local/cli/generate-files';
+import { RunStopped } from '../lambdas/local/cli/ingest-runtime';
 import {
   inputFiles,
   runDemo,
@@ -18,7 +18,7 @@ import {
   type CommandIo,
   type CommandOptions,
   type PollOption,
-} from '../lambdas/local/ingest-commands';
+} from '../lambdas/local/cli/ingest-commands';
 import { PollSourceSchema } from '../lambdas/core/polling/poll-source';
 import type { SourceCredentials } from '../lambdas/adapters/sftp/sftp-folder';
 import { readFileSync } from 'node:fs';

@@ -17,13 +17,21 @@ export type Encoding = (typeof ENCODINGS)[number];
 const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'] as const;
 
 /**
- * Every setting: its environment variable, its command-line flag, its rule (zod, with the default of
- * DESIGN.md), and whether its value may be echoed in an error. This one table drives the schema, the
- * error messages, the CLI options and the README's configuration section.
+ * Who reads a setting: `pipeline`, the functions (each gets only those its contract names, as environment);
+ * `deployment`, the infrastructure (CDK, and the one-machine wiring in its place: state machine substitutions,
+ * concurrency, schedules, lifecycle rules); `cli`, the one-machine command alone.
+ */
+export type SettingScope = 'pipeline' | 'deployment' | 'cli';
+
+/**
+ * Every setting: its environment variable, its command-line flag, who reads it, its rule (zod, with the
+ * default of DESIGN.md), and whether its value may be echoed in an error. This one table drives the schema,
+ * the error messages, the CLI options, the functions' environments and the configuration docs.
  */
 export const SETTINGS = {
   crmBaseUrl: {
     env: 'CRM_BASE_URL',
+    scope: 'pipeline',
     flag: 'crm-url',
     secret: false,
     schema: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
@@ -31,6 +39,7 @@ export const SETTINGS = {
   },
   crmApiToken: {
     env: 'CRM_API_TOKEN',
+    scope: 'pipeline',
     flag: 'crm-token',
     secret: true,
     schema: z.string().min(1, { error: 'must not be empty' }).optional(),
@@ -38,6 +47,7 @@ export const SETTINGS = {
   },
   callsPerMinute: {
     env: 'CRM_CALLS_PER_MINUTE',
+    scope: 'pipeline',
     flag: 'calls-per-minute',
     secret: false,
     schema: integer(1, 1_000_000).default(1000),
@@ -45,6 +55,7 @@ export const SETTINGS = {
   },
   limitWindowSeconds: {
     env: 'CRM_LIMIT_WINDOW_S',
+    scope: 'pipeline',
     flag: 'limit-window',
     secret: false,
     schema: integer(1, 3600).default(60),
@@ -52,6 +63,7 @@ export const SETTINGS = {
   },
   batchSize: {
     env: 'CRM_BATCH_SIZE',
+    scope: 'pipeline',
     flag: 'batch-size',
     secret: false,
     schema: integer(1, 100).default(100),
@@ -59,6 +71,7 @@ export const SETTINGS = {
   },
   batchMaxBytes: {
     env: 'BATCH_MAX_BYTES',
+    scope: 'pipeline',
     flag: 'batch-max-bytes',
     secret: false,
     // A batch travels as one SQS message / state payload (256 KiB): 200 KiB of records leaves room for the envelope.
@@ -67,6 +80,7 @@ export const SETTINGS = {
   },
   limiterJitterMs: {
     env: 'CRM_LIMITER_JITTER_MS',
+    scope: 'pipeline',
     flag: 'limiter-jitter-ms',
     secret: false,
     schema: integer(0, 10_000).default(500),
@@ -74,6 +88,7 @@ export const SETTINGS = {
   },
   dispatchConcurrency: {
     env: 'DISPATCH_CONCURRENCY',
+    scope: 'deployment',
     flag: 'concurrency',
     secret: false,
     schema: integer(1, 1000).default(8),
@@ -81,6 +96,7 @@ export const SETTINGS = {
   },
   crmTimeoutMs: {
     env: 'CRM_TIMEOUT_MS',
+    scope: 'pipeline',
     flag: 'crm-timeout-ms',
     secret: false,
     schema: integer(100, 120_000).default(15_000),
@@ -88,6 +104,7 @@ export const SETTINGS = {
   },
   crmRetryAttempts: {
     env: 'CRM_RETRY_ATTEMPTS',
+    scope: 'pipeline',
     flag: 'crm-retry-attempts',
     secret: false,
     schema: integer(0, 20).default(6),
@@ -95,6 +112,7 @@ export const SETTINGS = {
   },
   crmRetryBaseDelayMs: {
     env: 'CRM_RETRY_BASE_DELAY_MS',
+    scope: 'pipeline',
     flag: 'crm-retry-base-delay-ms',
     secret: false,
     schema: integer(1, 60_000).default(500),
@@ -102,6 +120,7 @@ export const SETTINGS = {
   },
   crmRetryMaxDelayMs: {
     env: 'CRM_RETRY_MAX_DELAY_MS',
+    scope: 'pipeline',
     flag: 'crm-retry-max-delay-ms',
     secret: false,
     schema: integer(1, 900_000).default(60_000),
@@ -109,6 +128,7 @@ export const SETTINGS = {
   },
   retryLaterDelaySeconds: {
     env: 'RETRY_LATER_DELAY_S',
+    scope: 'deployment',
     flag: 'retry-later-delay',
     secret: false,
     schema: integer(0, 86_400).default(60),
@@ -116,6 +136,7 @@ export const SETTINGS = {
   },
   retryLaterAttempts: {
     env: 'RETRY_LATER_ATTEMPTS',
+    scope: 'deployment',
     flag: 'retry-later-attempts',
     secret: false,
     schema: integer(0, 20).default(3),
@@ -123,6 +144,7 @@ export const SETTINGS = {
   },
   phaseCheckSeconds: {
     env: 'PHASE_CHECK_INTERVAL_S',
+    scope: 'deployment',
     flag: 'phase-check-interval',
     secret: false,
     schema: integer(1, 86_400).default(900),
@@ -130,6 +152,7 @@ export const SETTINGS = {
   },
   sweepIntervalMinutes: {
     env: 'SWEEP_INTERVAL_MINUTES',
+    scope: 'deployment',
     flag: 'sweep-interval-minutes',
     secret: false,
     schema: integer(1, 1440).default(15),
@@ -137,6 +160,7 @@ export const SETTINGS = {
   },
   acceptedEncodings: {
     env: 'ACCEPTED_ENCODINGS',
+    scope: 'pipeline',
     flag: 'accepted-encodings',
     secret: false,
     schema: z
@@ -157,6 +181,7 @@ export const SETTINGS = {
   },
   maxFileSizeBytes: {
     env: 'MAX_FILE_SIZE_BYTES',
+    scope: 'pipeline',
     flag: 'max-file-size-bytes',
     secret: false,
     schema: integer(1, 5 * 1024 * GIB).default(10 * GIB),
@@ -164,6 +189,7 @@ export const SETTINGS = {
   },
   archiveTransitionDays: {
     env: 'ARCHIVE_TRANSITION_DAYS',
+    scope: 'deployment',
     flag: 'archive-transition-days',
     secret: false,
     schema: integer(1, 3650).default(30),
@@ -171,6 +197,7 @@ export const SETTINGS = {
   },
   archiveNoncurrentExpiryDays: {
     env: 'ARCHIVE_NONCURRENT_EXPIRY_DAYS',
+    scope: 'deployment',
     flag: 'archive-noncurrent-expiry-days',
     secret: false,
     schema: integer(1, 3650).default(90),
@@ -178,6 +205,7 @@ export const SETTINGS = {
   },
   logLevel: {
     env: 'LOG_LEVEL',
+    scope: 'pipeline',
     flag: 'log-level',
     secret: false,
     schema: z
@@ -190,6 +218,7 @@ export const SETTINGS = {
   },
   reportDir: {
     env: 'REPORT_DIR',
+    scope: 'cli',
     flag: 'report-dir',
     secret: false,
     schema: z.string().min(1, { error: 'must not be empty' }).default('./ingest-reports'),
@@ -198,6 +227,10 @@ export const SETTINGS = {
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
+/** The settings functions may read. */
+export type PipelineSettingKey = {
+  [K in SettingKey]: (typeof SETTINGS)[K]['scope'] extends 'pipeline' ? K : never;
+}[SettingKey];
 
 type Shape = { [K in SettingKey]: (typeof SETTINGS)[K]['schema'] };
 const shape = Object.fromEntries(Object.entries(SETTINGS).map(([key, setting]) => [key, setting.schema])) as Shape;
@@ -222,14 +255,47 @@ export interface ConfigSources {
  * @throws ConfigError naming every bad setting (its variable and flag), the rule and, unless secret, the value.
  */
 export function loadConfig({ env = {}, flags = {} }: ConfigSources = {}): Config {
+  return parseSettings(ConfigSchema, Object.keys(SETTINGS) as SettingKey[], env, flags) as Config;
+}
+
+/**
+ * Reads only `keys` from the environment, with their defaults: a function's settings, by its contract.
+ * @throws ConfigError naming every bad one, as {@link loadConfig} does.
+ */
+export function loadSettings<K extends SettingKey>(
+  keys: readonly K[],
+  env: Record<string, string | undefined>,
+): Pick<Config, K> {
+  const shape = Object.fromEntries(keys.map((key) => [key, SETTINGS[key].schema]));
+  const schema = z.object(shape).superRefine((config: Record<string, unknown>, ctx) => {
+    const base = config.crmRetryBaseDelayMs as number | undefined;
+    const max = config.crmRetryMaxDelayMs as number | undefined;
+    if (base !== undefined && max !== undefined && base > max) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['crmRetryBaseDelayMs'],
+        message: 'must not exceed CRM_RETRY_MAX_DELAY_MS',
+      });
+    }
+  });
+  return parseSettings(schema, keys, env, {}) as Pick<Config, K>;
+}
+
+function parseSettings(
+  schema: z.ZodType,
+  keys: readonly SettingKey[],
+  env: Record<string, string | undefined>,
+  flags: Partial<Record<SettingKey, unknown>>,
+): unknown {
   const input: Record<string, unknown> = {};
-  for (const [key, setting] of Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]) {
+  for (const key of keys) {
+    const setting = SETTINGS[key];
     const fromFlag = flags[key];
     const fromEnv = env[setting.env];
     const value = fromFlag ?? (fromEnv === undefined || fromEnv === '' ? undefined : fromEnv);
     if (value !== undefined) input[key] = value;
   }
-  const parsed = ConfigSchema.safeParse(input);
+  const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
     const key = issue.path[0] as SettingKey;
@@ -245,9 +311,16 @@ export function loadConfig({ env = {}, flags = {} }: ConfigSources = {}): Config
  * handlers) receive the configuration. Unset optional settings are left out; `secrets: false` leaves out
  * the secret ones (on AWS the CRM token comes from Secrets Manager).
  */
-export function configEnvironment(config: Config, { secrets = true } = {}): Record<string, string> {
+export function configEnvironment(
+  config: Partial<Config>,
+  {
+    secrets = true,
+    keys = Object.keys(SETTINGS) as SettingKey[],
+  }: { secrets?: boolean; keys?: readonly SettingKey[] } = {},
+): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [key, setting] of Object.entries(SETTINGS) as [SettingKey, (typeof SETTINGS)[SettingKey]][]) {
+  for (const key of keys) {
+    const setting = SETTINGS[key];
     const value = config[key];
     if (value === undefined || (setting.secret && !secrets)) continue;
     env[setting.env] = Array.isArray(value) ? value.join(',') : String(value);

@@ -20,6 +20,12 @@ export const ErrorNames = {
   /** 5xx, timeouts, resets or mismatched answers past the retries. */
   crmUnavailable: 'Crm.Unavailable',
   transient: 'Pipeline.Transient',
+  /** Anything else a task handler met (a bug, an input the contract refuses): fails the state, for a redrive. */
+  failed: 'Pipeline.Failed',
+  /** A polled file changed (size or content) while it was read: it waits for a later poll. */
+  sourceFileChanged: 'Source.FileChanged',
+  /** The one-machine run cannot finish (credentials rejected, CRM unreachable, an execution failed). */
+  runStopped: 'Run.Stopped',
   /** A polled SFTP source did not answer (refused, timed out, no such host): tried again at the next poll. */
   sourceUnreachable: 'Source.Unreachable',
   /** A polled SFTP source showed a host key other than the pinned one: nothing is read from it. */
@@ -31,6 +37,9 @@ export const ErrorNames = {
 } as const;
 
 export type ErrorName = (typeof ErrorNames)[keyof typeof ErrorNames];
+
+/** Every name of {@link ErrorNames}: what a Catch or Retry of the state machine may match, besides AWS's own. */
+export const ERROR_NAMES: readonly ErrorName[] = Object.values(ErrorNames);
 
 /** Base class: `name` is one of {@link ErrorNames}, so `error.name` is what a Catch or a report sees. */
 export class PipelineError extends Error {

@@ -1,4 +1,3 @@
-import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -8,14 +7,15 @@ import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { configEnvironment, type Config } from '../../lambdas/core/config';
+import { CALL_QUEUE } from '../../lambdas/contracts/infrastructure';
+import type { Config } from '../../lambdas/core/config';
+import { dispatchCrmCallsContract } from '../../lambdas/dispatch-crm-calls/contract';
 import { IngestionFunction } from './node-function';
-
-/** The dispatcher's timeout; the call queue's visibility timeout is six times this. */
-export const DISPATCH_TIMEOUT = Duration.minutes(2);
 
 export interface CrmDispatchProps {
   readonly settings: Config;
+  /** The CRM the dispatcher calls. */
+  readonly crmBaseUrl: string;
   readonly callQueue: IQueue;
   readonly ledgerTable: ITable;
   readonly limiterTable: ITable;
@@ -36,19 +36,20 @@ export class CrmDispatch extends Construct {
   constructor(scope: Construct, id: string, props: CrmDispatchProps) {
     super(scope, id);
     this.function = new IngestionFunction(this, 'CrmDispatch', {
-      handler: 'dispatch-crm-calls',
-      description: 'Sends batches to the CRM within the rate limit; records each answer once',
+      contract: dispatchCrmCallsContract,
       key: props.key,
       logRetention: props.logRetention,
-      timeout: DISPATCH_TIMEOUT,
       memorySize: 512,
-      environment: {
-        ...configEnvironment(props.settings, { secrets: false }),
-        LEDGER_TABLE_NAME: props.ledgerTable.tableName,
-        LIMITER_TABLE_NAME: props.limiterTable.tableName,
-        CALL_QUEUE_URL: props.callQueue.queueUrl,
-        CRM_API_TOKEN_SECRET_ARN: props.crmToken.secretArn,
-      },
+      environment: dispatchCrmCallsContract.environment.build(
+        {
+          LEDGER_TABLE_NAME: props.ledgerTable.tableName,
+          LIMITER_TABLE_NAME: props.limiterTable.tableName,
+          CALL_QUEUE_URL: props.callQueue.queueUrl,
+          CRM_BASE_URL: props.crmBaseUrl,
+          CRM_API_TOKEN_SECRET_ARN: props.crmToken.secretArn,
+        },
+        props.settings,
+      ),
     }).function;
     props.ledgerTable.grantReadWriteData(this.function);
     props.limiterTable.grantReadWriteData(this.function);
@@ -59,7 +60,7 @@ export class CrmDispatch extends Construct {
     props.stateMachine.grantTaskResponse(this.function);
     this.function.addEventSource(
       new SqsEventSource(props.callQueue, {
-        batchSize: 10,
+        batchSize: CALL_QUEUE.eventSourceBatchSize,
         reportBatchItemFailures: true,
         maxConcurrency: Math.max(2, props.settings.dispatchConcurrency),
       }),

@@ -9,14 +9,21 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { join } from 'node:path';
-import { configEnvironment, type Config } from '../../lambdas/core/config';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { awaitPhaseContract } from '../../lambdas/await-phase/contract';
+import { classifyFileContract } from '../../lambdas/classify-file/contract';
+import type { AnyContract } from '../../lambdas/contracts/function-contract';
+import {
+  FILE_INGESTION_ASL,
+  fileIngestionSubstitutions,
+  type WorkflowTaskFunction,
+} from '../../lambdas/contracts/infrastructure';
+import type { Config } from '../../lambdas/core/config';
+import { finaliseFileContract } from '../../lambdas/finalise-file/contract';
+import { prepareFileContract } from '../../lambdas/prepare-file/contract';
+import { sweepLandingZoneContract } from '../../lambdas/sweep-landing-zone/contract';
 import { acknowledgeWildcards } from './nag';
 import { IngestionFunction } from './node-function';
-
-/** The state machine file CDK deploys: the same file the local runner and the state machine tests execute. */
-export const FILE_INGESTION_ASL = join(__dirname, '../../statemachines/file-ingestion.asl.json');
 
 export interface IngestionWorkflowProps {
   readonly settings: Config;
@@ -47,41 +54,53 @@ export class IngestionWorkflow extends Construct {
     super(scope, id);
     const landingPrefix = props.landingPrefix ?? 'incoming/';
     const eventBus = props.eventBus ?? EventBus.fromEventBusName(this, 'DefaultBus', 'default');
-    const settings = configEnvironment(props.settings, { secrets: false });
-    const make = (name: string, handler: string, description: string, environment: Record<string, string>) =>
-      new IngestionFunction(this, name, {
-        handler,
-        description,
+    const make = (id: string, contract: AnyContract, environment: Record<string, string>) =>
+      new IngestionFunction(this, id, {
+        contract,
         key: props.key,
         logRetention: props.logRetention,
-        environment: { ...settings, ...environment },
+        environment,
       }).function;
-
+    const { settings } = props;
     const ledger = { LEDGER_TABLE_NAME: props.ledgerTable.tableName };
-    const classify = make('ClassifyFile', 'classify-file', 'Classifies a landed file and claims it by SHA-256', ledger);
+    const classify = make(
+      'ClassifyFile',
+      classifyFileContract,
+      classifyFileContract.environment.build(ledger, settings),
+    );
     props.landingBucket.grantRead(classify);
     props.ledgerTable.grantReadWriteData(classify);
 
-    const prepare = make('PrepareFile', 'prepare-file', 'Segregates a file and enqueues its CRM calls in slices', {
-      ...ledger,
-      CALL_QUEUE_URL: props.callQueue.queueUrl,
-      LANDING_PREFIX: landingPrefix,
-    });
+    const prepare = make(
+      'PrepareFile',
+      prepareFileContract,
+      prepareFileContract.environment.build(
+        { ...ledger, CALL_QUEUE_URL: props.callQueue.queueUrl, LANDING_PREFIX: landingPrefix },
+        settings,
+      ),
+    );
     props.landingBucket.grantReadWrite(prepare);
     props.landingBucket.grantDelete(prepare);
     props.ledgerTable.grantReadWriteData(prepare);
     props.callQueue.grantSendMessages(prepare);
 
-    const awaitPhase = make('AwaitPhase', 'await-phase', 'Stores a phase task token; checks a stalled phase', ledger);
+    const awaitPhase = make('AwaitPhase', awaitPhaseContract, awaitPhaseContract.environment.build(ledger, settings));
     props.ledgerTable.grantReadWriteData(awaitPhase);
 
-    const finalise = make('FinaliseFile', 'finalise-file', 'Reconciles, reports and archives (or quarantines) a file', {
-      ...ledger,
-      ARCHIVE_BUCKET_NAME: props.archiveBucket.bucketName,
-      FAILED_BUCKET_NAME: props.failedBucket.bucketName,
-      EVENT_BUS_NAME: eventBus.eventBusName,
-      LANDING_PREFIX: landingPrefix,
-    });
+    const finalise = make(
+      'FinaliseFile',
+      finaliseFileContract,
+      finaliseFileContract.environment.build(
+        {
+          ...ledger,
+          ARCHIVE_BUCKET_NAME: props.archiveBucket.bucketName,
+          FAILED_BUCKET_NAME: props.failedBucket.bucketName,
+          EVENT_BUS_NAME: eventBus.eventBusName,
+          LANDING_PREFIX: landingPrefix,
+        },
+        settings,
+      ),
+    );
     props.landingBucket.grantRead(finalise);
     props.landingBucket.grantDelete(finalise);
     props.archiveBucket.grantReadWrite(finalise);
@@ -89,6 +108,12 @@ export class IngestionWorkflow extends Construct {
     props.ledgerTable.grantReadWriteData(finalise);
     eventBus.grantPutEventsTo(finalise);
 
+    const taskFunctions: Record<WorkflowTaskFunction, NodejsFunction> = {
+      'classify-file': classify,
+      'prepare-file': prepare,
+      'await-phase': awaitPhase,
+      'finalise-file': finalise,
+    };
     const logGroup = new LogGroup(this, 'ExecutionLogs', {
       retention: props.logRetention,
       encryptionKey: props.key,
@@ -101,15 +126,7 @@ export class IngestionWorkflow extends Construct {
       stateMachineName,
       stateMachineType: StateMachineType.STANDARD,
       definitionBody: DefinitionBody.fromFile(FILE_INGESTION_ASL),
-      definitionSubstitutions: {
-        ClassifyFileFunctionArn: classify.functionArn,
-        PrepareFileFunctionArn: prepare.functionArn,
-        AwaitPhaseFunctionArn: awaitPhase.functionArn,
-        FinaliseFileFunctionArn: finalise.functionArn,
-        RetryLaterAttempts: String(props.settings.retryLaterAttempts),
-        RetryLaterDelaySeconds: String(props.settings.retryLaterDelaySeconds),
-        PhaseCheckSeconds: String(props.settings.phaseCheckSeconds),
-      },
+      definitionSubstitutions: fileIngestionSubstitutions((name) => taskFunctions[name].functionArn, settings),
       tracingEnabled: true,
       // Execution data holds object keys and partner names: not logged.
       logs: { destination: logGroup, level: LogLevel.ALL, includeExecutionData: false },
@@ -147,11 +164,18 @@ export class IngestionWorkflow extends Construct {
       targets: [new SfnStateMachine(this.stateMachine)],
     });
 
-    const sweep = make('SweepLandingZone', 'sweep-landing-zone', 'Starts the workflow of files an event missed', {
-      LANDING_BUCKET_NAME: props.landingBucket.bucketName,
-      LANDING_PREFIX: landingPrefix,
-      STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
-    });
+    const sweep = make(
+      'SweepLandingZone',
+      sweepLandingZoneContract,
+      sweepLandingZoneContract.environment.build(
+        {
+          LANDING_BUCKET_NAME: props.landingBucket.bucketName,
+          LANDING_PREFIX: landingPrefix,
+          STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
+        },
+        settings,
+      ),
+    );
     props.landingBucket.grantRead(sweep);
     this.stateMachine.grantStartExecution(sweep);
     new Rule(this, 'SweepSchedule', {

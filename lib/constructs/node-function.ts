@@ -7,20 +7,19 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { join } from 'node:path';
+import type { AnyContract } from '../../lambdas/contracts/function-contract';
 import { acknowledgeNag, acknowledgeWildcards } from './nag';
 
 const ROOT = join(__dirname, '../..');
 
 export interface IngestionFunctionProps {
-  /** The folder under `lambdas/` whose `handler.ts` this function runs, e.g. `classify-file`. */
-  readonly handler: string;
-  readonly description: string;
+  /** The function's contract: its name (the folder under `lambdas/` whose `handler.ts` it runs), description, timeout. */
+  readonly contract: AnyContract;
+  /** Its environment, from the contract's builder (`contract.environment.build`): only what it reads. */
   readonly environment: Readonly<Record<string, string>>;
   readonly logRetention: RetentionDays;
   /** Encrypts the log group. */
   readonly key: IKey;
-  /** @default 15 minutes */
-  readonly timeout?: Duration;
   /** @default 1024 */
   readonly memorySize?: number;
   /** Concurrent executions kept for this function (and its cap); none by default. */
@@ -31,8 +30,8 @@ export interface IngestionFunctionProps {
 
 /**
  * One Lambda of the pipeline: `lambdas/<handler>/handler.ts` bundled by esbuild (no Docker), Node.js 22 on
- * arm64, source maps on, X-Ray tracing, its own KMS-encrypted log group with a retention. The pipeline's
- * settings arrive as environment variables and are validated by the handler at start.
+ * arm64, source maps on, X-Ray tracing, its own KMS-encrypted log group with a retention. Its environment is
+ * what its contract names (resources and the settings it reads), validated by the handler at start.
  */
 export class IngestionFunction extends Construct {
   public readonly function: NodejsFunction;
@@ -51,15 +50,15 @@ export class IngestionFunction extends Construct {
     this.role = role;
     this.function = new NodejsFunction(this, 'Function', {
       role,
-      entry: join(ROOT, 'lambdas', props.handler, 'handler.ts'),
+      entry: join(ROOT, 'lambdas', props.contract.name, 'handler.ts'),
       projectRoot: ROOT,
       depsLockFilePath: join(ROOT, 'package-lock.json'),
       handler: 'handler',
-      description: props.description,
+      description: props.contract.description,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 1024,
-      timeout: props.timeout ?? Duration.minutes(15),
+      timeout: Duration.seconds(props.contract.timeoutSeconds),
       tracing: Tracing.ACTIVE,
       logGroup,
       ...(props.vpc
@@ -68,11 +67,8 @@ export class IngestionFunction extends Construct {
       ...(props.reservedConcurrentExecutions === undefined
         ? {}
         : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
-      environment: {
-        NODE_OPTIONS: '--enable-source-maps',
-        POWERTOOLS_SERVICE_NAME: props.handler,
-        ...props.environment,
-      },
+      // The service name is the contract's, set in code (lambdas/contracts/telemetry.ts), not here.
+      environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
       bundling: {
         sourceMap: true,
         minify: true,

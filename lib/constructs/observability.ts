@@ -17,10 +17,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-
-/** The namespace of the handlers' EMF metrics (Powertools), and the `service` dimension each one adds. */
-export const METRICS_NAMESPACE = 'CrmIngestion';
-const DISPATCH_SERVICE = 'crm-dispatch';
+import { METRICS, METRICS_NAMESPACE, type DimensionsOf, type MetricName } from '../../lambdas/contracts/telemetry';
 
 export interface ObservabilityProps {
   readonly callsPerMinute: number;
@@ -35,22 +32,36 @@ export interface ObservabilityProps {
 
 const PERIOD = Duration.minutes(1);
 
-/** A search over the handlers' metrics with these dimensions, summed per minute. */
-const search = (metricName: string, dimensions: string, label: string, stat = 'Sum') =>
+/**
+ * A search over one of the handlers' metrics (lambdas/contracts/telemetry.ts) across the values of its
+ * dimensions, summed per minute: one line per combination.
+ */
+const search = (metricName: MetricName, label = '', stat = 'Sum') =>
   new MathExpression({
-    expression: `SEARCH('{${METRICS_NAMESPACE},${dimensions}} MetricName="${metricName}"', '${stat}', 60)`,
+    expression: `SEARCH('{${[METRICS_NAMESPACE, 'service', ...METRICS[metricName].dimensions].join(',')}} MetricName="${metricName}"', '${stat}', 60)`,
     label,
     period: PERIOD,
   });
 
-const dispatchMetric = (metricName: string, statistic = 'Sum') =>
+/** One of the handlers' metrics (lambdas/contracts/telemetry.ts), with its service and these dimension values. */
+export const handlerMetric = <K extends MetricName>(
+  metricName: K,
+  dimensions: DimensionsOf<K>,
+  statistic = 'Sum',
+  period = PERIOD,
+) =>
   new Metric({
     namespace: METRICS_NAMESPACE,
     metricName,
-    dimensionsMap: { service: DISPATCH_SERVICE },
+    dimensionsMap: { service: METRICS[metricName].service, ...(dimensions as Record<string, string>) },
     statistic,
-    period: PERIOD,
+    period,
   });
+/** The dispatcher's metrics that have no dimension but `service`. */
+const dispatchMetric = (
+  metricName: 'CrmThrottled' | 'CrmAuthRejected' | 'CrmCallFailed' | 'CrmLatency',
+  statistic = 'Sum',
+) => handlerMetric(metricName, {}, statistic);
 
 /**
  * What operations watch: a dashboard (records per minute by outcome and by kind, CRM calls per minute against
@@ -113,19 +124,19 @@ export class Observability extends Construct {
       props.oldestCallAlarmAge.toSeconds(),
     );
 
-    const calls = search('CrmCalls', 'service,Operation,Status', 'calls');
+    const calls = search('CrmCalls', 'calls');
     this.dashboard = new Dashboard(this, 'Dashboard', {
       defaultInterval: Duration.hours(3),
       widgets: [
         [
           new GraphWidget({
             title: 'Records per minute by outcome (dispatcher)',
-            left: [search('Records', 'service,Outcome,Code', '')],
+            left: [search('Records')],
             width: 12,
           }),
           new GraphWidget({
             title: 'Records per minute by kind (finished files)',
-            left: [search('RecordsReceived', 'service,Kind', '')],
+            left: [search('RecordsReceived')],
             width: 12,
           }),
         ],
@@ -147,13 +158,13 @@ export class Observability extends Construct {
         [
           new GraphWidget({
             title: 'Calls by operation and status (429, 5xx)',
-            left: [search('CrmCalls', 'service,Operation,Status', '')],
+            left: [search('CrmCalls')],
             right: [dispatchMetric('CrmThrottled'), dispatchMetric('CrmAuthRejected'), dispatchMetric('CrmCallFailed')],
             width: 12,
           }),
           new GraphWidget({
             title: 'Failed records by reason (finished files)',
-            left: [search('RecordsFailedByReason', 'service,Kind,Reason', '')],
+            left: [search('RecordsFailedByReason')],
             width: 12,
           }),
         ],
@@ -181,17 +192,17 @@ export class Observability extends Construct {
         [
           new GraphWidget({
             title: 'Partner sources: failed polls by reason',
-            left: [search('PollFailedByReason', 'service,Source,Reason', '')],
+            left: [search('PollFailedByReason')],
             width: 8,
           }),
           new GraphWidget({
             title: 'Partner sources: files collected and waiting',
-            left: [search('FilesCollected', 'service,Source', ''), search('FilesWaiting', 'service,Source', '')],
+            left: [search('FilesCollected'), search('FilesWaiting')],
             width: 8,
           }),
           new GraphWidget({
             title: 'Reports delivered to partners',
-            left: [search('ReportsDelivered', 'service,Destination', '')],
+            left: [search('ReportsDelivered')],
             width: 8,
           }),
         ],

@@ -15,9 +15,13 @@ import { EVENT_SOURCE } from '../../lambdas/adapters/aws/eventbridge-publisher';
 import type { DeployedPollSource } from '../config';
 import { acknowledgeNag } from './nag';
 import { IngestionFunction } from './node-function';
-import { pollSourcesEnvironment, type PartnerNetwork } from './source-polling';
+import { deliverReportsContract } from '../../lambdas/deliver-reports/contract';
+import type { Config } from '../../lambdas/core/config';
+import { deployedSources, type PartnerNetwork } from './source-polling';
 
 export interface PartnerReportsProps {
+  /** The pipeline's settings: the function gets those its contract reads (its log level). */
+  readonly settings: Config;
   readonly landingBucket: IBucket;
   readonly archiveBucket: IBucket;
   readonly failedBucket: IBucket;
@@ -44,17 +48,18 @@ export class PartnerReports extends Construct {
     super(scope, id);
     const answering = props.sources.filter((source) => source.resultsDir);
     this.function = new IngestionFunction(this, 'Deliver', {
-      handler: 'deliver-reports',
-      description: "Puts each file's summary and failed records where its partner looks",
+      contract: deliverReportsContract,
       key: props.key,
       logRetention: props.logRetention,
-      timeout: Duration.minutes(5),
       memorySize: 512,
       ...(props.network && answering.length > 0 ? { vpc: props.network } : {}),
-      environment: {
-        LANDING_BUCKET_NAME: props.landingBucket.bucketName,
-        POLL_SOURCES: pollSourcesEnvironment(props.sources, props.sourceSecrets),
-      },
+      environment: deliverReportsContract.environment.build(
+        {
+          LANDING_BUCKET_NAME: props.landingBucket.bucketName,
+          POLL_SOURCES: deployedSources(props.sources, props.sourceSecrets),
+        },
+        props.settings,
+      ),
     }).function;
     this.function.addToRolePolicy(
       new PolicyStatement({

@@ -1,5 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import {
@@ -22,11 +22,11 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { Deployment, DeployedPollSource } from '../config';
+import type { DeployedSource } from '../../lambdas/adapters/aws/source-config';
+import { pollSourceContract } from '../../lambdas/poll-source/contract';
+import type { Config } from '../../lambdas/core/config';
 import { IngestionFunction } from './node-function';
-import { METRICS_NAMESPACE } from './observability';
-
-/** The `service` dimension of the poller's metrics (lambdas/poll-source/handler.ts). */
-export const POLL_SERVICE = 'poll-sources';
+import { handlerMetric } from './observability';
 
 /** Where the functions that speak SFTP to partners run: a VPC's subnets with egress only to SFTP and HTTPS. */
 export interface PartnerNetwork {
@@ -35,14 +35,12 @@ export interface PartnerNetwork {
   readonly securityGroups: ISecurityGroup[];
 }
 
-/** The sources as their Lambdas read them (POLL_SOURCES): the secret by ARN. */
-export const pollSourcesEnvironment = (
+/** The sources as their Lambdas read them (POLL_SOURCES, through their contracts): the secret by ARN. */
+export const deployedSources = (
   sources: readonly DeployedPollSource[],
   secrets: Readonly<Record<string, string>>,
-) =>
-  JSON.stringify(
-    sources.map(({ secretArn: _secretArn, ...source }) => ({ ...source, secretId: secrets[source.name] })),
-  );
+): DeployedSource[] =>
+  sources.map(({ secretArn: _secretArn, ...source }) => ({ ...source, secretId: secrets[source.name] ?? '' }));
 
 /** The VPC of `pollerVpc` (its private subnets route through a NAT), or none: Lambda's own public egress. */
 export function partnerNetwork(
@@ -70,6 +68,8 @@ export function partnerNetwork(
 }
 
 export interface SourcePollingProps {
+  /** The pipeline's settings: the function gets those its contract reads (its log level). */
+  readonly settings: Config;
   readonly sources: readonly DeployedPollSource[];
   readonly sourceSecrets: Readonly<Record<string, string>>;
   readonly landingBucket: IBucket;
@@ -95,18 +95,19 @@ export class SourcePolling extends Construct {
   constructor(scope: Construct, id: string, props: SourcePollingProps) {
     super(scope, id);
     this.function = new IngestionFunction(this, 'Poller', {
-      handler: 'poll-source',
-      description: "Collects complete files from partners' own SFTP servers into the landing bucket",
+      contract: pollSourceContract,
       key: props.key,
       logRetention: props.logRetention,
-      timeout: Duration.minutes(15),
       memorySize: 1024,
       ...(props.network ? { vpc: props.network } : {}),
-      environment: {
-        POLL_SOURCES: pollSourcesEnvironment(props.sources, props.sourceSecrets),
-        LANDING_BUCKET_NAME: props.landingBucket.bucketName,
-        LEDGER_TABLE_NAME: props.ledgerTable.tableName,
-      },
+      environment: pollSourceContract.environment.build(
+        {
+          POLL_SOURCES: deployedSources(props.sources, props.sourceSecrets),
+          LANDING_BUCKET_NAME: props.landingBucket.bucketName,
+          LEDGER_TABLE_NAME: props.ledgerTable.tableName,
+        },
+        props.settings,
+      ),
     }).function;
     const partners = [...new Set(props.sources.map((source) => source.partner))];
     this.function.addToRolePolicy(
@@ -159,13 +160,12 @@ export class SourcePolling extends Construct {
         alarmDescription:
           `Source ${source.name} (${source.host}:${source.port}) failed ${props.failuresBeforeAlarm} polls in a row: ` +
           'unreachable, host key refused or credentials refused; the reason is in the poller log (PollFailedByReason)',
-        metric: new Metric({
-          namespace: METRICS_NAMESPACE,
-          metricName: 'PollFailed',
-          dimensionsMap: { service: POLL_SERVICE, Source: source.name },
-          statistic: 'Maximum',
-          period: Duration.minutes(source.intervalMinutes),
-        }),
+        metric: handlerMetric(
+          'PollFailed',
+          { Source: source.name },
+          'Maximum',
+          Duration.minutes(source.intervalMinutes),
+        ),
         threshold: 1,
         evaluationPeriods: props.failuresBeforeAlarm,
         datapointsToAlarm: props.failuresBeforeAlarm,

@@ -5,7 +5,6 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import type { AppConfig } from '../config';
 import { CallQueue } from '../constructs/call-queue';
-import { DISPATCH_TIMEOUT } from '../constructs/crm-dispatch';
 import { FileRegistry } from '../constructs/file-registry';
 import { LandingZone } from '../constructs/landing-zone';
 import { acknowledgeNag } from '../constructs/nag';
@@ -46,7 +45,7 @@ export class StatefulStack extends Stack {
       rawRetentionDays: deployment.rawRetentionDays,
     });
     this.registry = new FileRegistry(this, 'FileRegistry', { key: this.key });
-    this.calls = new CallQueue(this, 'CallQueue', { key: this.key, dispatchTimeout: DISPATCH_TIMEOUT });
+    this.calls = new CallQueue(this, 'CallQueue', { key: this.key });
     this.crmToken = new Secret(this, 'CrmToken', {
       description: 'The CRM API bearer token: set its value after the first deploy',
       encryptionKey: this.key,

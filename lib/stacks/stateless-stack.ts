@@ -40,6 +40,7 @@ export class StatelessStack extends Stack {
     });
     this.dispatch = new CrmDispatch(this, 'CrmDispatch', {
       settings,
+      crmBaseUrl: settings.crmBaseUrl ?? '',
       callQueue: stateful.calls.queue,
       ledgerTable: stateful.registry.ledgerTable,
       limiterTable: stateful.registry.limiterTable,
@@ -60,6 +61,7 @@ export class StatelessStack extends Stack {
     const network = partnerNetwork(this, deployment.pollerVpc, deployment.pollSources);
     if (deployment.pollSources.length > 0) {
       this.polling = new SourcePolling(this, 'SourcePolling', {
+        settings,
         sources: deployment.pollSources,
         sourceSecrets: stateful.sourceSecrets,
         landingBucket: stateful.storage.landingBucket,
@@ -72,6 +74,7 @@ export class StatelessStack extends Stack {
       });
     }
     this.reports = new PartnerReports(this, 'PartnerReports', {
+      settings,
       landingBucket: stateful.storage.landingBucket,
       archiveBucket: stateful.storage.archiveBucket,
       failedBucket: stateful.storage.failedBucket,

@@ -20,10 +20,10 @@ import { DynamoDbCollectionLedger } from '../../lambdas/adapters/aws/dynamodb-co
 import { S3LandingWriter } from '../../lambdas/adapters/aws/s3-landing-writer';
 import { connectSftpSource, readAhead, type SourceCredentials } from '../../lambdas/adapters/sftp/sftp-folder';
 import { PollSourceSchema, pollSource, type PollSource } from '../../lambdas/core/polling/poll-source';
-import { startFolderSftp } from '../../lambdas/local/folder-sftp';
-import { startLocalDynamoDb, TABLES } from '../../lambdas/local/local-dynamodb';
-import { startLocalS3 } from '../../lambdas/local/local-s3';
-import { newSshKeyPair } from '../../lambdas/local/sftp-server';
+import { startFolderSftp } from '../../lambdas/local/services/folder-sftp';
+import { startLocalDynamoDb, TABLES } from '../../lambdas/local/services/local-dynamodb';
+import { startLocalS3 } from '../../lambdas/local/services/local-s3';
+import { newSshKeyPair } from '../../lambdas/local/services/sftp-server';
 import { hasOpenSsh, startOpenSsh } from '../support/openssh';
 import { median, numberOption } from './bench-support';
 

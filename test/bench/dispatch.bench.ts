@@ -18,8 +18,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { SimulatorStats } from '../../lambdas/local/crm-simulator';
-import { startLocalDynamoDb, TABLES } from '../../lambdas/local/local-dynamodb';
+import type { SimulatorStats } from '../../lambdas/local/crm-simulator/crm-simulator';
+import { startLocalDynamoDb, TABLES } from '../../lambdas/local/services/local-dynamodb';
 import { customer } from '../fixtures/crm-records';
 import { median, numberOption, percentile } from './bench-support';
 

@@ -14,9 +14,9 @@ import { readFileSync, mkdtempSync, rmSync, readdirSync, renameSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CrmCustomer } from '../../lambdas/core/files/record-schemas';
-import { startCrmSimulator, type SimulatorStats } from '../../lambdas/local/crm-simulator';
-import { generateFiles } from '../../lambdas/local/generate-files';
-import type { RunReport } from '../../lambdas/local/run-report';
+import { startCrmSimulator, type SimulatorStats } from '../../lambdas/local/crm-simulator/crm-simulator';
+import { generateFiles } from '../../lambdas/local/cli/generate-files';
+import type { RunReport } from '../../lambdas/local/cli/run-report';
 import { median, numberOption } from './bench-support';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

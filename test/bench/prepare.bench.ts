@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateFiles } from '../../lambdas/local/generate-files';
+import { generateFiles } from '../../lambdas/local/cli/generate-files';
 import { median, numberOption } from './bench-support';
 
 const RECORDS = numberOption('--records', 1_000_000);

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { startFolderSftp } from '../../lambdas/local/folder-sftp';
-import { generateFiles } from '../../lambdas/local/generate-files';
-import { newPassword } from '../../lambdas/local/local-sftp';
-import type { RunReport } from '../../lambdas/local/run-report';
-import { newSshKeyPair, type EmbeddedSftpServer } from '../../lambdas/local/sftp-server';
+import { startFolderSftp } from '../../lambdas/local/services/folder-sftp';
+import { generateFiles } from '../../lambdas/local/cli/generate-files';
+import { newPassword } from '../../lambdas/local/services/local-sftp';
+import type { RunReport } from '../../lambdas/local/cli/run-report';
+import { newSshKeyPair, type EmbeddedSftpServer } from '../../lambdas/local/services/sftp-server';
 import { hasOpenSsh, startOpenSsh, type OpenSshServer } from '../support/openssh';
 import { finished, readLines, runIngest, startIngest } from './cli';
 

@@ -3,8 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import Papa from 'papaparse';
-import { startCrmSimulator, type CrmSimulator, type SimulatorStats } from '../../lambdas/local/crm-simulator';
-import type { FileResult, RunReport } from '../../lambdas/local/run-report';
+import {
+  startCrmSimulator,
+  type CrmSimulator,
+  type SimulatorStats,
+} from '../../lambdas/local/crm-simulator/crm-simulator';
+import type { FileResult, RunReport } from '../../lambdas/local/cli/run-report';
 import { runIngest } from './cli';
 import { writePartnerLoad, type PartnerLoad } from './partner-load';
 

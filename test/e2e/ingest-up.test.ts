@@ -5,8 +5,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
-import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator';
-import type { FileResult, RunReport } from '../../lambdas/local/run-report';
+import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator/crm-simulator';
+import type { FileResult, RunReport } from '../../lambdas/local/cli/run-report';
 import { alive, finished, readLines, runIngest, startIngest } from './cli';
 
 interface Connection {

@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CrmCustomer } from '../../lambdas/core/files/record-schemas';
-import { generateFiles, type GeneratedFile } from '../../lambdas/local/generate-files';
+import { generateFiles, type GeneratedFile } from '../../lambdas/local/cli/generate-files';
 
 export interface PartnerLoad {
   readonly directory: string;

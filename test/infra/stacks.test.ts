@@ -3,7 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp, type IngestionApp } from '../../bin/ingestion-app';
-import { FILE_INGESTION_ASL } from '../../lib/constructs/ingestion-workflow';
+import { FILE_INGESTION_ASL } from '../../lambdas/contracts/infrastructure';
+import { FUNCTION_CONTRACTS } from '../../lambdas/contracts/functions';
+import { FUNCTION_NAMES } from '../../lambdas/contracts/telemetry';
+import { metricUseProblem, metricUses, SETTING_VARIABLES } from './contract-links';
 
 const CONTEXT = {
   crmBaseUrl: 'https://crm.example.com',
@@ -156,11 +159,14 @@ describe('the stacks', () => {
       Environment: { Variables: Match.objectLike({ NODE_OPTIONS: '--enable-source-maps' }) },
       LoggingConfig: { LogGroup: Match.anyValue() },
     });
-    // The pipeline's settings reach every function of the workflow (all but the partner-report delivery).
-    const withSettings = Object.values(functions).filter((f) =>
-      JSON.stringify(f).includes('"CRM_CALLS_PER_MINUTE":"1000"'),
-    );
-    expect(withSettings).toHaveLength(6);
+    // A setting reaches only the functions whose contract reads it: the call limit, only the dispatcher; the
+    // log level, all of them.
+    const withSetting = (variable: string) =>
+      Object.values(functions).filter((f) => JSON.stringify(f).includes(`"${variable}":`)).length;
+    expect(withSetting('CRM_CALLS_PER_MINUTE')).toBe(1);
+    expect(withSetting('ACCEPTED_ENCODINGS')).toBe(3);
+    expect(withSetting('LOG_LEVEL')).toBe(7);
+    expect(withSetting('ARCHIVE_TRANSITION_DAYS')).toBe(0);
     workflow.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 90, KmsKeyId: Match.anyValue() });
     // The CRM token is read from Secrets Manager, never put in the environment.
     expect(JSON.stringify(functions)).not.toContain('CRM_API_TOKEN"');
@@ -372,7 +378,7 @@ describe('partner sources and reports', () => {
         MetricName: 'PollFailed',
         Dimensions: Match.arrayWith([
           { Name: 'Source', Value: source },
-          { Name: 'service', Value: 'poll-sources' },
+          { Name: 'service', Value: 'poll-source' },
         ]),
         Period: minutes * 60,
         EvaluationPeriods: 3,
@@ -380,6 +386,44 @@ describe('partner sources and reports', () => {
         Threshold: 1,
         AlarmActions: [Match.anyValue()],
       });
+    }
+  });
+
+  it('every alarm and dashboard widget names a metric a handler emits, with the dimensions it emits', () => {
+    const uses = metricUses(stack);
+    // Alarms (429s, rejected credentials, one per source) and the dashboard's widgets.
+    expect(uses.filter((use) => use.where.startsWith('alarm')).length).toBeGreaterThanOrEqual(4);
+    expect(uses.filter((use) => use.where.startsWith('dashboard')).length).toBeGreaterThanOrEqual(14);
+    expect(uses.map(metricUseProblem).filter(Boolean)).toEqual([]);
+  });
+
+  it('gives each function only the environment its contract reads: its resources and its settings', () => {
+    const functions = Object.values(stack.findResources('AWS::Lambda::Function')) as {
+      Properties: { Handler: string; Description?: string; Timeout: number; Environment?: { Variables: object } };
+    }[];
+    const ours = functions.filter((fn) => fn.Properties.Handler === 'index.handler');
+    expect(ours).toHaveLength(FUNCTION_NAMES.length);
+    for (const contract of Object.values(FUNCTION_CONTRACTS)) {
+      const fn = ours.find((candidate) => candidate.Properties.Description === contract.description);
+      expect(fn).toBeDefined();
+      expect(fn?.Properties.Timeout).toBe(contract.timeoutSeconds);
+      const variables = Object.keys(fn?.Properties.Environment?.Variables ?? {}).filter(
+        (name) => name !== 'NODE_OPTIONS',
+      );
+      const settings = variables.filter(
+        (name) => SETTING_VARIABLES.has(name) && !(name in contract.environment.resources.shape),
+      );
+      expect({ name: contract.name, settings: settings.map((name) => SETTING_VARIABLES.get(name)).sort() }).toEqual({
+        name: contract.name,
+        settings: [...contract.environment.settings].sort(),
+      });
+      for (const name of variables.filter((variable) => !settings.includes(variable))) {
+        expect({ name: contract.name, variable: name, known: name in contract.environment.resources.shape }).toEqual({
+          name: contract.name,
+          variable: name,
+          known: true,
+        });
+      }
     }
   });
 

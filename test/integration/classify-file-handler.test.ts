@@ -1,10 +1,11 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/local-dynamodb';
-import { embeddedServicesEnv } from '../../lambdas/local/local-pipeline';
-import { startLocalS3, type LocalS3 } from '../../lambdas/local/local-s3';
-
-type HandlerModule = typeof import('../../lambdas/classify-file/handler');
+import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
+import { embeddedServicesClients } from '../../lambdas/local/wiring/local-pipeline';
+import { awsClients } from '../../lambdas/adapters/aws/clients';
+import { classifyFileContract } from '../../lambdas/classify-file/contract';
+import { awsDependencies, makeHandler } from '../../lambdas/classify-file/make-handler';
+import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
 
 const context = {
   functionName: 'classify-file',
@@ -17,27 +18,23 @@ const USERS =
 describe('classify-file handler on the embedded S3 and DynamoDB', () => {
   let s3: LocalS3;
   let db: LocalDynamoDb;
-  let module: HandlerModule;
-  const savedEnv = { ...process.env };
-  const invoke = (payload: unknown) => module.handler(payload, context) as Promise<Record<string, unknown>>;
+  let handler: ReturnType<typeof makeHandler>;
+  const invoke = (payload: unknown) => handler(payload, context) as Promise<Record<string, unknown>>;
   const put = (key: string, body: string) =>
     s3.client().send(new PutObjectCommand({ Bucket: 'landing', Key: key, Body: body }));
 
   beforeAll(async () => {
     [s3, db] = await Promise.all([startLocalS3(['landing']), startLocalDynamoDb()]);
     await db.createTable('ledger', TABLES.ledger);
-    // The same handler code as on AWS: the SDK's own variables point it at the embedded services.
-    Object.assign(process.env, {
-      ...embeddedServicesEnv({ s3: s3.endpoint, dynamodb: db.endpoint }),
+    // The same handler and adapters as on AWS, from the environment CDK would set, on the embedded services.
+    const environment = classifyFileContract.environment.read({
       LEDGER_TABLE_NAME: 'ledger',
       MAX_FILE_SIZE_BYTES: '100000',
     });
-    await jest.isolateModulesAsync(async () => {
-      module = await import('../../lambdas/classify-file/handler');
-    });
+    const clients = awsClients(embeddedServicesClients({ s3: s3.endpoint, dynamodb: db.endpoint }));
+    handler = makeHandler(awsDependencies(environment, { clients }));
   });
   afterAll(async () => {
-    process.env = savedEnv;
     await Promise.all([s3.close(), db.close()]);
   });
 

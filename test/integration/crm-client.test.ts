@@ -8,7 +8,7 @@ import {
   type CrmClientOptions,
 } from '../../lambdas/core/crm/crm-client';
 import type { CrmOperation } from '../../lambdas/core/crm/response-policy';
-import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator';
+import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator/crm-simulator';
 import { customer, transaction } from '../fixtures/crm-records';
 
 const SHA = 'a'.repeat(64);

@@ -2,8 +2,8 @@ import { DynamoDbCallLedger } from '../../lambdas/adapters/aws/dynamodb-call-led
 import { CallMessageSchema, type CallMessage } from '../../lambdas/core/crm/call-message';
 import { CrmClient } from '../../lambdas/core/crm/crm-client';
 import { dispatchCall } from '../../lambdas/core/crm/dispatch-call';
-import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator';
-import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/local-dynamodb';
+import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator/crm-simulator';
+import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
 import { customer, transaction } from '../fixtures/crm-records';
 
 const FILE = 'b'.repeat(64);

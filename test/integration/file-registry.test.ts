@@ -1,6 +1,6 @@
 import { DynamoDbFileRegistry } from '../../lambdas/adapters/aws/dynamodb-file-registry';
 import type { FileClaim } from '../../lambdas/core/ledger/file-claim';
-import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/local-dynamodb';
+import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
 
 describe('DynamoDbFileRegistry (dynalite)', () => {
   let db: LocalDynamoDb;

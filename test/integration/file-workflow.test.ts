@@ -2,7 +2,7 @@ import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { FinalSummary } from '../../lambdas/core/workflow/finalise-file';
-import { LOCAL_NAMES, startLocalPipeline, type LocalPipeline } from '../../lambdas/local/local-pipeline';
+import { LOCAL_NAMES, startLocalPipeline, type LocalPipeline } from '../../lambdas/local/wiring/local-pipeline';
 
 /**
  * The file workflow end to end on the embedded S3, DynamoDB and SQS: the real handlers, the real state machine
@@ -36,7 +36,6 @@ const LATE_USERS = [USERS_HEADER, 'C7,Gil,Gum,gil@example.com,,IE,2026-01-07T00:
 
 describe('the file workflow on the embedded services', () => {
   let pipeline: LocalPipeline;
-  const savedEnv = { ...process.env };
   const byName = (summaries: FinalSummary[], name: string) => summaries.find((s) => s.name === name) as FinalSummary;
   const text = async (bucket: string, key: string) =>
     (await pipeline.s3.client().send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString();
@@ -45,10 +44,8 @@ describe('the file workflow on the embedded services', () => {
 
   beforeAll(async () => {
     pipeline = await startLocalPipeline({
-      // Metrics off: the EMF lines would fill the test output.
+      sweepMinAgeSeconds: 0,
       env: {
-        POWERTOOLS_METRICS_DISABLED: 'true',
-        SWEEP_MIN_AGE_S: '0',
         RETRY_LATER_DELAY_S: '1',
         RETRY_LATER_ATTEMPTS: '3',
         CRM_RETRY_BASE_DELAY_MS: '50',
@@ -78,7 +75,6 @@ describe('the file workflow on the embedded services', () => {
   }, 60_000);
   afterAll(async () => {
     await pipeline?.close();
-    process.env = savedEnv;
   });
 
   it('every record of every file ends succeeded or failed with its reason; reports, moves and events follow', async () => {

@@ -5,8 +5,8 @@ import { gzipSync } from 'node:zlib';
 import { S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
 import { identifyFile } from '../../lambdas/core/files/identify-file';
 import type { ObjectRef } from '../../lambdas/core/files/object-store';
-import { generateFiles } from '../../lambdas/local/generate-files';
-import { startLocalS3, type LocalS3 } from '../../lambdas/local/local-s3';
+import { generateFiles } from '../../lambdas/local/cli/generate-files';
+import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
 import { tempDir } from '../unit/helpers';
 
 describe('identifyFile over S3 (s3rver)', () => {

@@ -1,7 +1,7 @@
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import SftpClient from 'ssh2-sftp-client';
-import { startLocalS3, type LocalS3 } from '../../lambdas/local/local-s3';
-import { newPassword, startLocalSftp, type LocalSftp } from '../../lambdas/local/local-sftp';
+import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
+import { newPassword, startLocalSftp, type LocalSftp } from '../../lambdas/local/services/local-sftp';
 
 /** The embedded SFTP server, with a real SFTP client, storing into the embedded S3. */
 describe('the embedded SFTP landing zone', () => {

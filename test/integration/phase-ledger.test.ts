@@ -7,7 +7,7 @@ import {
   type PhaseResult,
   type TaskNotifier,
 } from '../../lambdas/core/ledger/phase-ledger';
-import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/local-dynamodb';
+import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
 
 describe('phase counters (dynalite)', () => {
   let db: LocalDynamoDb;

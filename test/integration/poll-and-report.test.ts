@@ -1,12 +1,13 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { PollSourceSchema } from '../../lambdas/core/polling/poll-source';
 import type { FinalSummary } from '../../lambdas/core/workflow/finalise-file';
-import { startFolderSftp } from '../../lambdas/local/folder-sftp';
-import { startLocalPipeline, type LocalPipeline } from '../../lambdas/local/local-pipeline';
-import { newPassword } from '../../lambdas/local/local-sftp';
-import type { EmbeddedSftpServer } from '../../lambdas/local/sftp-server';
+import { startFolderSftp } from '../../lambdas/local/services/folder-sftp';
+import { startLocalPipeline, type LocalPipeline } from '../../lambdas/local/wiring/local-pipeline';
+import { newPassword } from '../../lambdas/local/services/local-sftp';
+import type { EmbeddedSftpServer } from '../../lambdas/local/services/sftp-server';
 import { freePort } from '../support/openssh';
 
 const USERS = [
@@ -26,8 +27,11 @@ describe('collecting from a partner server, and reports back to it', () => {
   let root: string;
   let port: number;
   const password = newPassword();
-  let stdout: jest.SpyInstance;
-  const emitted = () => stdout.mock.calls.map(([line]) => String(line)).join('');
+  // The handlers' logs and EMF metrics, as CloudWatch would receive them.
+  const output = new PassThrough();
+  let emittedText = '';
+  output.on('data', (chunk: Buffer) => (emittedText += chunk.toString()));
+  const emitted = () => emittedText;
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'partner-'));
@@ -44,7 +48,7 @@ describe('collecting from a partner server, and reports back to it', () => {
       resultsDir: '/results',
     });
     pipeline = await startLocalPipeline({
-      env: { POWERTOOLS_METRICS_NAMESPACE: 'CrmIngestion' },
+      telemetry: { output },
       sources: [{ source, credentials: { password } }],
     });
   });
@@ -54,9 +58,8 @@ describe('collecting from a partner server, and reports back to it', () => {
     rmSync(root, { recursive: true, force: true });
   });
   beforeEach(() => {
-    stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    emittedText = '';
   });
-  afterEach(() => stdout.mockRestore());
 
   it('an unreachable source fails its poll with an alarmable PollFailed metric, and the next poll collects', async () => {
     writeFileSync(join(root, 'outbox', 'users_acme_20261124_001.csv'), USERS);

@@ -7,11 +7,11 @@ import { DynamoDbCollectionLedger } from '../../lambdas/adapters/aws/dynamodb-co
 import { S3LandingWriter } from '../../lambdas/adapters/aws/s3-landing-writer';
 import { connectSftpSource, type SourceCredentials } from '../../lambdas/adapters/sftp/sftp-folder';
 import { PollSourceSchema, pollSource, type PollSource } from '../../lambdas/core/polling/poll-source';
-import { startFolderSftp } from '../../lambdas/local/folder-sftp';
-import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/local-dynamodb';
-import { startLocalS3, type LocalS3 } from '../../lambdas/local/local-s3';
-import { newPassword } from '../../lambdas/local/local-sftp';
-import { newSshKeyPair } from '../../lambdas/local/sftp-server';
+import { startFolderSftp } from '../../lambdas/local/services/folder-sftp';
+import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
+import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
+import { newPassword } from '../../lambdas/local/services/local-sftp';
+import { newSshKeyPair } from '../../lambdas/local/services/sftp-server';
 import { freePort, hasOpenSsh, startOpenSsh } from '../support/openssh';
 
 /** A partner's SFTP server over a local folder `root`, and how the watcher reaches it. */

@@ -1,6 +1,6 @@
 import { DynamoDbLimiterStore } from '../../lambdas/adapters/aws/dynamodb-limiter-store';
 import { RateLimiter, type LimiterStore } from '../../lambdas/core/crm/rate-limiter';
-import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/local-dynamodb';
+import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
 
 /** The most times that fall in any window of `windowMs` (closed: both ends count). */
 function busiestWindow(times: number[], windowMs: number): number {

@@ -4,7 +4,7 @@ import {
   runStateMachine,
   type EventLog,
   type LocalLambda,
-} from '../../lambdas/local/state-machine-runner';
+} from '../../lambdas/local/integrations/state-machine-runner';
 
 /**
  * Every path of statemachines/file-ingestion.asl.json, run by aws-local-stepfunctions with the Lambdas

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { createServer, connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { newSshKeyPair } from '../../lambdas/local/sftp-server';
+import { newSshKeyPair } from '../../lambdas/local/services/sftp-server';
 
 export const SSHD = '/usr/sbin/sshd';
 /** Debian's openssh-server (`.ci/run` installs it): tests against the real server run when it is there. */

@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { generateFiles } from '../../lambdas/local/generate-files';
+import { generateFiles } from '../../lambdas/local/cli/generate-files';
 import { tempDir } from './helpers';
 
 describe('generateFiles', () => {

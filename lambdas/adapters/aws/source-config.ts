@@ -1,5 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
+import { jsonVariable } from '../../contracts/function-contract';
 import { PollSourceSchema, type PollSource } from '../../core/polling/poll-source';
 import { SourceCredentialsSchema, type SourceCredentials } from '../sftp/sftp-folder';
 
@@ -7,9 +8,12 @@ import { SourceCredentialsSchema, type SourceCredentials } from '../sftp/sftp-fo
 export const DeployedSourceSchema = PollSourceSchema.extend({ secretId: z.string().min(1) });
 export type DeployedSource = z.infer<typeof DeployedSourceSchema> & PollSource;
 
-/** POLL_SOURCES, JSON: every source validated, names unique; a bad one is named at start. */
-export const DeployedSourcesSchema = z.preprocess(
-  (text) => (typeof text === 'string' ? JSON.parse(text) : text),
+/**
+ * POLL_SOURCES, JSON, the one variable that tells the poller and the report delivery their sources: written
+ * by CDK (and the local runtime) through their contracts' builders, read by the same schema. Every source is
+ * validated, names unique; a bad one is named at start.
+ */
+export const DeployedSourcesSchema = jsonVariable(
   z.array(DeployedSourceSchema).refine((sources) => new Set(sources.map((s) => s.name)).size === sources.length, {
     error: 'source names must be unique',
   }),

@@ -1,5 +1,5 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { CallQueue } from '../../core/crm/call-message';
+import { RECORDS_ATTRIBUTE, type CallQueue, type QueuedCall } from '../../core/crm/call-message';
 import { ErrorNames, PipelineError } from '../../core/errors';
 
 /** SendMessageBatch limits: 10 entries and 256 KiB of bodies (kept at the classic limit, which every queue has). */
@@ -8,38 +8,47 @@ const MAX_BATCH_BYTES = 256 * 1024;
 /** Requests in flight: one prepare slice fills the queue far faster than the CRM limit drains it. */
 const IN_FLIGHT = 8;
 const ATTEMPTS = 5;
+/** What the records attribute adds to a message's size (its name, type and value), rounded up. */
+const ATTRIBUTE_BYTES = 32;
 
-/** The call queue on SQS: message bodies packed into SendMessageBatch requests, failed entries sent again. */
+/**
+ * The call queue on SQS: messages packed into SendMessageBatch requests, each with its number of records as a
+ * message attribute; failed entries are sent again.
+ */
 export class SqsCallQueue implements CallQueue {
   constructor(
     private readonly sqs: SQSClient,
     private readonly queueUrl: string,
   ) {}
 
-  async send(bodies: readonly string[]): Promise<void> {
-    const requests: string[][] = [];
-    let current: string[] = [];
+  async send(calls: readonly QueuedCall[]): Promise<void> {
+    const requests: QueuedCall[][] = [];
+    let current: QueuedCall[] = [];
     let bytes = 0;
-    for (const body of bodies) {
-      const size = Buffer.byteLength(body);
+    for (const call of calls) {
+      const size = Buffer.byteLength(call.body) + ATTRIBUTE_BYTES;
       if (current.length === MAX_ENTRIES || (current.length > 0 && bytes + size > MAX_BATCH_BYTES)) {
         requests.push(current);
         current = [];
         bytes = 0;
       }
-      current.push(body);
+      current.push(call);
       bytes += size;
     }
     if (current.length > 0) requests.push(current);
     let next = 0;
     const worker = async () => {
-      while (next < requests.length) await this.sendBatch(requests[next++] as string[]);
+      while (next < requests.length) await this.sendBatch(requests[next++] as QueuedCall[]);
     };
     await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, requests.length) }, worker));
   }
 
-  private async sendBatch(bodies: string[]): Promise<void> {
-    let entries = bodies.map((body, i) => ({ Id: String(i), MessageBody: body }));
+  private async sendBatch(calls: QueuedCall[]): Promise<void> {
+    let entries = calls.map((call, i) => ({
+      Id: String(i),
+      MessageBody: call.body,
+      MessageAttributes: { [RECORDS_ATTRIBUTE]: { DataType: 'Number', StringValue: String(call.records) } },
+    }));
     for (let attempt = 1; ; attempt++) {
       const { Failed = [] } = await this.sqs.send(
         new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }),

@@ -68,7 +68,21 @@ export function callMessageBody(
   return `{"fileId":"${meta.fileId}","phase":"${meta.phase}","batchIndex":${batch.index},"operation":"${meta.operation}","lines":[${lines}],"records":[${records}]}`;
 }
 
-/** The port to the call queue (SQS): message bodies, each one call; sent in order, at least once. */
+/** One queued call: its message body, and how many records it carries (a message attribute, for counting). */
+export interface QueuedCall {
+  readonly body: string;
+  readonly records: number;
+}
+
+/** The port to the call queue (SQS): one message per call; sent in order, at least once. */
 export interface CallQueue {
-  send(bodies: readonly string[]): Promise<void>;
+  send(calls: readonly QueuedCall[]): Promise<void>;
+}
+
+/** The message attribute that carries a call's number of records. */
+export const RECORDS_ATTRIBUTE = 'Records';
+
+/** The port to the queue's redelivery: a message whose call failed transiently is hidden for its back-off. */
+export interface MessageRedelivery {
+  delay(receiptHandle: string, seconds: number): Promise<void>;
 }

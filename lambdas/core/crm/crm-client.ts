@@ -1,4 +1,5 @@
-import { ErrorNames } from '../errors';
+import { ErrorNames, PipelineError } from '../errors';
+import { backoffMs } from './backoff';
 import { decideCall, decideRecord, parseCallResults, type CrmOperation, type RecordDecision } from './response-policy';
 
 /** The names of whole-call failures, from the one table of error names. */
@@ -9,13 +10,13 @@ export type CrmErrorName =
   | typeof ErrorNames.crmUnavailable;
 
 /** A call that did not get per-record answers: its records stay pending (never failed for this reason). */
-export class CrmCallError extends Error {
+export class CrmCallError extends PipelineError {
   constructor(
     override readonly name: CrmErrorName,
     message: string,
     readonly status?: number,
   ) {
-    super(message);
+    super(name, message);
   }
 }
 
@@ -126,8 +127,7 @@ export class CrmClient {
 
   /** Full jitter: a random wait between 0 and the exponential ceiling of this retry. */
   private backoffMs(retry: number): number {
-    const ceiling = Math.min(this.options.retryMaxDelayMs, this.options.retryBaseDelayMs * 2 ** (retry - 1));
-    return Math.round(this.random() * ceiling);
+    return backoffMs(retry, this.options.retryBaseDelayMs, this.options.retryMaxDelayMs, this.random);
   }
 
   async send(call: CrmCall): Promise<CallResult> {

@@ -54,8 +54,10 @@ export const sourcePath = (source: PollSource, path: string) =>
  * The file is not as listed any more (it grew, shrank or was rewritten while it was read): nothing is landed, and
  * it waits for the next poll like any file still being written. Not a failure of the source.
  */
-export class RemoteFileChanged extends Error {
-  override readonly name = 'RemoteFileChanged';
+export class RemoteFileChanged extends PipelineError {
+  constructor(message: string) {
+    super(ErrorNames.sourceFileChanged, message);
+  }
 }
 
 /** A file in the listed folder. */

@@ -76,7 +76,8 @@ export async function preparePhaseSlice(
     firstBatch: slice.firstBatch,
     shouldStop,
     ...(onlyLines ? { onlyLines } : {}),
-    onBatches: (batches) => deps.queue.send(batches.map((batch) => callMessageBody(batch, meta))),
+    onBatches: (batches) =>
+      deps.queue.send(batches.map((batch) => ({ body: callMessageBody(batch, meta), records: batch.items.length }))),
     // Validation failures need no storage: the report validates the file again (it is deterministic).
     onRejected: () => undefined,
   });

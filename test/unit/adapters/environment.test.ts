@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { readEnvironment } from '../../../lambdas/adapters/aws/environment';
+import { readEnvironment } from '../../../lambdas/contracts/function-contract';
 
 describe('readEnvironment', () => {
   const schema = z

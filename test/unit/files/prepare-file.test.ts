@@ -5,7 +5,7 @@ import { callBody, callMessageBody, CallMessageSchema, operationFor } from '../.
 import { batchBody, type PlannedBatch } from '../../../lambdas/core/files/plan-batches';
 import { LineSet, prepareFile, type RejectedRecord } from '../../../lambdas/core/files/prepare-file';
 import type { FileKind } from '../../../lambdas/core/files/record-schemas';
-import { generateFiles, type GeneratedFile } from '../../../lambdas/local/generate-files';
+import { generateFiles, type GeneratedFile } from '../../../lambdas/local/cli/generate-files';
 import { chunksOf, tempDir } from '../helpers';
 
 async function prepare(path: string, kind: FileKind, maxBytes = 200 * 1024) {

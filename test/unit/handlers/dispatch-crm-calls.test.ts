@@ -1,49 +1,55 @@
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { startCrmSimulator, type CrmSimulator } from '../../../lambdas/local/crm-simulator';
+import { startCrmSimulator, type CrmSimulator } from '../../../lambdas/local/crm-simulator/crm-simulator';
+import * as dynamodb from '@aws-sdk/lib-dynamodb';
+import * as sqs from '@aws-sdk/client-sqs';
+import * as secrets from '@aws-sdk/client-secrets-manager';
+import { PassThrough } from 'node:stream';
+import { awsClients } from '../../../lambdas/adapters/aws/clients';
+import { dispatchCrmCallsContract } from '../../../lambdas/dispatch-crm-calls/contract';
+import { awsDependencies, makeHandler } from '../../../lambdas/dispatch-crm-calls/make-handler';
+import { redeliveryBackoffSeconds } from '../../../lambdas/core/crm/backoff';
 import { customer } from '../../fixtures/crm-records';
 
-type HandlerModule = typeof import('../../../lambdas/dispatch-crm-calls/handler');
+type HandlerModule = { handler: ReturnType<typeof makeHandler> };
 type Sdk = {
   dynamodb: typeof import('@aws-sdk/lib-dynamodb');
   sqs: typeof import('@aws-sdk/client-sqs');
   secrets: typeof import('@aws-sdk/client-secrets-manager');
 };
+const sdk: Sdk = { dynamodb, sqs, secrets };
 
 /**
- * The handler with a given environment, in a fresh module registry (it reads its environment once, at start),
- * and the SDK mocks of that same registry: a mock of another registry's client class would not intercept.
+ * The handler built as its AWS entry builds it, from this environment (read by its contract), with the SDK
+ * mocked; its logs and metrics are captured.
  */
-async function loadHandler(env: Record<string, string>, configure: (sdk: Sdk, mocks: Mocks) => void) {
-  let loaded: { module: HandlerModule; mocks: Mocks } | undefined;
-  Object.assign(process.env, env);
-  await jest.isolateModulesAsync(async () => {
-    const sdk: Sdk = {
-      dynamodb: await import('@aws-sdk/lib-dynamodb'),
-      sqs: await import('@aws-sdk/client-sqs'),
-      secrets: await import('@aws-sdk/client-secrets-manager'),
-    };
-    const mocks = {
-      dynamodb: mockClient(sdk.dynamodb.DynamoDBDocumentClient),
-      sqs: mockClient(sdk.sqs.SQSClient),
-      secrets: mockClient(sdk.secrets.SecretsManagerClient),
-      sdk,
-    };
-    mocks.dynamodb.on(sdk.dynamodb.GetCommand).resolves({});
-    mocks.dynamodb.on(sdk.dynamodb.PutCommand).resolves({});
-    // The limiter's atomic slot update: answer as DynamoDB would for a schedule that is current.
-    mocks.dynamodb
-      .on(sdk.dynamodb.UpdateCommand)
-      .callsFake((input: { ExpressionAttributeValues: Record<string, number> }) => ({
-        Attributes: {
-          nextSlotMs: input.ExpressionAttributeValues[':now']! + input.ExpressionAttributeValues[':interval']!,
-        },
-      }));
-    mocks.sqs.on(sdk.sqs.ChangeMessageVisibilityCommand).resolves({});
-    configure(sdk, mocks);
-    loaded = { module: await import('../../../lambdas/dispatch-crm-calls/handler'), mocks };
-  });
-  return loaded as { module: HandlerModule; mocks: Mocks };
+async function loadHandler(
+  env: Record<string, string>,
+  configure: (sdk: Sdk, mocks: Mocks) => void,
+  output: NodeJS.WritableStream,
+) {
+  const mocks = {
+    dynamodb: mockClient(sdk.dynamodb.DynamoDBDocumentClient),
+    sqs: mockClient(sdk.sqs.SQSClient),
+    secrets: mockClient(sdk.secrets.SecretsManagerClient),
+    sdk,
+  };
+  mocks.dynamodb.on(sdk.dynamodb.GetCommand).resolves({});
+  mocks.dynamodb.on(sdk.dynamodb.PutCommand).resolves({});
+  // The limiter's atomic slot update: answer as DynamoDB would for a schedule that is current.
+  mocks.dynamodb
+    .on(sdk.dynamodb.UpdateCommand)
+    .callsFake((input: { ExpressionAttributeValues: Record<string, number> }) => ({
+      Attributes: {
+        nextSlotMs: input.ExpressionAttributeValues[':now']! + input.ExpressionAttributeValues[':interval']!,
+      },
+    }));
+  mocks.sqs.on(sdk.sqs.ChangeMessageVisibilityCommand).resolves({});
+  configure(sdk, mocks);
+  const environment = dispatchCrmCallsContract.environment.read(env);
+  const clients = awsClients({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+  const module = { handler: makeHandler(awsDependencies(environment, { clients, telemetry: { output } })) };
+  return { module, mocks };
 }
 
 interface Mocks {
@@ -89,8 +95,9 @@ const callMessage = (batchIndex: number, records: object[]) => ({
 
 describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)', () => {
   let sim: CrmSimulator;
-  let stdout: jest.SpyInstance;
-  const emitted = () => stdout.mock.calls.map(([line]) => String(line)).join('');
+  let output: PassThrough;
+  let captured = '';
+  const emitted = () => captured;
   const baseEnv = () => ({
     LEDGER_TABLE_NAME: 'ledger',
     LIMITER_TABLE_NAME: 'limiter',
@@ -99,10 +106,9 @@ describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)',
     CRM_RETRY_BASE_DELAY_MS: '1',
     CRM_RETRY_MAX_DELAY_MS: '2',
     CALL_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/calls',
-    AWS_REGION: 'eu-west-1',
   });
-  const load = (env: Record<string, string>, configure: (sdk: Sdk, mocks: Mocks) => void = () => undefined) =>
-    loadHandler({ ...baseEnv(), ...env }, configure);
+  const load = async (env: Record<string, string>, configure: (sdk: Sdk, mocks: Mocks) => void = () => undefined) =>
+    loadHandler({ ...baseEnv(), ...env }, configure, output);
   const invoke = (module: HandlerModule, records: SQSRecord[]) =>
     module.handler({ Records: records } as SQSEvent, context) as Promise<SQSBatchResponse>;
   const puts = (mocks: Mocks, table: string) =>
@@ -110,20 +116,14 @@ describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)',
       .commandCalls(mocks.sdk.dynamodb.PutCommand)
       .filter((c) => (c.args[0].input as { TableName?: string }).TableName === table);
 
-  const savedEnv = { ...process.env };
-  afterAll(() => {
-    process.env = savedEnv;
-  });
-
   beforeEach(async () => {
     sim = await startCrmSimulator({ customers: [customer('EXISTS')] });
-    stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    captured = '';
+    output = new PassThrough();
+    output.on('data', (chunk: Buffer) => (captured += chunk.toString()));
   });
   afterEach(async () => {
-    stdout.mockRestore();
     await sim.close();
-    delete process.env.CRM_API_TOKEN;
-    delete process.env.CRM_API_TOKEN_SECRET_ARN;
   });
 
   it('calls the CRM once per message, stores each record outcome, reports a malformed message as a failure', async () => {
@@ -212,11 +212,10 @@ describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)',
     );
   });
 
-  it('backs off exponentially with full jitter, capped', async () => {
-    const { backoffSeconds } = (await load({ CRM_API_TOKEN: sim.token })).module;
-    expect(backoffSeconds(1, 10, () => 1)).toBe(10);
-    expect(backoffSeconds(4, 10, () => 1)).toBe(80);
-    expect(backoffSeconds(20, 10, () => 1)).toBe(900);
-    expect(backoffSeconds(3, 10, () => 0)).toBe(1);
+  it('backs a redelivery off exponentially with full jitter, capped (from ten times the first retry delay)', () => {
+    expect(redeliveryBackoffSeconds(1, 1000, () => 1)).toBe(10);
+    expect(redeliveryBackoffSeconds(4, 1000, () => 1)).toBe(80);
+    expect(redeliveryBackoffSeconds(20, 1000, () => 1)).toBe(900);
+    expect(redeliveryBackoffSeconds(3, 1000, () => 0)).toBe(1);
   });
 });

@@ -1,9 +1,8 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../../lambdas/core/config';
-import { inputFiles, settingsEnv } from '../../../lambdas/local/ingest-commands';
-import { failuresText, fileResult, runReport, summaryTable } from '../../../lambdas/local/run-report';
+import { inputFiles } from '../../../lambdas/local/cli/ingest-commands';
+import { failuresText, fileResult, runReport, summaryTable } from '../../../lambdas/local/cli/run-report';
 
 const users = fileResult({
   name: 'users_acme_20261124_001.csv',
@@ -97,16 +96,5 @@ describe('the command inputs', () => {
       /two files are named single\.csv/,
     );
     expect(() => inputFiles([join(directory, 'missing')])).toThrow(/no such file or directory: .*missing/);
-  });
-
-  it('hands every setting to the handlers under its environment name', () => {
-    const env = settingsEnv(loadConfig({ flags: { callsPerMinute: 600, limitWindowSeconds: 30 } }));
-    expect(env).toMatchObject({
-      CRM_CALLS_PER_MINUTE: '600',
-      CRM_LIMIT_WINDOW_S: '30',
-      ACCEPTED_ENCODINGS: 'csv,jsonl,gzip',
-      POWERTOOLS_LOG_LEVEL: 'INFO',
-    });
-    expect(env).not.toHaveProperty('CRM_BASE_URL');
   });
 });

@@ -3,8 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import seedrandom from 'seedrandom';
 import { z } from 'zod';
-import type { CrmOperation } from '../core/crm/response-policy';
-import type { CrmCustomer, CrmTransaction } from '../core/files/record-schemas';
+import type { CrmOperation } from '../../core/crm/response-policy';
+import type { CrmCustomer, CrmTransaction } from '../../core/files/record-schemas';
 
 /** Faults a test or a local run switches on (crm-api.md, Simulator extras). */
 export interface SimulatorFaults {

@@ -1,13 +1,13 @@
 import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { configEnvironment, type Config } from '../core/config';
-import type { CrmSimulatorOptions } from './crm-simulator';
+import type { Config } from '../../core/config';
+import type { CrmSimulatorOptions } from '../crm-simulator/crm-simulator';
 import { writeDemoLoad } from './demo-load';
-import { sha256Of } from '../core/files/file-identity';
+import { sha256Of } from '../../core/files/file-identity';
 import { RunStopped, startIngestRuntime, type IngestRuntime } from './ingest-runtime';
-import type { PollSource } from '../core/polling/poll-source';
-import { connectSftpSource, type SourceCredentials } from '../adapters/sftp/sftp-folder';
+import type { PollSource } from '../../core/polling/poll-source';
+import { connectSftpSource, type SourceCredentials } from '../../adapters/sftp/sftp-folder';
 import { failuresText, runReport, summaryTable, type FileResult, type RunReport } from './run-report';
 
 /** Where a command writes: its own output (stdout), progress and errors (stderr). */
@@ -36,16 +36,6 @@ export interface PollOption {
   readonly source: PollSource;
   readonly credentials: SourceCredentials;
   readonly intervalMs: number;
-}
-
-/** The settings as the handlers' environment (they read their configuration from it, as on Lambda). */
-export function settingsEnv(settings: Config): Record<string, string> {
-  return {
-    ...configEnvironment(settings),
-    POWERTOOLS_LOG_LEVEL: settings.logLevel,
-    // EMF metrics are for CloudWatch; locally the run's own figures say the same.
-    POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
-  };
 }
 
 /** The files named on the command line: files as given, directories' files sorted by name (hidden ones skipped). */
@@ -79,11 +69,11 @@ export function inputFiles(paths: readonly string[]): string[] {
   return files.map((file) => resolve(file));
 }
 
-/** The runtime of a command: its settings (also as the handlers' environment), partners and simulator. */
-const startRuntime = (options: CommandOptions) =>
+/** The runtime of a command: its settings, partners and simulator; the handlers log to `log`. */
+const startRuntime = (options: CommandOptions, log: NodeJS.WritableStream) =>
   startIngestRuntime({
     settings: options.settings,
-    env: settingsEnv(options.settings),
+    telemetry: { logLevel: options.settings.logLevel, output: log },
     partners: options.partners,
     ...(options.sftpPassword ? { sftpPassword: options.sftpPassword } : {}),
     ...(options.simulator ? { simulator: options.simulator } : {}),
@@ -136,7 +126,7 @@ async function runToReport(
     io.out(options.json ? `${JSON.stringify(report)}\n` : `${summaryTable(report)}\n`);
   const logFile = openLog(options.settings.reportDir);
   try {
-    runtime = await startRuntime(options);
+    runtime = await startRuntime(options, logFile.stream);
     const active = runtime;
     if (io.progress) {
       io.err(`CRM: ${active.crmUrl}${active.simulated ? ' (the embedded simulator)' : ''}\n`);
@@ -332,7 +322,7 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
   const logFile = openLog(options.settings.reportDir);
   let runtime: IngestRuntime | undefined;
   try {
-    runtime = await startRuntime(options);
+    runtime = await startRuntime(options, logFile.stream);
     const { sftp } = runtime;
     const connection = {
       sftp: { host: sftp.host, port: sftp.port, hostKeyFingerprint: sftp.hostKeyFingerprint },
@@ -385,25 +375,11 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
 }
 
 /**
- * The handlers log (JSON, as on Lambda) to stdout, and Powertools warns on stderr; here both are the command's
- * own (its output, progress and errors are written through handles taken before), so everything else written
- * there goes to `<report dir>/ingest.log` while the command runs.
+ * The handlers' JSON logs and EMF metrics (as on Lambda) go to `<report dir>/ingest.log` while the command
+ * runs, so stdout holds only the command's own output.
  */
 function openLog(reportDir: string) {
   mkdirSync(reportDir, { recursive: true });
-  const log = createWriteStream(join(reportDir, 'ingest.log'), { flags: 'a' });
-  const streams = [process.stdout, process.stderr];
-  const writes = streams.map((stream) => stream.write);
-  for (const stream of streams) {
-    stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
-      return log.write(chunk, callback);
-    }) as typeof stream.write;
-  }
-  return {
-    close: () => {
-      streams.forEach((stream, index) => (stream.write = writes[index] as typeof stream.write));
-      log.end();
-    },
-  };
+  const stream = createWriteStream(join(reportDir, 'ingest.log'), { flags: 'a' });
+  return { stream, close: () => stream.end() };
 }

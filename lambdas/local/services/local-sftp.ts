@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { FileEntry } from 'ssh2';
-import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
+import { DEFAULT_LANDING_PREFIX } from '../../core/workflow/storage-keys';
 import { attributes, DIR_MODE, entry, FILE_MODE, isMissing, startSftpServer, type SftpFiles } from './sftp-server';
 
 export interface SftpUser {

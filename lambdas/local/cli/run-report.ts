@@ -1,4 +1,4 @@
-import type { FileSummary } from '../core/ledger/file-report';
+import type { FileSummary } from '../../core/ledger/file-report';
 import type { CrmCallCounts } from './crm-call-monitor';
 
 /** One file of a run, as `ingest run --json` prints it (../shared/local-run.md). */

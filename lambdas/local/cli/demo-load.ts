@@ -1,8 +1,8 @@
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { CrmCustomer } from '../core/files/record-schemas';
-import { SIM_INCOMPLETE_TRANSACTION, SIM_INVALID_EMAIL_DOMAIN } from './crm-simulator';
+import type { CrmCustomer } from '../../core/files/record-schemas';
+import { SIM_INCOMPLETE_TRANSACTION, SIM_INVALID_EMAIL_DOMAIN } from '../crm-simulator/crm-simulator';
 import { generateFiles, generatedFileName } from './generate-files';
 
 export interface DemoLoad {

@@ -2,7 +2,7 @@ import { generateKeyPairSync, timingSafeEqual } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { posix } from 'node:path';
-import { keyFingerprint } from '../adapters/sftp/host-key';
+import { keyFingerprint } from '../../adapters/sftp/host-key';
 import { Server, utils, type Attributes, type Connection, type FileEntry, type SFTPWrapper } from 'ssh2';
 
 const { OPEN_MODE, STATUS_CODE } = utils.sftp;

@@ -21,7 +21,7 @@ promises.withResolvers ??= function withResolvers<T>() {
   return { promise, resolve, reject };
 };
 
-export const STATE_MACHINES_DIR = join(__dirname, '../../statemachines');
+export const STATE_MACHINES_DIR = join(__dirname, '../../../statemachines');
 
 /** A Lambda function run locally: it gets the payload AWS would send and returns what it would return. */
 export type LocalLambda = (payload: unknown) => Promise<unknown> | unknown;

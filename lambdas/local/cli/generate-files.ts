@@ -4,7 +4,7 @@ import { createGzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import seedrandom from 'seedrandom';
-import type { FileKind } from '../core/files/record-schemas';
+import type { FileKind } from '../../core/files/record-schemas';
 
 export type GeneratedFormat = 'csv' | 'jsonl';
 

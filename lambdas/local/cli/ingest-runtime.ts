@@ -1,31 +1,35 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { GetCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import SftpClient from 'ssh2-sftp-client';
-import type { Config } from '../core/config';
-import { CLAIM_SORT_KEY, fileKey } from '../adapters/aws/ledger-keys';
-import type { FinalSummary } from '../core/workflow/finalise-file';
-import type { PollSource } from '../core/polling/poll-source';
-import type { SourceCredentials } from '../adapters/sftp/sftp-folder';
+import type { Config } from '../../core/config';
+import { DynamoDbFileRegistry } from '../../adapters/aws/dynamodb-file-registry';
+import type { TelemetryOptions } from '../../adapters/aws/telemetry';
+import { ErrorNames, PipelineError } from '../../core/errors';
+import type { FinalSummary } from '../../core/workflow/finalise-file';
+import type { PollSource } from '../../core/polling/poll-source';
+import type { SourceCredentials } from '../../adapters/sftp/sftp-folder';
 import { monitorCrmCalls, type CrmCallMonitor } from './crm-call-monitor';
-import type { CrmSimulatorOptions } from './crm-simulator';
-import { LOCAL_NAMES, startLocalPipeline, type LocalPipeline } from './local-pipeline';
-import { newPassword, startLocalSftp, type LocalSftp, type SftpUser } from './local-sftp';
+import type { CrmSimulatorOptions } from '../crm-simulator/crm-simulator';
+import { LOCAL_NAMES, startLocalPipeline, type LocalPipeline } from '../wiring/local-pipeline';
+import { newPassword, startLocalSftp, type LocalSftp, type SftpUser } from '../services/local-sftp';
 import { fileResult, type FileResult } from './run-report';
 
 /** The run cannot finish (credentials rejected, CRM unreachable, an execution failed): records stay pending. */
-export class RunStopped extends Error {
-  override readonly name = 'RunStopped';
+export class RunStopped extends PipelineError {
+  constructor(message: string) {
+    super(ErrorNames.runStopped, message);
+  }
 }
 
 export interface IngestRuntimeOptions {
-  /** The settings, already validated; they are handed to the handlers as their environment. */
+  /** The settings, already validated; each handler gets those its contract reads. */
   readonly settings: Config;
-  readonly env: Readonly<Record<string, string>>;
+  /** The handlers' log level and where their logs and metrics go (the run's log file). */
+  readonly telemetry?: TelemetryOptions;
   /** Partners with an SFTP user each. */
   readonly partners: readonly string[];
   readonly sftpPassword?: string;
@@ -92,7 +96,8 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     });
   }
   const pipeline = await startLocalPipeline({
-    env: options.env,
+    settings,
+    ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     ...(settings.crmBaseUrl ? { crmUrl: settings.crmBaseUrl } : {}),
     ...(options.simulator ? { simulator: options.simulator } : {}),
     concurrency: settings.dispatchConcurrency,
@@ -107,7 +112,7 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     users,
   });
   const s3 = pipeline.s3.client();
-  const documents = DynamoDBDocumentClient.from(pipeline.db.client());
+  const registry = new DynamoDbFileRegistry(pipeline.db.client(), LOCAL_NAMES.ledgerTable);
 
   let stop: (error: RunStopped) => void = () => undefined;
   const stopped = new Promise<never>((_, reject) => (stop = reject));
@@ -185,10 +190,7 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     },
     async waitForClaim(sha256) {
       for (;;) {
-        const { Item } = await documents.send(
-          new GetCommand({ TableName: LOCAL_NAMES.ledgerTable, Key: { pk: fileKey(sha256), sk: CLAIM_SORT_KEY } }),
-        );
-        if (Item) return;
+        if (await registry.read(sha256)) return;
         await Promise.race([sleep(100), stopped]);
       }
     },

@@ -1,0 +1,52 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
+import { DynamoDbFileRegistry } from '../adapters/aws/dynamodb-file-registry';
+import { S3ObjectStore } from '../adapters/aws/s3-object-store';
+import { stateMachineErrors } from '../adapters/aws/task-errors';
+import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
+import { identifyFile, type IdentifyOptions } from '../core/files/identify-file';
+import type { ObjectReader } from '../core/files/object-store';
+import type { FileRegistry } from '../core/ledger/file-claim';
+import { classifyFileContract as contract, type ClassifyFileEnvironment } from './contract';
+
+export interface ClassifyFileDeps {
+  readonly store: ObjectReader;
+  readonly registry: FileRegistry;
+  readonly settings: IdentifyOptions;
+  readonly telemetry: Telemetry<'classify-file'>;
+}
+
+/** classify: kind and SHA-256 of a landed file; claim: its claim in the registry. */
+export function makeHandler(deps: ClassifyFileDeps) {
+  const { logger } = deps.telemetry;
+  return middy(async (event: unknown) => {
+    const input = contract.input.parse(event);
+    if (input.action === 'classify') {
+      const identified = await identifyFile(deps.store, input.file, deps.settings);
+      logger.info('file classified', { key: input.file.key, kind: identified.kind, size: identified.size });
+      return identified;
+    }
+    const { kind, sha256, versionId } = input.classification;
+    const claim = await deps.registry.claim({
+      fileId: sha256,
+      ...input.file,
+      kind,
+      ...(versionId ? { versionId } : {}),
+    });
+    logger.info('file claim', { key: input.file.key, fileId: sha256, ...claim });
+    return claim;
+  })
+    .use(injectLambdaContext(logger))
+    .use(stateMachineErrors(contract));
+}
+
+/** The function's adapters on AWS (or on the embedded services, with their clients). */
+export function awsDependencies(environment: ClassifyFileEnvironment, runtime: FunctionRuntime): ClassifyFileDeps {
+  return {
+    store: new S3ObjectStore(runtime.clients.s3),
+    registry: new DynamoDbFileRegistry(runtime.clients.dynamodb, environment.LEDGER_TABLE_NAME),
+    settings: environment.settings,
+    telemetry: createTelemetry(contract.name, runtime.telemetry),
+  };
+}

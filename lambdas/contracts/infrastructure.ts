@@ -1,0 +1,50 @@
+import { join } from 'node:path';
+import type { Config } from '../core/config';
+import { dispatchCrmCallsContract } from '../dispatch-crm-calls/contract';
+import type { FunctionName } from './telemetry';
+
+/**
+ * The facts the infrastructure shares with the code, in one place: CDK deploys from them, the one-machine
+ * runtime builds its stand-ins from them, and the tests run the state machine with them.
+ */
+
+/** The state machine file CDK deploys: the same file the local runner and the state machine tests execute. */
+export const FILE_INGESTION_ASL = join(__dirname, '../../statemachines/file-ingestion.asl.json');
+
+/** The functions the file workflow's tasks invoke, by the substitution that holds each one's ARN. */
+export const WORKFLOW_TASK_FUNCTIONS = {
+  ClassifyFileFunctionArn: 'classify-file',
+  PrepareFileFunctionArn: 'prepare-file',
+  AwaitPhaseFunctionArn: 'await-phase',
+  FinaliseFileFunctionArn: 'finalise-file',
+} as const satisfies Record<string, FunctionName>;
+
+export type WorkflowTaskFunction = (typeof WORKFLOW_TASK_FUNCTIONS)[keyof typeof WORKFLOW_TASK_FUNCTIONS];
+
+/** The settings the workflow's definition carries. */
+export type WorkflowSettings = Pick<Config, 'retryLaterAttempts' | 'retryLaterDelaySeconds' | 'phaseCheckSeconds'>;
+
+/** Every `${...}` substitution of file-ingestion.asl.json: the task functions' ARNs and the workflow's settings. */
+export function fileIngestionSubstitutions(
+  functionArn: (name: WorkflowTaskFunction) => string,
+  settings: WorkflowSettings,
+): Record<string, string> {
+  return {
+    ...Object.fromEntries(Object.entries(WORKFLOW_TASK_FUNCTIONS).map(([key, name]) => [key, functionArn(name)])),
+    RetryLaterAttempts: String(settings.retryLaterAttempts),
+    RetryLaterDelaySeconds: String(settings.retryLaterDelaySeconds),
+    PhaseCheckSeconds: String(settings.phaseCheckSeconds),
+  };
+}
+
+/** The CRM call queue and its event source, on AWS and on one machine. */
+export const CALL_QUEUE = {
+  /** A message stays hidden six times the dispatcher's timeout, as AWS advises for an SQS event source. */
+  visibilityTimeoutSeconds: 6 * dispatchCrmCallsContract.timeoutSeconds,
+  /** Deliveries of a message before it goes to the dead-letter queue. */
+  maxReceiveCount: 10,
+  /** Messages are kept 14 days (SQS's most), so a long CRM outage loses nothing. */
+  retentionDays: 14,
+  /** Messages per dispatcher invocation: the SQS event source's default. */
+  eventSourceBatchSize: 10,
+} as const;

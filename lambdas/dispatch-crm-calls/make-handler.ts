@@ -1,0 +1,165 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { givenToken, secretToken, type CrmTokenSource } from '../adapters/aws/crm-token';
+import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
+import { DynamoDbLimiterStore } from '../adapters/aws/dynamodb-limiter-store';
+import { DynamoDbPhaseLedger } from '../adapters/aws/dynamodb-phase-ledger';
+import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
+import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
+import { SqsRedelivery } from '../adapters/aws/sqs-redelivery';
+import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
+import { redeliveryBackoffSeconds } from '../core/crm/backoff';
+import { CallMessageSchema, type MessageRedelivery } from '../core/crm/call-message';
+import { CrmCallError, CrmClient, type AttemptReport, type CrmClientOptions } from '../core/crm/crm-client';
+import { dispatchCall, type CallAnswer, type CallLedger } from '../core/crm/dispatch-call';
+import { RateLimiter } from '../core/crm/rate-limiter';
+import { ErrorNames } from '../core/errors';
+import { countAnswer, type PhaseLedger, type TaskNotifier } from '../core/ledger/phase-ledger';
+import { dispatchCrmCallsContract as contract, type DispatchCrmCallsEnvironment } from './contract';
+
+export interface DispatchCrmCallsDeps {
+  readonly ledger: CallLedger;
+  readonly phases: PhaseLedger;
+  readonly notifier: TaskNotifier;
+  /** The CRM client's settings; its token is read on first use. */
+  readonly crm: Omit<CrmClientOptions, 'token' | 'onAttempt'> & { readonly token: CrmTokenSource };
+  /** Hides a transiently failed message for its back-off; none: the queue's visibility timeout applies. */
+  readonly redelivery?: MessageRedelivery;
+  readonly telemetry: Telemetry<'dispatch-crm-calls'>;
+}
+
+/** SQS -> CRM: each message is one call; failed messages are reported back (partial batch response). */
+export function makeHandler(deps: DispatchCrmCallsDeps) {
+  const { logger, metrics, emit } = deps.telemetry;
+  const processor = new BatchProcessor(EventType.SQS);
+
+  /** One attempt's metrics: calls by operation and status, latency, limiter wait, throttles. No record data. */
+  const reportAttempt = (report: AttemptReport) => {
+    emit('CrmCalls', 1, { Operation: report.operation, Status: String(report.status) });
+    emit('CrmLatency', report.latencyMs, {});
+    emit('LimiterWait', report.limiterWaitMs, {});
+    if (report.status === 429) emit('CrmThrottled', 1, {});
+    if (report.replayed) emit('CrmReplays', 1, {});
+  };
+  const reportAnswer = (answer: CallAnswer) => {
+    const counts = new Map<string, { outcome: string; code: string; count: number }>();
+    for (const { status, reason } of answer.outcomes) {
+      const key = `${status}|${reason ?? ''}`;
+      const entry = counts.get(key) ?? { outcome: status, code: reason || 'none', count: 0 };
+      entry.count++;
+      counts.set(key, entry);
+    }
+    for (const { outcome, code, count } of counts.values()) emit('Records', count, { Outcome: outcome, Code: code });
+  };
+
+  // Created on first use (the token may have to be read from Secrets Manager); a failed read is tried again.
+  let client: Promise<CrmClient> | undefined;
+  const crmClient = () =>
+    (client ??= deps.crm
+      .token()
+      .then((token) => new CrmClient({ ...deps.crm, token, onAttempt: reportAttempt }))
+      .catch((error: unknown) => {
+        client = undefined;
+        throw error;
+      }));
+
+  const delayRedelivery = async (record: SQSRecord) => {
+    if (!deps.redelivery) return;
+    const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? '1') || 1;
+    const seconds = redeliveryBackoffSeconds(receiveCount, deps.crm.retryBaseDelayMs);
+    await deps.redelivery
+      .delay(record.receiptHandle, seconds)
+      .catch((error: unknown) => logger.warn('could not delay the redelivery', { error: (error as Error).message }));
+  };
+
+  const handleRecord = async (record: SQSRecord) => {
+    const parsed = CallMessageSchema.safeParse(JSON.parse(record.body));
+    if (!parsed.success) {
+      // A malformed message is a pipeline bug: fail it so it reaches the DLQ, where support can see it.
+      throw new Error(`invalid call message ${record.messageId}: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
+    }
+    const message = parsed.data;
+    const where = {
+      fileId: message.fileId,
+      phase: message.phase,
+      batchIndex: message.batchIndex,
+      operation: message.operation,
+    };
+    try {
+      // ApproximateReceiveCount 1: a first delivery (absent: treat as a possible redelivery).
+      const firstDelivery = record.attributes?.ApproximateReceiveCount === '1';
+      const result = await dispatchCall(message, { client: await crmClient(), ledger: deps.ledger }, { firstDelivery });
+      if (result.status === 'already-answered') {
+        logger.info('batch already answered; redelivery skipped', where);
+        return;
+      }
+      reportAnswer(result.answer);
+      // Only the delivery that stored the answer counts it, so a batch is never counted twice.
+      const resumed = result.recorded === 'recorded' && (await countAnswer(result.answer, deps.phases, deps.notifier));
+      logger.info('batch answered', {
+        ...where,
+        attempts: result.answer.attempts,
+        replayed: result.answer.replayed,
+        recorded: result.recorded,
+        phaseComplete: resumed,
+      });
+    } catch (error) {
+      if (error instanceof CrmCallError) {
+        emit(error.name === ErrorNames.crmAuthRejected ? 'CrmAuthRejected' : 'CrmCallFailed', 1, {});
+        logger.error('CRM call failed; the batch stays queued and its records pending', {
+          ...where,
+          error: error.name,
+          reason: error.message,
+        });
+        if (error.name === ErrorNames.crmUnavailable || error.name === ErrorNames.crmThrottled) {
+          await delayRedelivery(record);
+        }
+      }
+      throw error;
+    }
+  };
+
+  return middy(async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    contract.input.parse(event);
+    // Every failure is reported per message (ReportBatchItemFailures), also when all of them failed.
+    return processPartialResponse(event, handleRecord, processor, { context, throwOnFullBatchFailure: false });
+  })
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics));
+}
+
+/** The function's adapters on AWS (or on the embedded services, with their clients). */
+export function awsDependencies(
+  environment: DispatchCrmCallsEnvironment,
+  runtime: FunctionRuntime,
+): DispatchCrmCallsDeps {
+  const { clients } = runtime;
+  const { settings } = environment;
+  const ledger = new DynamoDbCallLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME);
+  const limiter = new RateLimiter(new DynamoDbLimiterStore(clients.dynamodb, environment.LIMITER_TABLE_NAME), {
+    callsPerWindow: settings.callsPerMinute,
+    windowMs: settings.limitWindowSeconds * 1000,
+    arrivalJitterMs: settings.limiterJitterMs,
+  });
+  return {
+    ledger,
+    phases: new DynamoDbPhaseLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME, ledger),
+    notifier: new SfnTaskNotifier(clients.sfn),
+    crm: {
+      baseUrl: environment.CRM_BASE_URL,
+      token: environment.CRM_API_TOKEN
+        ? givenToken(environment.CRM_API_TOKEN)
+        : secretToken(clients.secretsManager, environment.CRM_API_TOKEN_SECRET_ARN ?? ''),
+      timeoutMs: settings.crmTimeoutMs,
+      retryAttempts: settings.crmRetryAttempts,
+      retryBaseDelayMs: settings.crmRetryBaseDelayMs,
+      retryMaxDelayMs: settings.crmRetryMaxDelayMs,
+      acquire: () => limiter.acquire(),
+    },
+    ...(environment.CALL_QUEUE_URL ? { redelivery: new SqsRedelivery(clients.sqs, environment.CALL_QUEUE_URL) } : {}),
+    telemetry: createTelemetry(contract.name, runtime.telemetry),
+  };
+}

@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { defineContract, defineEnvironment, FileRefSchema, Sha256Schema } from '../contracts/function-contract';
+import { metricsOf } from '../contracts/telemetry';
+import { ErrorNames } from '../core/errors';
+import { FILE_KINDS } from '../core/files/record-schemas';
+import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
+
+const Classification = z.object({ kind: z.enum(FILE_KINDS), sha256: Sha256Schema, format: z.enum(['csv', 'jsonl']) });
+
+/** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
+const Input = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('finalise'),
+    file: FileRefSchema,
+    classification: Classification,
+    retryAttempts: z.number().int().min(0),
+  }),
+  z.object({
+    action: z.literal('duplicate'),
+    file: FileRefSchema,
+    classification: Classification,
+    claim: z.object({ duplicateOf: z.string() }),
+  }),
+  z.object({
+    action: z.literal('quarantine'),
+    file: FileRefSchema,
+    error: z.object({ Error: z.string().optional(), Cause: z.string().optional() }),
+  }),
+]);
+
+/** A finished file, as finalise returns it, `file.completed` carries it and summary.json holds it. */
+export const FinalSummarySchema = z.object({
+  name: z.string(),
+  sha256: z.string(),
+  kind: z.enum([...FILE_KINDS, 'unknown']),
+  status: z.enum(['succeeded', 'partial', 'failed', 'duplicate']),
+  received: z.number().int().min(0),
+  succeeded: z.number().int().min(0),
+  failed: z.number().int().min(0),
+  failures: z.record(z.string(), z.number().int().min(0)),
+  reason: z.string().optional(),
+  reports: z.object({
+    bucket: z.string().min(1),
+    summary: z.string().min(1),
+    results: z.string().optional(),
+    failedRecords: z.string().optional(),
+  }),
+  archived: FileRefSchema.optional(),
+});
+
+/** finalise: reconcile, report and archive a processed file; duplicate and quarantine: the files not processed. */
+export const finaliseFileContract = defineContract({
+  name: 'finalise-file',
+  description: 'Reconciles, reports and archives (or quarantines) a file',
+  timeoutSeconds: 15 * 60,
+  input: Input,
+  outputs: { finalise: FinalSummarySchema, duplicate: FinalSummarySchema, quarantine: FinalSummarySchema },
+  environment: defineEnvironment(
+    {
+      LEDGER_TABLE_NAME: z.string().min(1),
+      ARCHIVE_BUCKET_NAME: z.string().min(1),
+      FAILED_BUCKET_NAME: z.string().min(1),
+      EVENT_BUS_NAME: z.string().min(1).default('default'),
+      LANDING_PREFIX: z.string().min(1).default(DEFAULT_LANDING_PREFIX),
+    },
+    ['acceptedEncodings', 'logLevel'],
+  ),
+  // Ledger.Mismatch fails the state (the alarm on failed executions fires); nothing is archived.
+  errors: [ErrorNames.ledgerMismatch, ErrorNames.fileGone, ErrorNames.transient, ErrorNames.failed],
+  metrics: metricsOf('finalise-file'),
+});
+
+export type FinaliseFileInput = z.infer<typeof Input>;
+export type FinaliseFileEnvironment = ReturnType<typeof finaliseFileContract.environment.read>;

@@ -1,0 +1,79 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
+import { DynamoDbFileRegistry } from '../adapters/aws/dynamodb-file-registry';
+import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
+import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
+import { S3ObjectStore } from '../adapters/aws/s3-object-store';
+import { stateMachineErrors } from '../adapters/aws/task-errors';
+import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
+import {
+  finaliseDuplicate,
+  finaliseFile,
+  quarantineFile,
+  type FinaliseDeps,
+  type FinalSummary,
+} from '../core/workflow/finalise-file';
+import { finaliseFileContract as contract, type FinaliseFileEnvironment, type FinaliseFileInput } from './contract';
+
+export interface FinaliseFileDeps extends FinaliseDeps {
+  readonly telemetry: Telemetry<'finalise-file'>;
+}
+
+/** finalise: reconcile, report and archive a processed file; duplicate and quarantine: the files not processed. */
+export function makeHandler(deps: FinaliseFileDeps) {
+  const { logger, metrics, emit } = deps.telemetry;
+
+  /** Per-file metrics: files by status, records by outcome and failure reason, and the time from claim to finish. */
+  const reportMetrics = async (summary: FinalSummary, fileId?: string) => {
+    const { kind, status } = summary;
+    emit('Files', 1, { Kind: kind, Status: status });
+    emit('RecordsReceived', summary.received, { Kind: kind });
+    emit('RecordsSucceeded', summary.succeeded, { Kind: kind });
+    emit('RecordsFailed', summary.failed, { Kind: kind });
+    for (const [reason, count] of Object.entries(summary.failures)) {
+      emit('RecordsFailedByReason', count, { Kind: kind, Reason: reason });
+    }
+    const claimedAt = fileId ? (await deps.outcomes.read(fileId))?.claimedAt : undefined;
+    if (claimedAt) emit('FileDuration', (Date.now() - Date.parse(claimedAt)) / 1000, {});
+  };
+
+  const run = async (input: FinaliseFileInput): Promise<FinalSummary> => {
+    if (input.action === 'quarantine') return quarantineFile(input, deps);
+    const { kind, sha256, format } = input.classification;
+    if (input.action === 'duplicate') {
+      return finaliseDuplicate({ file: input.file, kind, fileId: sha256, duplicateOf: input.claim.duplicateOf }, deps);
+    }
+    return finaliseFile({ file: input.file, kind, fileId: sha256, format, retryPhases: input.retryAttempts }, deps);
+  };
+
+  return middy(async (event: unknown) => {
+    const input = contract.input.parse(event);
+    const summary = await run(input);
+    await reportMetrics(summary, input.action === 'finalise' ? input.classification.sha256 : undefined);
+    // Counts and reasons only: no record data in logs.
+    const { reports: _reports, archived: _archived, ...counts } = summary;
+    logger.info('file finished', { action: input.action, key: input.file.key, ...counts });
+    return summary;
+  })
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics))
+    .use(stateMachineErrors(contract));
+}
+
+/** The function's adapters on AWS (or on the embedded services, with their clients). */
+export function awsDependencies(environment: FinaliseFileEnvironment, runtime: FunctionRuntime): FinaliseFileDeps {
+  const { clients } = runtime;
+  return {
+    store: new S3ObjectStore(clients.s3),
+    answers: new DynamoDbCallLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME),
+    outcomes: new DynamoDbFileRegistry(clients.dynamodb, environment.LEDGER_TABLE_NAME),
+    events: new EventBridgePublisher(clients.eventBridge, environment.EVENT_BUS_NAME),
+    archiveBucket: environment.ARCHIVE_BUCKET_NAME,
+    failedBucket: environment.FAILED_BUCKET_NAME,
+    landingPrefix: environment.LANDING_PREFIX,
+    acceptedEncodings: environment.settings.acceptedEncodings,
+    telemetry: createTelemetry(contract.name, runtime.telemetry),
+  };
+}

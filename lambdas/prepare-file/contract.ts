@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { defineContract, defineEnvironment, FileRefSchema, Sha256Schema } from '../contracts/function-contract';
+import { metricsOf } from '../contracts/telemetry';
+import { PHASE_PATTERN } from '../core/crm/call-message';
+import { ErrorNames } from '../core/errors';
+import { FILE_KINDS } from '../core/files/record-schemas';
+import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
+
+const Phase = z.string().regex(PHASE_PATTERN);
+
+/** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
+const Input = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('segregate'),
+    file: FileRefSchema,
+    classification: z.object({ kind: z.enum(FILE_KINDS) }),
+  }),
+  z.object({
+    action: z.literal('prepare'),
+    file: FileRefSchema,
+    classification: z.object({ kind: z.enum(FILE_KINDS), sha256: Sha256Schema }),
+    resume: z.object({
+      phase: Phase,
+      from: Phase.nullable().optional(),
+      slices: z.number().int().min(0),
+      batches: z.number().int().min(0),
+    }),
+  }),
+]);
+
+/** segregate: the move under users/ or transactions/; prepare: one slice of a phase into the call queue. */
+export const prepareFileContract = defineContract({
+  name: 'prepare-file',
+  description: 'Segregates a file and enqueues its CRM calls in slices',
+  timeoutSeconds: 15 * 60,
+  input: Input,
+  outputs: {
+    segregate: FileRefSchema,
+    prepare: z.object({
+      phase: Phase,
+      from: Phase.nullable(),
+      done: z.boolean(),
+      slices: z.number().int().min(1),
+      batches: z.number().int().min(0),
+    }),
+  },
+  environment: defineEnvironment(
+    {
+      LEDGER_TABLE_NAME: z.string().min(1),
+      CALL_QUEUE_URL: z.string().min(1),
+      LANDING_PREFIX: z.string().min(1).default(DEFAULT_LANDING_PREFIX),
+    },
+    ['batchSize', 'batchMaxBytes', 'acceptedEncodings', 'logLevel'],
+  ),
+  errors: [
+    ErrorNames.fileUnreadable,
+    ErrorNames.fileTooLarge,
+    ErrorNames.fileEncodingNotAccepted,
+    ErrorNames.fileGone,
+    ErrorNames.transient,
+    ErrorNames.failed,
+  ],
+  metrics: metricsOf('prepare-file'),
+});
+
+export type PrepareFileInput = z.infer<typeof Input>;
+export type PrepareFileEnvironment = ReturnType<typeof prepareFileContract.environment.read>;

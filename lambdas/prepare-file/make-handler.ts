@@ -1,0 +1,92 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
+import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
+import { DynamoDbPhaseLedger } from '../adapters/aws/dynamodb-phase-ledger';
+import { S3ObjectStore } from '../adapters/aws/s3-object-store';
+import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
+import { SqsCallQueue } from '../adapters/aws/sqs-call-queue';
+import { stateMachineErrors } from '../adapters/aws/task-errors';
+import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
+import { ErrorNames, PipelineError } from '../core/errors';
+import type { ObjectStore } from '../core/files/object-store';
+import { preparePhaseSlice, type PhaseDeps } from '../core/workflow/prepare-phase';
+import { segregatedKey } from '../core/workflow/storage-keys';
+import { prepareFileContract as contract, type PrepareFileEnvironment, type PrepareFileInput } from './contract';
+
+export interface PrepareFileDeps extends PhaseDeps {
+  readonly store: ObjectStore;
+  readonly landingPrefix: string;
+  readonly telemetry: Telemetry<'prepare-file'>;
+}
+
+/** A slice ends this long before the Lambda's timeout, so the batches in hand are sent and the result returned. */
+const SLICE_MARGIN_MS = 60_000;
+
+/** segregate: the move under users/ or transactions/; prepare: one slice of a phase into the call queue. */
+export function makeHandler(deps: PrepareFileDeps) {
+  const { logger } = deps.telemetry;
+  const run = async (input: PrepareFileInput, context: Context) => {
+    if (input.action === 'segregate') {
+      const to = {
+        bucket: input.file.bucket,
+        key: segregatedKey(input.file.key, input.classification.kind, deps.landingPrefix),
+      };
+      if (!(await deps.store.move(input.file, to))) {
+        throw new PipelineError(ErrorNames.fileGone, `s3://${input.file.bucket}/${input.file.key} is no longer there`);
+      }
+      logger.info('file segregated', { from: input.file.key, to: to.key });
+      return to;
+    }
+    const { resume, classification } = input;
+    const started = Date.now();
+    const result = await preparePhaseSlice(
+      {
+        file: input.file,
+        kind: classification.kind,
+        fileId: classification.sha256,
+        phase: resume.phase,
+        ...(resume.from ? { from: resume.from } : {}),
+        firstBatch: resume.batches,
+      },
+      deps,
+      () => context.getRemainingTimeInMillis() < SLICE_MARGIN_MS,
+    );
+    logger.info('phase slice enqueued', {
+      fileId: classification.sha256,
+      phase: resume.phase,
+      slice: resume.slices + 1,
+      batches: result.nextBatch - resume.batches,
+      complete: result.complete,
+      ms: Date.now() - started,
+    });
+    return {
+      phase: resume.phase,
+      from: resume.from ?? null,
+      done: result.complete,
+      slices: resume.slices + 1,
+      batches: result.nextBatch,
+    };
+  };
+  return middy(async (event: unknown, context: Context) => run(contract.input.parse(event), context))
+    .use(injectLambdaContext(logger))
+    .use(stateMachineErrors(contract));
+}
+
+/** The function's adapters on AWS (or on the embedded services, with their clients). */
+export function awsDependencies(environment: PrepareFileEnvironment, runtime: FunctionRuntime): PrepareFileDeps {
+  const { clients } = runtime;
+  const answers = new DynamoDbCallLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME);
+  return {
+    store: new S3ObjectStore(clients.s3),
+    queue: new SqsCallQueue(clients.sqs, environment.CALL_QUEUE_URL),
+    answers,
+    phases: new DynamoDbPhaseLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers),
+    notifier: new SfnTaskNotifier(clients.sfn),
+    limits: { maxRecords: environment.settings.batchSize, maxBytes: environment.settings.batchMaxBytes },
+    acceptedEncodings: environment.settings.acceptedEncodings,
+    landingPrefix: environment.LANDING_PREFIX,
+    telemetry: createTelemetry(contract.name, runtime.telemetry),
+  };
+}
