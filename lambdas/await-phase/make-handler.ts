@@ -1,16 +1,16 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
-import { DynamoDbPhaseLedger } from '../adapters/aws/dynamodb-phase-ledger';
+import { DynamoDbCallAnswers } from '../adapters/aws/dynamodb-call-answers';
+import { DynamoDbPhaseCounters } from '../adapters/aws/dynamodb-phase-counters';
 import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
 import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
 import { stateMachineErrors } from '../adapters/aws/task-errors';
 import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
-import { checkPhase, resumeIfComplete, type PhaseLedger, type TaskNotifier } from '../core/ledger/phase-ledger';
+import { checkPhase, resumeIfComplete, type PhaseCounters, type TaskNotifier } from '../core/ledger/phase-counters';
 import { awaitPhaseContract as contract, type AwaitPhaseEnvironment } from './contract';
 
 export interface AwaitPhaseDeps {
-  readonly phases: PhaseLedger;
+  readonly phases: PhaseCounters;
   readonly notifier: TaskNotifier;
   readonly telemetry: Telemetry<'await-phase'>;
 }
@@ -46,9 +46,9 @@ export function makeHandler(deps: AwaitPhaseDeps) {
 /** The function's adapters on AWS (or on the embedded services, with their clients). */
 export function awsDependencies(environment: AwaitPhaseEnvironment, runtime: FunctionRuntime): AwaitPhaseDeps {
   const { dynamodb, sfn } = runtime.clients;
-  const answers = new DynamoDbCallLedger(dynamodb, environment.LEDGER_TABLE_NAME);
+  const answers = new DynamoDbCallAnswers(dynamodb, environment.LEDGER_TABLE_NAME);
   return {
-    phases: new DynamoDbPhaseLedger(dynamodb, environment.LEDGER_TABLE_NAME, answers),
+    phases: new DynamoDbPhaseCounters(dynamodb, environment.LEDGER_TABLE_NAME, answers),
     notifier: new SfnTaskNotifier(sfn),
     telemetry: createTelemetry(contract.name, runtime.telemetry),
   };

@@ -244,7 +244,7 @@ export const ConfigSchema = z.object(shape).superRefine((config, ctx) => {
 export type Config = z.infer<typeof ConfigSchema>;
 
 export interface ConfigSources {
-  /** Environment variables, e.g. `process.env`. */
+  /** Environment variables (on Lambda, the function's; in the CLI, the process's). */
   readonly env?: Record<string, string | undefined>;
   /** Values from command-line flags or props, by setting key; they win over the environment. */
   readonly flags?: Partial<Record<SettingKey, unknown>>;

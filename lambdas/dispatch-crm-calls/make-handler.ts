@@ -4,9 +4,9 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { givenToken, secretToken, type CrmTokenSource } from '../adapters/aws/crm-token';
-import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
+import { DynamoDbCallAnswers } from '../adapters/aws/dynamodb-call-answers';
 import { DynamoDbLimiterStore } from '../adapters/aws/dynamodb-limiter-store';
-import { DynamoDbPhaseLedger } from '../adapters/aws/dynamodb-phase-ledger';
+import { DynamoDbPhaseCounters } from '../adapters/aws/dynamodb-phase-counters';
 import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
 import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
 import { SqsRedelivery } from '../adapters/aws/sqs-redelivery';
@@ -14,15 +14,15 @@ import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
 import { redeliveryBackoffSeconds } from '../core/crm/backoff';
 import { CallMessageSchema, type MessageRedelivery } from '../core/crm/call-message';
 import { CrmCallError, CrmClient, type AttemptReport, type CrmClientOptions } from '../core/crm/crm-client';
-import { dispatchCall, type CallAnswer, type CallLedger } from '../core/crm/dispatch-call';
+import { dispatchCall, type CallAnswer, type CallAnswers } from '../core/crm/dispatch-call';
 import { RateLimiter } from '../core/crm/rate-limiter';
 import { ErrorNames } from '../core/errors';
-import { countAnswer, type PhaseLedger, type TaskNotifier } from '../core/ledger/phase-ledger';
+import { countAnswer, type PhaseCounters, type TaskNotifier } from '../core/ledger/phase-counters';
 import { dispatchCrmCallsContract as contract, type DispatchCrmCallsEnvironment } from './contract';
 
 export interface DispatchCrmCallsDeps {
-  readonly ledger: CallLedger;
-  readonly phases: PhaseLedger;
+  readonly answers: CallAnswers;
+  readonly phases: PhaseCounters;
   readonly notifier: TaskNotifier;
   /** The CRM client's settings; its token is read on first use. */
   readonly crm: Omit<CrmClientOptions, 'token' | 'onAttempt'> & { readonly token: CrmTokenSource };
@@ -91,7 +91,11 @@ export function makeHandler(deps: DispatchCrmCallsDeps) {
     try {
       // ApproximateReceiveCount 1: a first delivery (absent: treat as a possible redelivery).
       const firstDelivery = record.attributes?.ApproximateReceiveCount === '1';
-      const result = await dispatchCall(message, { client: await crmClient(), ledger: deps.ledger }, { firstDelivery });
+      const result = await dispatchCall(
+        message,
+        { client: await crmClient(), answers: deps.answers },
+        { firstDelivery },
+      );
       if (result.status === 'already-answered') {
         logger.info('batch already answered; redelivery skipped', where);
         return;
@@ -138,15 +142,15 @@ export function awsDependencies(
 ): DispatchCrmCallsDeps {
   const { clients } = runtime;
   const { settings } = environment;
-  const ledger = new DynamoDbCallLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME);
+  const answers = new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME);
   const limiter = new RateLimiter(new DynamoDbLimiterStore(clients.dynamodb, environment.LIMITER_TABLE_NAME), {
     callsPerWindow: settings.callsPerMinute,
     windowMs: settings.limitWindowSeconds * 1000,
     arrivalJitterMs: settings.limiterJitterMs,
   });
   return {
-    ledger,
-    phases: new DynamoDbPhaseLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME, ledger),
+    answers,
+    phases: new DynamoDbPhaseCounters(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers),
     notifier: new SfnTaskNotifier(clients.sfn),
     crm: {
       baseUrl: environment.CRM_BASE_URL,

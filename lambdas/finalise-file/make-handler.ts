@@ -1,7 +1,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
-import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
+import { DynamoDbCallAnswers } from '../adapters/aws/dynamodb-call-answers';
 import { DynamoDbFileRegistry } from '../adapters/aws/dynamodb-file-registry';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
 import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
@@ -67,7 +67,7 @@ export function awsDependencies(environment: FinaliseFileEnvironment, runtime: F
   const { clients } = runtime;
   return {
     store: new S3ObjectStore(clients.s3),
-    answers: new DynamoDbCallLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME),
+    answers: new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME),
     outcomes: new DynamoDbFileRegistry(clients.dynamodb, environment.LEDGER_TABLE_NAME),
     events: new EventBridgePublisher(clients.eventBridge, environment.EVENT_BUS_NAME),
     archiveBucket: environment.ARCHIVE_BUCKET_NAME,

@@ -2,21 +2,21 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { DynamoDbCollectionLedger } from '../adapters/aws/dynamodb-collection-ledger';
+import { DynamoDbCollectionClaims } from '../adapters/aws/dynamodb-collection-claims';
 import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
 import { S3LandingWriter } from '../adapters/aws/s3-landing-writer';
 import { sourceCredentials, type DeployedSource } from '../adapters/aws/source-config';
 import { connectSftpSource, type SourceCredentials } from '../adapters/sftp/sftp-folder';
 import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
 import { PipelineError } from '../core/errors';
-import { pollSource, type CollectionLedger, type LandingWriter, type RemoteFolder } from '../core/polling/poll-source';
+import { pollSource, type CollectionClaims, type LandingWriter, type RemoteFolder } from '../core/polling/poll-source';
 import { pollSourceContract as contract, type PollOutcome, type PollSourceEnvironment } from './contract';
 
 export interface PollSourceDeps {
   readonly sources: readonly DeployedSource[];
   readonly credentials: (source: DeployedSource) => Promise<SourceCredentials>;
   readonly connect: (source: DeployedSource, credentials: SourceCredentials) => Promise<RemoteFolder>;
-  readonly ledger: CollectionLedger;
+  readonly claims: CollectionClaims;
   readonly landing: LandingWriter;
   readonly landingPrefix: string;
   readonly telemetry: Telemetry<'poll-source'>;
@@ -41,7 +41,7 @@ export function makeHandler(deps: PollSourceDeps) {
       const credentials = await deps.credentials(source);
       const result = await pollSource(source, {
         connect: (s) => deps.connect(s as DeployedSource, credentials),
-        ledger: deps.ledger,
+        claims: deps.claims,
         landing: deps.landing,
         owner: context.awsRequestId,
         leaseMs: context.getRemainingTimeInMillis() + LEASE_MARGIN_MS,
@@ -80,7 +80,7 @@ export function awsDependencies(environment: PollSourceEnvironment, runtime: Fun
     sources: environment.POLL_SOURCES,
     credentials: (source) => sourceCredentials(clients.secretsManager, source),
     connect: (source, credentials) => connectSftpSource(source, credentials),
-    ledger: new DynamoDbCollectionLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME),
+    claims: new DynamoDbCollectionClaims(clients.dynamodb, environment.LEDGER_TABLE_NAME),
     landing: new S3LandingWriter(clients.s3, environment.LANDING_BUCKET_NAME),
     landingPrefix: environment.LANDING_PREFIX,
     telemetry: createTelemetry(contract.name, runtime.telemetry),

@@ -2,8 +2,8 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
-import { DynamoDbCallLedger } from '../adapters/aws/dynamodb-call-ledger';
-import { DynamoDbPhaseLedger } from '../adapters/aws/dynamodb-phase-ledger';
+import { DynamoDbCallAnswers } from '../adapters/aws/dynamodb-call-answers';
+import { DynamoDbPhaseCounters } from '../adapters/aws/dynamodb-phase-counters';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store';
 import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
 import { SqsCallQueue } from '../adapters/aws/sqs-call-queue';
@@ -77,12 +77,12 @@ export function makeHandler(deps: PrepareFileDeps) {
 /** The function's adapters on AWS (or on the embedded services, with their clients). */
 export function awsDependencies(environment: PrepareFileEnvironment, runtime: FunctionRuntime): PrepareFileDeps {
   const { clients } = runtime;
-  const answers = new DynamoDbCallLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME);
+  const answers = new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME);
   return {
     store: new S3ObjectStore(clients.s3),
     queue: new SqsCallQueue(clients.sqs, environment.CALL_QUEUE_URL),
     answers,
-    phases: new DynamoDbPhaseLedger(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers),
+    phases: new DynamoDbPhaseCounters(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers),
     notifier: new SfnTaskNotifier(clients.sfn),
     limits: { maxRecords: environment.settings.batchSize, maxBytes: environment.settings.batchMaxBytes },
     acceptedEncodings: environment.settings.acceptedEncodings,

@@ -5,7 +5,7 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import type { AppConfig } from '../config';
 import { CallQueue } from '../constructs/call-queue';
-import { FileRegistry } from '../constructs/file-registry';
+import { PipelineTables } from '../constructs/pipeline-tables';
 import { LandingZone } from '../constructs/landing-zone';
 import { acknowledgeNag } from '../constructs/nag';
 import { Storage } from '../constructs/storage';
@@ -21,7 +21,7 @@ export interface StatefulStackProps extends StackProps {
 export class StatefulStack extends Stack {
   public readonly key: Key;
   public readonly storage: Storage;
-  public readonly registry: FileRegistry;
+  public readonly registry: PipelineTables;
   public readonly calls: CallQueue;
   public readonly landingZone: LandingZone;
   public readonly crmToken: Secret;
@@ -44,7 +44,7 @@ export class StatefulStack extends Stack {
       archiveNoncurrentExpiryDays: settings.archiveNoncurrentExpiryDays,
       rawRetentionDays: deployment.rawRetentionDays,
     });
-    this.registry = new FileRegistry(this, 'FileRegistry', { key: this.key });
+    this.registry = new PipelineTables(this, 'FileRegistry', { key: this.key });
     this.calls = new CallQueue(this, 'CallQueue', { key: this.key });
     this.crmToken = new Secret(this, 'CrmToken', {
       description: 'The CRM API bearer token: set its value after the first deploy',

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
-import { DynamoDbCollectionLedger } from '../../lambdas/adapters/aws/dynamodb-collection-ledger';
+import { DynamoDbCollectionClaims } from '../../lambdas/adapters/aws/dynamodb-collection-claims';
 import { S3LandingWriter } from '../../lambdas/adapters/aws/s3-landing-writer';
 import { connectSftpSource, readAhead, type SourceCredentials } from '../../lambdas/adapters/sftp/sftp-folder';
 import { PollSourceSchema, pollSource, type PollSource } from '../../lambdas/core/polling/poll-source';
@@ -78,7 +78,7 @@ async function main() {
   const remote = (path: string) => (hasOpenSsh ? join(root, path) : `/${path}`);
   const [s3, db] = await Promise.all([startLocalS3(['landing']), startLocalDynamoDb()]);
   await db.createTable('ledger', TABLES.ledger);
-  const ledger = new DynamoDbCollectionLedger(db.client(), 'ledger');
+  const ledger = new DynamoDbCollectionClaims(db.client(), 'ledger');
   const landing = new S3LandingWriter(s3.client(), 'landing');
   const source = (port: number, dir: string): PollSource =>
     PollSourceSchema.parse({
@@ -144,7 +144,7 @@ async function main() {
     const from = source(server.port, dir);
     const deps = {
       connect: (s: PollSource) => connectSftpSource(s, credentials),
-      ledger,
+      claims: ledger,
       landing,
       owner: 'bench',
       leaseMs: 600_000,

@@ -8,7 +8,7 @@
  * `--jitter-ms MS` (50), `--latency-ms MS` (CRM latency, 20), `--runs N` (3; figures are medians, the busiest
  * window the worst of the runs).
  */
-import { DynamoDbCallLedger } from '../../lambdas/adapters/aws/dynamodb-call-ledger';
+import { DynamoDbCallAnswers } from '../../lambdas/adapters/aws/dynamodb-call-answers';
 import { DynamoDbLimiterStore } from '../../lambdas/adapters/aws/dynamodb-limiter-store';
 import type { CallMessage } from '../../lambdas/core/crm/call-message';
 import { CrmClient } from '../../lambdas/core/crm/crm-client';
@@ -122,9 +122,9 @@ async function run(): Promise<RunResult> {
         retryMaxDelayMs: 2000,
         acquire: async () => acquisitions.push(await limiter.acquire()),
       });
-      const ledger = new DynamoDbCallLedger(dynamodb, 'ledger');
+      const ledger = new DynamoDbCallAnswers(dynamodb, 'ledger');
       while (next < CALLS) {
-        await dispatchCall(messageAt(next++), { client, ledger }, { firstDelivery: true });
+        await dispatchCall(messageAt(next++), { client, answers: ledger }, { firstDelivery: true });
       }
     }),
   );

@@ -1,4 +1,4 @@
-import { DynamoDbCallLedger } from '../../lambdas/adapters/aws/dynamodb-call-ledger';
+import { DynamoDbCallAnswers } from '../../lambdas/adapters/aws/dynamodb-call-answers';
 import { CallMessageSchema, type CallMessage } from '../../lambdas/core/crm/call-message';
 import { CrmClient } from '../../lambdas/core/crm/crm-client';
 import { dispatchCall } from '../../lambdas/core/crm/dispatch-call';
@@ -11,7 +11,7 @@ const FILE = 'b'.repeat(64);
 describe('dispatchCall: CRM simulator + DynamoDB ledger (dynalite)', () => {
   let db: LocalDynamoDb;
   let sim: CrmSimulator;
-  let ledger: DynamoDbCallLedger;
+  let ledger: DynamoDbCallAnswers;
   const client = (token = sim.token) =>
     new CrmClient({
       baseUrl: sim.url,
@@ -33,7 +33,7 @@ describe('dispatchCall: CRM simulator + DynamoDB ledger (dynalite)', () => {
   beforeAll(async () => {
     db = await startLocalDynamoDb();
     await db.createTable('ledger', TABLES.ledger);
-    ledger = new DynamoDbCallLedger(db.client(), 'ledger');
+    ledger = new DynamoDbCallAnswers(db.client(), 'ledger');
   });
   afterAll(() => db.close());
   beforeEach(async () => {
@@ -47,7 +47,7 @@ describe('dispatchCall: CRM simulator + DynamoDB ledger (dynalite)', () => {
       batchIndex: 1,
       records: [customer('NEW'), customer('EXISTS'), customer('BAD', 'b@invalid.example')],
     });
-    const result = await dispatchCall(users, { client: client(), ledger });
+    const result = await dispatchCall(users, { client: client(), answers: ledger });
     expect(result).toMatchObject({ status: 'answered', recorded: 'recorded' });
     expect(await ledger.readAnswer(FILE, 'ADD', 1)).toEqual([
       { line: 2, status: 'succeeded', code: 200 },
@@ -62,22 +62,22 @@ describe('dispatchCall: CRM simulator + DynamoDB ledger (dynalite)', () => {
       batchIndex: 2,
       records: [transaction('T1', 'EXISTS'), transaction('T2', 'LATER')],
     });
-    await dispatchCall(trx, { client: client(), ledger });
+    await dispatchCall(trx, { client: client(), answers: ledger });
     expect((await ledger.readAnswer(FILE, 'ADD', 2))?.map((o) => o.status)).toEqual(['succeeded', 'retry-later']);
   });
 
   it('does not call the CRM again for a batch already answered (the same message delivered twice)', async () => {
     const trx = message({ operation: 'ADD_TRX', batchIndex: 3, records: [transaction('T3', 'EXISTS')] });
-    await dispatchCall(trx, { client: client(), ledger });
+    await dispatchCall(trx, { client: client(), answers: ledger });
     const callsBefore = sim.stats().callsAccepted;
-    expect(await dispatchCall(trx, { client: client(), ledger })).toEqual({ status: 'already-answered' });
+    expect(await dispatchCall(trx, { client: client(), answers: ledger })).toEqual({ status: 'already-answered' });
     expect(sim.stats().callsAccepted).toBe(callsBefore);
   });
 
   it('a first delivery skips the ledger read; a duplicate of it is replayed by the CRM and recorded once', async () => {
     const trx = message({ operation: 'ADD_TRX', batchIndex: 5, records: [transaction('T6', 'EXISTS')] });
-    const first = await dispatchCall(trx, { client: client(), ledger }, { firstDelivery: true });
-    const duplicate = await dispatchCall(trx, { client: client(), ledger }, { firstDelivery: true });
+    const first = await dispatchCall(trx, { client: client(), answers: ledger }, { firstDelivery: true });
+    const duplicate = await dispatchCall(trx, { client: client(), answers: ledger }, { firstDelivery: true });
     expect(first).toMatchObject({ status: 'answered', recorded: 'recorded' });
     expect(duplicate).toMatchObject({ status: 'answered', recorded: 'already-recorded', answer: { replayed: true } });
     expect(sim.transactionCounts().get('T6')).toBe(1);
@@ -90,8 +90,8 @@ describe('dispatchCall: CRM simulator + DynamoDB ledger (dynalite)', () => {
       records: [transaction('T4', 'EXISTS'), transaction('T5', 'EXISTS')],
     });
     const results = await Promise.all([
-      dispatchCall(trx, { client: client(), ledger }),
-      dispatchCall(trx, { client: client(), ledger }),
+      dispatchCall(trx, { client: client(), answers: ledger }),
+      dispatchCall(trx, { client: client(), answers: ledger }),
     ]);
     const recorded = results.map((r) => (r.status === 'answered' ? r.recorded : r.status)).sort();
     expect(recorded).toEqual(['already-recorded', 'recorded']);
@@ -105,7 +105,7 @@ describe('dispatchCall: CRM simulator + DynamoDB ledger (dynalite)', () => {
       const records = [0, 1, 2].map((n) => transaction(`F${batch}-${n}`, 'EXISTS'));
       const result = await dispatchCall(message({ operation: 'ADD_TRX', batchIndex: batch, records }), {
         client: client(),
-        ledger,
+        answers: ledger,
       });
       expect(result.status).toBe('answered');
     }
@@ -117,7 +117,7 @@ describe('dispatchCall: CRM simulator + DynamoDB ledger (dynalite)', () => {
 
   it('credentials rejected: Crm.AuthRejected, nothing recorded, the records stay pending', async () => {
     const users = message({ operation: 'ADD_CUST', batchIndex: 40, records: [customer('P1')] });
-    await expect(dispatchCall(users, { client: client('wrong'), ledger })).rejects.toMatchObject({
+    await expect(dispatchCall(users, { client: client('wrong'), answers: ledger })).rejects.toMatchObject({
       name: 'Crm.AuthRejected',
     });
     expect(await ledger.readAnswer(FILE, 'ADD', 40)).toBeUndefined();

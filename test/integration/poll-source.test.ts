@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { DynamoDbCollectionLedger } from '../../lambdas/adapters/aws/dynamodb-collection-ledger';
+import { DynamoDbCollectionClaims } from '../../lambdas/adapters/aws/dynamodb-collection-claims';
 import { S3LandingWriter } from '../../lambdas/adapters/aws/s3-landing-writer';
 import { connectSftpSource, type SourceCredentials } from '../../lambdas/adapters/sftp/sftp-folder';
 import { PollSourceSchema, pollSource, type PollSource } from '../../lambdas/core/polling/poll-source';
@@ -58,14 +58,14 @@ if (!hasOpenSsh) console.warn('OpenSSH sshd tests not run: /usr/sbin/sshd is not
 
 let s3: LocalS3;
 let db: LocalDynamoDb;
-let ledger: DynamoDbCollectionLedger;
+let ledger: DynamoDbCollectionClaims;
 let landing: S3LandingWriter;
 const created: string[] = [];
 
 beforeAll(async () => {
   [s3, db] = await Promise.all([startLocalS3(['landing']), startLocalDynamoDb()]);
   await db.createTable('ledger', TABLES.ledger);
-  ledger = new DynamoDbCollectionLedger(db.client(), 'ledger');
+  ledger = new DynamoDbCollectionClaims(db.client(), 'ledger');
   landing = new S3LandingWriter(s3.client(), 'landing');
   s3.onObjectCreated((object) => created.push(object.key));
 });
@@ -114,7 +114,7 @@ describe.each(SERVERS)('collecting from a partner SFTP server: $kind', ({ start 
         { ...source, ...changes },
         {
           connect: (s) => connectSftpSource(s, credentials, { readyTimeoutMs: 5000 }),
-          ledger,
+          claims: ledger,
           landing,
           owner: randomUUID(),
           leaseMs: 60_000,
@@ -277,7 +277,7 @@ describe.each(SERVERS)('collecting from a partner SFTP server: $kind', ({ start 
               })(),
           };
         },
-        ledger,
+        claims: ledger,
         landing,
         owner: randomUUID(),
         leaseMs: 60_000,

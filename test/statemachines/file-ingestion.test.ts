@@ -5,6 +5,9 @@ import {
   type EventLog,
   type LocalLambda,
 } from '../../lambdas/local/integrations/state-machine-runner';
+import { PhaseResultSchema } from '../../lambdas/await-phase/contract';
+import { FUNCTION_CONTRACTS } from '../../lambdas/contracts/functions';
+import { fileIngestionSubstitutions, type WorkflowTaskFunction } from '../../lambdas/contracts/infrastructure';
 
 /**
  * Every path of statemachines/file-ingestion.asl.json, run by aws-local-stepfunctions with the Lambdas
@@ -12,15 +15,38 @@ import {
  */
 const SHA = 'e'.repeat(64);
 const definition = () =>
-  loadDefinition('file-ingestion.asl.json', {
-    ClassifyFileFunctionArn: localLambdaArn('classify-file'),
-    PrepareFileFunctionArn: localLambdaArn('prepare-file'),
-    AwaitPhaseFunctionArn: localLambdaArn('await-phase'),
-    FinaliseFileFunctionArn: localLambdaArn('finalise-file'),
-    RetryLaterAttempts: '3',
-    RetryLaterDelaySeconds: '60',
-    PhaseCheckSeconds: '1',
-  });
+  loadDefinition(
+    'file-ingestion.asl.json',
+    fileIngestionSubstitutions(localLambdaArn, {
+      retryLaterAttempts: 3,
+      retryLaterDelaySeconds: 60,
+      phaseCheckSeconds: 1,
+    }),
+  );
+
+/**
+ * What a fake returns must parse with its function's output schema (the await task ends with what the
+ * phase's resume sends): a fake cannot drift from the handler it stands for.
+ */
+const outputSchema = (name: string, action: string) => {
+  const contract = FUNCTION_CONTRACTS[name as WorkflowTaskFunction];
+  if (name === 'await-phase' && action === 'await') return PhaseResultSchema;
+  const outputs = contract.outputs as Record<string, { parse(value: unknown): unknown }>;
+  const schema = outputs[action];
+  if (!schema) throw new Error(`${name} has no action ${action}`);
+  return schema;
+};
+const summary = (status: string) => ({
+  name: 'users_acme_20261124.csv',
+  sha256: SHA,
+  kind: 'users',
+  status,
+  received: 1,
+  succeeded: status === 'succeeded' ? 1 : 0,
+  failed: status === 'succeeded' ? 0 : 1,
+  failures: {},
+  reports: { bucket: 'archive', summary: 'reports/acme/users_acme_20261124.csv/eeee/summary.json' },
+});
 
 const event = (key: string) => ({
   'detail-type': 'Object Created',
@@ -60,13 +86,16 @@ function world(scenario: Scenario) {
       const action = String(p.action ?? name);
       const failure = failures[action]?.shift();
       if (failure) throw failure;
-      return act(p);
+      const result = act(p);
+      if (result instanceof Promise) return result;
+      outputSchema(name, action)?.parse(result);
+      return result;
     };
   const lambdas: Record<string, LocalLambda> = {
     'classify-file': lambda('classify-file', (p) =>
       p.action === 'classify'
         ? scenario.kind === 'unknown'
-          ? { kind: 'unknown', reason: 'unknown file kind: ...' }
+          ? { kind: 'unknown', reason: 'unknown file kind: ...', size: 1234 }
           : { kind: scenario.kind, by: 'name', sha256: SHA, size: 1234, format: 'csv' }
         : {
             outcome: scenario.claim ?? 'claimed',
@@ -101,7 +130,11 @@ function world(scenario: Scenario) {
       // What the resume would send; a lost one never comes, and the wait times out.
       return scenario.lost?.includes(phase) ? new Promise(() => undefined) : answer;
     }),
-    'finalise-file': lambda('finalise-file', (p) => ({ status: p.action === 'finalise' ? 'succeeded' : p.action })),
+    'finalise-file': lambda('finalise-file', (p) =>
+      p.action === 'quarantine'
+        ? { ...summary('failed'), reason: 'quarantined' }
+        : summary(p.action === 'finalise' ? 'succeeded' : 'duplicate'),
+    ),
   };
   return { calls, lambdas };
 }
@@ -170,7 +203,7 @@ describe('file-ingestion state machine', () => {
     // The await step gets the file, the phase and the task token; prepare works on the segregated key.
     expect(calls[6]?.payload).toEqual({ action: 'await', fileId: SHA, phase: 'ADD', taskToken: 'local-task-token' });
     expect(calls[3]?.payload.file).toMatchObject({ bucket: 'landing', key: 'users/users_acme_20261124.csv' });
-    expect(output.summary).toEqual({ status: 'succeeded' });
+    expect(output.summary).toMatchObject({ status: 'succeeded' });
   });
 
   it('8006 -> the UPD phase re-batches those records, then finalise', async () => {
@@ -288,7 +321,7 @@ describe('file-ingestion state machine', () => {
     expect(actions.filter((a) => a === 'classify-file:classify')).toHaveLength(2);
     expect(actions.filter((a) => a === 'prepare-file:prepare:ADD')).toHaveLength(3);
     expect(events.filter((e) => e.type === 'StateRetried')).toHaveLength(3);
-    expect(output.summary).toEqual({ status: 'succeeded' });
+    expect(output.summary).toMatchObject({ status: 'succeeded' });
   });
 
   it('an error that is not transient or a file rejection fails the execution at its state (for a console redrive)', async () => {
@@ -343,6 +376,6 @@ describe('file-ingestion state machine', () => {
       Error: 'File.Unreadable',
       Cause: expect.stringContaining('missing required column email'),
     });
-    expect(output.summary).toEqual({ status: 'quarantine' });
+    expect(output.summary).toMatchObject({ status: 'failed', reason: 'quarantined' });
   });
 });

@@ -1,5 +1,5 @@
 import { SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
-import type { PhaseResult, TaskNotifier } from '../../core/ledger/phase-ledger';
+import type { PhaseResult, TaskNotifier } from '../../core/ledger/phase-counters';
 
 /** A token already used (another writer resumed the execution first) or no longer waited on. */
 const SPENT = new Set(['TaskTimedOut', 'TaskDoesNotExist']);

@@ -36,7 +36,7 @@ export interface CallAnswer {
 }
 
 /** The port to the ledger: each batch is answered once, however often its message is delivered. */
-export interface CallLedger {
+export interface CallAnswers {
   hasAnswer(fileId: string, phase: string, batchIndex: number): Promise<boolean>;
   /** Stores the answer unless one is stored already (a second delivery racing the first). */
   recordAnswer(answer: CallAnswer): Promise<'recorded' | 'already-recorded'>;
@@ -56,10 +56,10 @@ export type DispatchResult =
  */
 export async function dispatchCall(
   message: CallMessage,
-  deps: { client: CrmClient; ledger: CallLedger },
+  deps: { client: CrmClient; answers: CallAnswers },
   delivery: { firstDelivery?: boolean } = {},
 ): Promise<DispatchResult> {
-  if (!delivery.firstDelivery && (await deps.ledger.hasAnswer(message.fileId, message.phase, message.batchIndex))) {
+  if (!delivery.firstDelivery && (await deps.answers.hasAnswer(message.fileId, message.phase, message.batchIndex))) {
     return { status: 'already-answered' };
   }
   const result = await deps.client.send({
@@ -93,5 +93,5 @@ export async function dispatchCall(
     attempts: result.attempts,
     replayed: result.kind === 'answered' && result.replayed,
   };
-  return { status: 'answered', answer, recorded: await deps.ledger.recordAnswer(answer) };
+  return { status: 'answered', answer, recorded: await deps.answers.recordAnswer(answer) };
 }

@@ -95,7 +95,7 @@ export type CollectionState =
   { readonly status: 'collected'; readonly key: string; readonly moved: boolean } | { readonly status: 'collecting' };
 
 /** What has been seen and collected, per source (DynamoDB: the ledger table, `pk` = `source#<name>`). */
-export interface CollectionLedger {
+export interface CollectionClaims {
   state(source: string, file: RemoteFileId): Promise<CollectionState | undefined>;
   /**
    * Records this listing of the file; returns the one before it (another poll's), if any.
@@ -122,7 +122,7 @@ export interface LandingWriter {
 
 export interface PollDeps {
   readonly connect: (source: PollSource) => Promise<RemoteFolder>;
-  readonly ledger: CollectionLedger;
+  readonly claims: CollectionClaims;
   readonly landing: LandingWriter;
   /** Who polls (the invocation's request id): the owner of its claims. */
   readonly owner: string;
@@ -195,7 +195,7 @@ export async function pollSource(source: PollSource, deps: PollDeps): Promise<Po
         processedReady = true;
         await moveInto(folder, id.path, processed, file);
         if (marker) await moveInto(folder, `${id.path}${marker}`, processed, file).catch(() => undefined);
-        await deps.ledger.moved(source.name, id);
+        await deps.claims.moved(source.name, id);
       } catch (error) {
         result.moveFailures++;
         deps.log?.('collected file not moved; tried again next poll', { path: id.path, error: String(error) });
@@ -208,7 +208,7 @@ export async function pollSource(source: PollSource, deps: PollDeps): Promise<Po
         size: file.size,
         modifiedAt: file.modifiedAt,
       };
-      const state = await deps.ledger.state(source.name, id);
+      const state = await deps.claims.state(source.name, id);
       if (state?.status === 'collected') {
         result.alreadyCollected++;
         if (source.afterCollect === 'move' && !state.moved) await moveAway(file, id);
@@ -217,12 +217,12 @@ export async function pollSource(source: PollSource, deps: PollDeps): Promise<Po
       // 'collecting': another poller holds it, or one that died did; the claim's lease decides below.
       const complete = marker
         ? names.has(`${file.name}${marker}`)
-        : isStable(await deps.ledger.observe(source.name, id, listedAt), id, listedAt);
+        : isStable(await deps.claims.observe(source.name, id, listedAt), id, listedAt);
       if (!complete) {
         result.waiting++;
         continue;
       }
-      if (!(await deps.ledger.claim(source.name, id, deps.owner, now() + deps.leaseMs))) {
+      if (!(await deps.claims.claim(source.name, id, deps.owner, now() + deps.leaseMs))) {
         result.heldElsewhere++;
         continue;
       }
@@ -233,13 +233,13 @@ export async function pollSource(source: PollSource, deps: PollDeps): Promise<Po
           'remote-path': metadataValue(id.path),
         });
       } catch (error) {
-        await deps.ledger.release(source.name, id, deps.owner).catch(() => undefined);
+        await deps.claims.release(source.name, id, deps.owner).catch(() => undefined);
         if (!(error instanceof RemoteFileChanged)) throw transferFailure(source, id.path, error);
         result.waiting++;
         deps.log?.('file changed while it was read; collected at a later poll', { path: id.path });
         continue;
       }
-      await deps.ledger.collected(source.name, id, deps.owner, key);
+      await deps.claims.collected(source.name, id, deps.owner, key);
       result.collected.push({ path: id.path, key, size: file.size });
       deps.log?.('file collected', { path: id.path, key, size: file.size });
       if (source.afterCollect === 'move') await moveAway(file, id);

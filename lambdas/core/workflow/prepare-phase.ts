@@ -6,7 +6,7 @@ import type { ObjectRef, ObjectStore } from '../files/object-store';
 import type { BatchLimits } from '../files/plan-batches';
 import { LineSet, prepareFile } from '../files/prepare-file';
 import type { FileKind } from '../files/record-schemas';
-import { CARRIED_STATUS, resumeIfComplete, type PhaseLedger, type TaskNotifier } from '../ledger/phase-ledger';
+import { CARRIED_STATUS, resumeIfComplete, type PhaseCounters, type TaskNotifier } from '../ledger/phase-counters';
 
 /** Where a phase's answers are read back, in batch order. */
 export interface AnswerSource {
@@ -16,7 +16,7 @@ export interface AnswerSource {
 export interface PhaseDeps {
   readonly store: ObjectStore;
   readonly queue: CallQueue;
-  readonly phases: PhaseLedger;
+  readonly phases: PhaseCounters;
   readonly answers: AnswerSource;
   readonly notifier: TaskNotifier;
   readonly limits: BatchLimits;

@@ -63,7 +63,7 @@ interface FunctionModule<E, D> {
 /**
  * Every function built in process, as its AWS entry builds it: the environment CDK would set (from the
  * function's contract, so it holds only what the function reads), validated by the same schema, then the same
- * adapters on the embedded services' clients. Nothing is read from or written to `process.env`.
+ * adapters on the embedded services' clients. Nothing is read from or written to the process environment.
  */
 export function localFunctions(
   resources: LocalResources,

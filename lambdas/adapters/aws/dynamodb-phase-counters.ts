@@ -1,19 +1,19 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { CallAnswer } from '../../core/crm/dispatch-call';
-import { carriedOver, type PhaseLedger, type PhaseState } from '../../core/ledger/phase-ledger';
-import type { DynamoDbCallLedger } from './dynamodb-call-ledger';
+import { carriedOver, type PhaseCounters, type PhaseState } from '../../core/ledger/phase-counters';
+import type { DynamoDbCallAnswers } from './dynamodb-call-answers';
 import { isConditionFailure } from './dynamodb-errors';
 import { fileKey, phaseKey } from './ledger-keys';
 
 /** Phase counters in the ledger table: one item per (file, phase), `sk` = `phase#<phase>`, atomic updates only. */
-export class DynamoDbPhaseLedger implements PhaseLedger {
+export class DynamoDbPhaseCounters implements PhaseCounters {
   private readonly documents: DynamoDBDocumentClient;
 
   constructor(
     client: DynamoDBClient,
     private readonly tableName: string,
-    private readonly answers: Pick<DynamoDbCallLedger, 'answers'>,
+    private readonly answers: Pick<DynamoDbCallAnswers, 'answers'>,
   ) {
     this.documents = DynamoDBDocumentClient.from(client);
   }

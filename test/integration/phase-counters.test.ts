@@ -1,18 +1,18 @@
-import { DynamoDbCallLedger } from '../../lambdas/adapters/aws/dynamodb-call-ledger';
-import { DynamoDbPhaseLedger } from '../../lambdas/adapters/aws/dynamodb-phase-ledger';
+import { DynamoDbCallAnswers } from '../../lambdas/adapters/aws/dynamodb-call-answers';
+import { DynamoDbPhaseCounters } from '../../lambdas/adapters/aws/dynamodb-phase-counters';
 import type { CallAnswer, RecordOutcome } from '../../lambdas/core/crm/dispatch-call';
 import {
   checkPhase,
   resumeIfComplete,
   type PhaseResult,
   type TaskNotifier,
-} from '../../lambdas/core/ledger/phase-ledger';
+} from '../../lambdas/core/ledger/phase-counters';
 import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
 
 describe('phase counters (dynalite)', () => {
   let db: LocalDynamoDb;
-  let answers: DynamoDbCallLedger;
-  let phases: DynamoDbPhaseLedger;
+  let answers: DynamoDbCallAnswers;
+  let phases: DynamoDbPhaseCounters;
   const sent: { token: string; result: PhaseResult }[] = [];
   const notifier: TaskNotifier = {
     succeed: async (token, result) => {
@@ -22,8 +22,8 @@ describe('phase counters (dynalite)', () => {
   beforeAll(async () => {
     db = await startLocalDynamoDb();
     await db.createTable('ledger', TABLES.ledger);
-    answers = new DynamoDbCallLedger(db.client(), 'ledger');
-    phases = new DynamoDbPhaseLedger(db.client(), 'ledger', answers);
+    answers = new DynamoDbCallAnswers(db.client(), 'ledger');
+    phases = new DynamoDbPhaseCounters(db.client(), 'ledger', answers);
   });
   afterAll(() => db.close());
   beforeEach(() => sent.splice(0));

@@ -3,7 +3,7 @@ import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 
-export interface FileRegistryProps {
+export interface PipelineTablesProps {
   readonly key: IKey;
 }
 
@@ -12,11 +12,11 @@ export interface FileRegistryProps {
  * one answer item per CRM call, all under `pk = file#<sha256>`) and the rate limiter (one item per limiter).
  * On demand, point-in-time recovery, customer-managed KMS key, retained on stack deletion.
  */
-export class FileRegistry extends Construct {
+export class PipelineTables extends Construct {
   public readonly ledgerTable: Table;
   public readonly limiterTable: Table;
 
-  constructor(scope: Construct, id: string, props: FileRegistryProps) {
+  constructor(scope: Construct, id: string, props: PipelineTablesProps) {
     super(scope, id);
     const common = {
       billingMode: BillingMode.PAY_PER_REQUEST,

@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, paginateQuery } from '@aws-sdk/lib-dynamodb';
-import type { CallAnswer, CallLedger, OutcomeStatus, RecordOutcome } from '../../core/crm/dispatch-call';
+import type { CallAnswer, CallAnswers, OutcomeStatus, RecordOutcome } from '../../core/crm/dispatch-call';
 import type { CrmOperation } from '../../core/crm/response-policy';
 import { isConditionFailure } from './dynamodb-errors';
 import { answerKey, answerPrefix, fileKey } from './ledger-keys';
@@ -18,7 +18,7 @@ type StoredOutcome = [
 ];
 
 /** Call answers in the ledger table: one item per (file, phase, batch), written once with a conditional put. */
-export class DynamoDbCallLedger implements CallLedger {
+export class DynamoDbCallAnswers implements CallAnswers {
   private readonly documents: DynamoDBDocumentClient;
 
   constructor(

@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { CollectionLedger, CollectionState, RemoteFileId } from '../../core/polling/poll-source';
+import type { CollectionClaims, CollectionState, RemoteFileId } from '../../core/polling/poll-source';
 import { isConditionFailure } from './dynamodb-errors';
 import { collectionKey, seenKey, sourceKey } from './ledger-keys';
 
@@ -15,7 +15,7 @@ const MOVED_TTL_S = 90 * DAY_S;
  * conditional put on (source, path, size, mtime): a file is collected once even when polls overlap, and a
  * claim whose poller died is taken over when its lease has run out.
  */
-export class DynamoDbCollectionLedger implements CollectionLedger {
+export class DynamoDbCollectionClaims implements CollectionClaims {
   private readonly documents: DynamoDBDocumentClient;
 
   constructor(

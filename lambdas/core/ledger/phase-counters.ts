@@ -57,7 +57,7 @@ export const CARRIED_STATUS: Readonly<Record<'UPD' | 'RETRY', OutcomeStatus>> = 
  * it, so a count is never doubled. A crash between the two leaves the counter short; {@link checkPhase}
  * heals that by counting the stored answers again.
  */
-export interface PhaseLedger {
+export interface PhaseCounters {
   read(fileId: string, phase: string): Promise<PhaseState>;
   /** Set by the last prepare slice of the phase. */
   setBatchTotal(fileId: string, phase: string, batches: number): Promise<PhaseState>;
@@ -96,7 +96,7 @@ export type PhaseCheck = PhaseResult & { readonly complete: boolean; readonly re
  * answers are counted again, which heals a count lost to a crash between an answer and its count.
  */
 export async function checkPhase(
-  ledger: PhaseLedger,
+  ledger: PhaseCounters,
   fileId: string,
   phase: string,
   previous?: { phase: string; answered: number },
@@ -123,6 +123,6 @@ export async function checkPhase(
 }
 
 /** The dispatcher's part, after it stored a new answer: count it, and resume the execution if it was the last. */
-export async function countAnswer(answer: CallAnswer, ledger: PhaseLedger, notifier: TaskNotifier): Promise<boolean> {
+export async function countAnswer(answer: CallAnswer, ledger: PhaseCounters, notifier: TaskNotifier): Promise<boolean> {
   return resumeIfComplete(await ledger.countAnswer(answer), notifier);
 }
