@@ -20,6 +20,20 @@ export interface ClassifyInput {
   readonly head?: string;
 }
 
+/**
+ * The longest file name (bytes of UTF-8) the pipeline takes: every key it derives from a name (the archive, the
+ * reports folder, the partner's copy, which holds the name twice) stays well inside S3's 1,024-byte keys, and
+ * inside the 255-byte names of the embedded S3's files on one machine. A longer name is quarantined, with this
+ * reason, before anything is read; the embedded SFTP server refuses it at upload.
+ */
+export const MAX_FILE_NAME_BYTES = 200;
+
+/** Why a file name cannot be taken, or undefined when it can. */
+export function fileNameProblem(name: string): string | undefined {
+  const bytes = Buffer.byteLength(baseName(name), 'utf8');
+  return bytes > MAX_FILE_NAME_BYTES ? `file name too long: ${bytes} bytes, at most ${MAX_FILE_NAME_BYTES}` : undefined;
+}
+
 /** Partner file names: `<kind>_<partner>_<yyyymmdd>[T<hhmm[ss]>][_<seq>].<csv|jsonl|ndjson>[.gz]`. */
 const FILE_NAME =
   /^(users|customers|transactions|trx)_(.+?)_(\d{8})(?:T(\d{4}|\d{6}))?(?:_(\d+))?\.(csv|jsonl|ndjson)(\.gz)?$/i;
@@ -86,6 +100,8 @@ function kindFromColumns(columns: readonly string[]): FileKind | undefined {
  * `file-type`, the file name, the header (or first JSON record); otherwise unknown, with the reason.
  */
 export function classifyFile(input: ClassifyInput): Classification {
+  const badName = fileNameProblem(input.name);
+  if (badName) return { kind: 'unknown', reason: badName };
   const byMetadata = kindFromValue(input.metadata?.['file-type']);
   if (byMetadata) return { kind: byMetadata, by: 'metadata' };
   const byTag = kindFromValue(input.tags?.['file-type']);

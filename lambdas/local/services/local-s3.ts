@@ -16,6 +16,10 @@ export interface LocalS3 {
   close(): Promise<void>;
 }
 
+interface KoaContext {
+  readonly headers: Record<string, string | string[] | undefined>;
+}
+
 interface S3rverEvent {
   Records: { eventName: string; s3: { bucket: { name: string }; object: { key: string; size?: number } } }[];
 }
@@ -29,6 +33,16 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
     silent: true,
     directory,
     configureBuckets: buckets.map((name) => ({ name, configs: [] })),
+  });
+  // s3rver reads x-amz-copy-source with decodeURI, which leaves the escapes of `; , / ? : @ & = + $ #` as they
+  // are: a copy of such a key (URL-encoded, as S3 wants it) would miss its source. Re-encode the header so that
+  // decodeURI gives the key back. Koa composes its middleware at listen, so this runs before s3rver's own.
+  (
+    server as unknown as { middleware: ((ctx: KoaContext, next: () => Promise<void>) => Promise<void>)[] }
+  ).middleware.unshift(async (ctx, next) => {
+    const source = ctx.headers['x-amz-copy-source'];
+    if (typeof source === 'string') ctx.headers['x-amz-copy-source'] = encodeURI(decodeURIComponent(source));
+    await next();
   });
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
@@ -52,9 +66,10 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
       (server as unknown as NodeJS.EventEmitter).on('event', (event: S3rverEvent) => {
         for (const record of event.Records) {
           if (!record.eventName.startsWith('ObjectCreated')) continue;
+          // s3rver gives the key as stored, not URL-encoded as S3's notifications do: `+` and `%` are themselves.
           listener({
             bucket: record.s3.bucket.name,
-            key: decodeURIComponent(record.s3.object.key.replace(/\+/g, ' ')),
+            key: record.s3.object.key,
             size: record.s3.object.size ?? 0,
           });
         }
@@ -62,6 +77,8 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
     },
     async close() {
       for (const c of clients) c.destroy();
+      // A reader that left a body unread keeps its keep-alive connection: close them all, or close() waits forever.
+      (server as unknown as { httpServer?: import('node:http').Server }).httpServer?.closeAllConnections();
       await server.close();
       rmSync(directory, { recursive: true, force: true });
     },

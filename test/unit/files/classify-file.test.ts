@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { classifyFile, parseFileName } from '../../../lambdas/core/files/classify-file';
+import { classifyFile, MAX_FILE_NAME_BYTES, parseFileName } from '../../../lambdas/core/files/classify-file';
 import { readHead } from '../../../lambdas/core/files/file-encoding';
 
 describe('classifyFile', () => {
@@ -68,6 +68,17 @@ describe('classifyFile', () => {
     const result = classifyFile({ name: 'report.pdf', head: 'customer_id,amount\n' });
     expect(result.kind).toBe('unknown');
     expect(result).toHaveProperty('reason', expect.stringContaining('unknown file kind'));
+  });
+
+  it('refuses a name longer than the pipeline can derive keys from, whatever else says the kind', () => {
+    const name = `users_acme_20261124_${'é'.repeat(90)}.csv`; // 2 bytes a letter in UTF-8: 204 bytes
+    expect(classifyFile({ name: `incoming/acme/${name}`, metadata: { 'file-type': 'users' } })).toEqual({
+      kind: 'unknown',
+      reason: `file name too long: 204 bytes, at most ${MAX_FILE_NAME_BYTES}`,
+    });
+    const longest = `users_${'a'.repeat(MAX_FILE_NAME_BYTES - 23)}_20261124_001.csv`;
+    expect(Buffer.byteLength(longest)).toBe(MAX_FILE_NAME_BYTES);
+    expect(classifyFile({ name: longest })).toEqual({ kind: 'users', by: 'name' });
   });
 
   it('reads the head of a gzip file from only its first bytes', async () => {
