@@ -21,6 +21,14 @@ export const WORKFLOW_TASK_FUNCTIONS = {
 
 export type WorkflowTaskFunction = (typeof WORKFLOW_TASK_FUNCTIONS)[keyof typeof WORKFLOW_TASK_FUNCTIONS];
 
+/**
+ * Each Task state that invokes a function times out this long after the function's own timeout
+ * (file-ingestion.asl.json's `TimeoutSeconds`, checked against the contracts by a test): on AWS the function's
+ * own timeout error comes first and the state's is a backstop; on one machine, where nothing else stops a
+ * function, it is the limit (aws-local-stepfunctions would otherwise give every Task 60 s, AWS none).
+ */
+export const TASK_TIMEOUT_MARGIN_SECONDS = 30;
+
 /** The settings the workflow's definition carries. */
 export type WorkflowSettings = Pick<Config, 'retryLaterAttempts' | 'retryLaterDelaySeconds' | 'phaseCheckSeconds'>;
 

@@ -1,34 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { FUNCTION_CONTRACTS } from '../../lambdas/contracts/functions';
-import { FILE_INGESTION_ASL, WORKFLOW_TASK_FUNCTIONS } from '../../lambdas/contracts/infrastructure';
+import { WORKFLOW_TASK_FUNCTIONS } from '../../lambdas/contracts/infrastructure';
 import { ERROR_NAMES } from '../../lambdas/core/errors';
+import { definition, functionOf, states } from './definition';
 
 /** The names AWS itself gives: Step Functions' own and the Lambda service's. */
 const AWS_ERROR = /^(States\.[A-Za-z]+|Lambda\.[A-Za-z]+)$/;
-
-interface State {
-  Type: string;
-  Resource?: string;
-  Parameters?: { FunctionName?: string };
-  Retry?: { ErrorEquals: string[] }[];
-  Catch?: { ErrorEquals: string[] }[];
-  States?: Record<string, State>;
-  Branches?: { States: Record<string, State> }[];
-}
-
-/** Every state of the definition, nested ones included, with its name. */
-function states(all: Record<string, State>): [string, State][] {
-  return Object.entries(all).flatMap(([name, state]) => [
-    [name, state] as [string, State],
-    ...(state.Branches ?? []).flatMap((branch) => states(branch.States)),
-  ]);
-}
-
-const definition = JSON.parse(readFileSync(FILE_INGESTION_ASL, 'utf8')) as { States: Record<string, State> };
-const functionOf = (state: State) => {
-  const placeholder = /^\$\{(\w+)\}$/.exec(state.Parameters?.FunctionName ?? state.Resource ?? '')?.[1];
-  return WORKFLOW_TASK_FUNCTIONS[placeholder as keyof typeof WORKFLOW_TASK_FUNCTIONS];
-};
 
 describe('the error names of file-ingestion.asl.json', () => {
   const matched = states(definition.States).flatMap(([name, state]) =>

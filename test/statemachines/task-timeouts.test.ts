@@ -1,0 +1,30 @@
+import { FUNCTION_CONTRACTS } from '../../lambdas/contracts/functions';
+import { TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/contracts/infrastructure';
+import { definition, functionOf, states } from './definition';
+
+/**
+ * Every Task of the workflow has the timeout AWS should give it: a Task without one waits forever on AWS, and
+ * gets 60 s from the local runner (aws-local-stepfunctions' default), so a step over a minute failed on one
+ * machine with an unnamed States.Timeout and never on AWS.
+ */
+describe('the task timeouts of file-ingestion.asl.json', () => {
+  const tasks = states(definition.States).filter(([, state]) => state.Type === 'Task');
+
+  it('give every Task a timeout, fixed or read from the input', () => {
+    const without = tasks.filter(([, state]) => !state.TimeoutSeconds && !state.TimeoutSecondsPath).map(([n]) => n);
+    expect(without).toEqual([]);
+  });
+
+  it("time a function's Task out just after the function's own timeout (its contract)", () => {
+    const fixed = tasks.filter(([, state]) => state.TimeoutSeconds !== undefined);
+    expect(fixed.length).toBeGreaterThan(0);
+    for (const [name, state] of fixed) {
+      const fn = functionOf(state);
+      expect({ name, fn, timeout: state.TimeoutSeconds }).toEqual({
+        name,
+        fn: expect.any(String),
+        timeout: FUNCTION_CONTRACTS[fn].timeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS,
+      });
+    }
+  });
+});
