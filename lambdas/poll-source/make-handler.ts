@@ -65,7 +65,8 @@ export function makeHandler(deps: PollSourceDeps) {
       const message = (error as Error).message;
       emit('PollFailed', 1, { Source });
       emit('PollFailedByReason', 1, { Source, Reason: reason });
-      logger.error('source not polled; tried again at the next poll', { source: Source, reason, message });
+      // `detail`, not `message`: Powertools' logger keeps `message` for the log line's own text and drops ours.
+      logger.error('source not polled; tried again at the next poll', { source: Source, reason, detail: message });
       return { status: 'failed', source: Source, reason, message };
     }
   })

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { PollSourceSchema } from '../../lambdas/core/polling/poll-source';
+import { partnerSummary } from '../../lambdas/core/workflow/deliver-reports';
 import type { FinalSummary } from '../../lambdas/core/workflow/finalise-file';
 import { startFolderSftp } from '../../lambdas/local/services/folder-sftp';
 import { startLocalPipeline, type LocalPipeline } from '../../lambdas/local/wiring/local-pipeline';
@@ -48,7 +49,7 @@ describe('collecting from a partner server, and reports back to it', () => {
       resultsDir: '/results',
     });
     pipeline = await startLocalPipeline({
-      telemetry: { output },
+      telemetry: { output, logLevel: 'INFO' },
       sources: [{ source, credentials: { password } }],
     });
   });
@@ -68,6 +69,20 @@ describe('collecting from a partner server, and reports back to it', () => {
     const metrics = emitted();
     expect(metrics).toMatch(/"PollFailed":1\b/);
     expect(metrics).toContain('"Source":"acme-sftp"');
+    // The log line operators are sent to says why, with the source's address.
+    const logged = metrics
+      .split('\n')
+      .filter((line) => line.includes('source not polled'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(logged).toEqual([
+      expect.objectContaining({
+        level: 'ERROR',
+        source: 'acme-sftp',
+        reason: 'Source.Unreachable',
+        detail: expect.stringContaining(`127.0.0.1:${port}`),
+      }),
+    ]);
+    expect(logged[0]?.detail).toBe(down.status === 'failed' ? down.message : undefined);
 
     server = await startFolderSftp({ root, users: [{ name: 'crm-collector', password }], port });
     expect(await pipeline.poll('acme-sftp')).toMatchObject({ status: 'polled', waiting: 1, collected: [] });
@@ -85,7 +100,7 @@ describe('collecting from a partner server, and reports back to it', () => {
     expect(summary).toMatchObject({ name: 'users_acme_20261124_001.csv', status: 'partial', received: 2, failed: 1 });
     const folder = join(root, 'results', 'users_acme_20261124_001.csv', summary.sha256.slice(0, 12));
     expect(readdirSync(folder).sort()).toEqual(['summary.json', 'users_acme_20261124_001.failed.csv']);
-    expect(JSON.parse(readFileSync(join(folder, 'summary.json'), 'utf8'))).toEqual(JSON.parse(JSON.stringify(summary)));
+    expect(JSON.parse(readFileSync(join(folder, 'summary.json'), 'utf8'))).toEqual(partnerSummary(summary));
     const failed = readFileSync(join(folder, 'users_acme_20261124_001.failed.csv'), 'utf8').trim().split('\n');
     expect(failed).toHaveLength(2);
     expect(failed[1]).toMatch(/^C2,Bob,,not-an-email,.*VALIDATION/);

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import type { ObjectRef, ObjectStore } from '../files/object-store';
 import { sourcePath, type PollSource, type RemoteFolder } from '../polling/poll-source';
+import type { FileSummary } from '../ledger/file-report';
 import type { FinalSummary } from './finalise-file';
 import { partnerReportsKey } from './storage-keys';
 
@@ -24,6 +25,27 @@ function reportFolder(summary: FinalSummary): { partner: string; folder: string 
   return { partner, folder: rest.slice(0, -1).join('/') };
 }
 
+/**
+ * The summary a partner gets: what happened to their file, without the deployment's internals (bucket names,
+ * archive keys) that the archive's summary.json and the file.completed event carry for operations.
+ */
+export function partnerSummary(summary: FileSummary): FileSummary {
+  const { name, sha256, kind, status, received, succeeded, failed, failures, reason } = summary;
+  return {
+    name,
+    sha256,
+    kind,
+    status,
+    received,
+    succeeded,
+    failed,
+    failures,
+    ...(reason === undefined ? {} : { reason }),
+  };
+}
+
+const SUMMARY_FILE = 'summary.json';
+
 /** Where the file came from: a polled source records itself on the object it lands (kept through every move). */
 async function originOf(summary: FinalSummary, deps: DeliverDeps): Promise<string | undefined> {
   if (!summary.archived) return undefined;
@@ -42,9 +64,19 @@ async function originOf(summary: FinalSummary, deps: DeliverDeps): Promise<strin
  */
 export async function deliverReports(summary: FinalSummary, deps: DeliverDeps): Promise<Delivery> {
   const { partner, folder } = reportFolder(summary);
-  const reports: ObjectRef[] = [summary.reports.summary, summary.reports.failedRecords]
-    .filter((key): key is string => Boolean(key))
-    .map((key) => ({ bucket: summary.reports.bucket, key }));
+  const partnerCopy = `${JSON.stringify(partnerSummary(summary), null, 2)}\n`;
+  // The summary is written from the partner's view of it; the failed-records file is copied as it is.
+  const reports: { name: string; ref?: ObjectRef }[] = [
+    { name: SUMMARY_FILE },
+    ...(summary.reports.failedRecords
+      ? [
+          {
+            name: posix.basename(summary.reports.failedRecords),
+            ref: { bucket: summary.reports.bucket, key: summary.reports.failedRecords },
+          },
+        ]
+      : []),
+  ];
   const originName = await originOf(summary, deps);
   if (originName) {
     const source = deps.sources.find((candidate) => candidate.name === originName);
@@ -56,8 +88,8 @@ export async function deliverReports(summary: FinalSummary, deps: DeliverDeps): 
       await remote.mkdir(target);
       const files: string[] = [];
       for (const report of reports) {
-        const path = posix.join(target, posix.basename(report.key));
-        await remote.write(path, deps.store.read(report));
+        const path = posix.join(target, report.name);
+        await remote.write(path, report.ref ? deps.store.read(report.ref) : partnerCopy);
         files.push(path);
       }
       return { destination: 'source', source: source.name, files };
@@ -67,9 +99,13 @@ export async function deliverReports(summary: FinalSummary, deps: DeliverDeps): 
   }
   const files: string[] = [];
   for (const report of reports) {
-    const key = partnerReportsKey(deps.landingPrefix, partner, `${folder}/${posix.basename(report.key)}`);
-    await deps.store.copy(report, { bucket: deps.landingBucket, key });
-    files.push(key);
+    const to = {
+      bucket: deps.landingBucket,
+      key: partnerReportsKey(deps.landingPrefix, partner, `${folder}/${report.name}`),
+    };
+    if (report.ref) await deps.store.copy(report.ref, to);
+    else await deps.store.put(to, partnerCopy, 'application/json');
+    files.push(to.key);
   }
   return { destination: 'home', partner, files };
 }

@@ -40,6 +40,7 @@ function world(origin?: string) {
       yield Buffer.from(objects.get(id(ref))?.body ?? '');
     },
     copy: async (from: ObjectRef, to: ObjectRef) => void objects.set(id(to), objects.get(id(from))!),
+    put: async (ref: ObjectRef, body: string) => void put(ref, body),
   } as unknown as ObjectStore;
   const written = new Map<string, string>();
   const folder: RemoteFolder = {
@@ -87,7 +88,14 @@ describe('deliverReports', () => {
       partner: 'acme',
       files: [`${folder}/summary.json`, `${folder}/users_acme_20261124.failed.csv`],
     });
-    expect(objects.get(`landing/${folder}/summary.json`)?.body).toBe('{"summary":1}');
+    // The partner's summary says what happened to their file, and nothing of the deployment's buckets and keys.
+    const { reports: _reports, archived: _archived, ...partnerView } = summary(true);
+    const delivered = objects.get(`landing/${folder}/summary.json`)?.body ?? '';
+    expect(JSON.parse(delivered)).toEqual(partnerView);
+    expect(delivered).not.toMatch(/archive|reports\//);
+    expect(objects.get(`landing/${folder}/users_acme_20261124.failed.csv`)?.body).toBe(
+      'customer_id,failure_reason\nC2,VALIDATION\n',
+    );
     // Nothing failed: the summary alone.
     expect(await deliverReports(summary(false), deps())).toMatchObject({ files: [`${folder}/summary.json`] });
   });
@@ -102,6 +110,7 @@ describe('deliverReports', () => {
       files: [`${folder}/summary.json`, `${folder}/users_acme_20261124.failed.csv`],
     });
     expect(written.get(`${folder}/users_acme_20261124.failed.csv`)).toBe('customer_id,failure_reason\nC2,VALIDATION\n');
+    expect(JSON.parse(written.get(`${folder}/summary.json`) ?? '')).not.toHaveProperty('reports');
   });
 
   it('says why nothing was delivered: a source without a results folder, or no longer configured', async () => {
