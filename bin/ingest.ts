@@ -249,7 +249,10 @@ export function buildProgram(): Command {
     program
       .command('run')
       .description('process files end to end on one machine: SFTP upload, workflow, CRM calls, reports')
-      .argument('[file-or-dir...]', 'partner files, or directories of them (uploaded in name order); none with --poll'),
+      .argument(
+        '[file-or-dir...]',
+        'partner files, or directories of them (users files first, then by name); none with --poll',
+      ),
   ).action(async (paths: string[], raw: Record<string, unknown>) => {
     const options = commandOptions(raw, interruption());
     if (options.poll && paths.length > 0) throw new ConfigError('run: give files to upload, or --poll, not both');
@@ -279,17 +282,19 @@ export function buildProgram(): Command {
 }
 
 /** Runs the command line; failures print one clear line on stderr and set the exit status (2: bad usage). */
-export async function runCli(argv: readonly string[]): Promise<void> {
+export async function runCli(argv: readonly string[], program: Command = buildProgram()): Promise<void> {
   try {
-    await buildProgram().parseAsync([...argv]);
+    await program.parseAsync([...argv]);
   } catch (error: unknown) {
-    const code = (error as { code?: string }).code;
+    // Only commander's own codes are strings starting with `commander.`; others (an SFTP status, errno) may be numbers.
+    const code: unknown = (error as { code?: unknown }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.version') return;
+    const usage = typeof code === 'string' && code.startsWith('commander.');
     // Commander has already printed its own usage errors; ours (bad values) and failures are printed here.
-    if (!code?.startsWith('commander.') || error instanceof InvalidArgumentError) {
+    if (!usage || error instanceof InvalidArgumentError) {
       process.stderr.write(`ingest: ${error instanceof Error ? error.message : String(error)}\n`);
     }
-    process.exitCode = code?.startsWith('commander.') || error instanceof ConfigError ? 2 : 1;
+    process.exitCode = usage || error instanceof ConfigError ? 2 : 1;
   }
 }
 

@@ -139,7 +139,7 @@ describe('ingest run', () => {
     });
 
     it('writes summary.json, results.csv and a failed-records file per file', () => {
-      const transactions = join(reports, 'transactions_acme_20261124_003.jsonl');
+      const transactions = join(reports, 'demo', 'transactions_acme_20261124_003.jsonl');
       expect(readdirSync(transactions).sort()).toEqual([
         'results.csv',
         'summary.json',
@@ -168,13 +168,13 @@ describe('ingest run', () => {
       // A gzip file's failed records come back as gzip... or plain: either way, only the failed ones.
       const generatedTransactions = load.generated.find((f) => f.kind === 'transactions')!;
       const name = generatedTransactions.path.split('/').pop() as string;
-      const failedFile = readdirSync(join(reports, name)).find((f) => f.includes('.failed.'))!;
-      const bytes = readFileSync(join(reports, name, failedFile));
+      const failedFile = readdirSync(join(reports, 'demo', name)).find((f) => f.includes('.failed.'))!;
+      const bytes = readFileSync(join(reports, 'demo', name, failedFile));
       const text = (bytes[0] === 0x1f ? gunzipSync(bytes) : bytes).toString('utf8');
       const rows = Papa.parse<Record<string, string>>(text.trim(), { header: true }).data;
       expect(rows).toHaveLength(byName(report, name).failed);
       expect(rows.every((row) => row.failure_reason)).toBe(true);
-      expect(existsSync(join(reports, 'readme.txt', 'summary.json'))).toBe(true);
+      expect(existsSync(join(reports, 'demo', 'readme.txt', 'summary.json'))).toBe(true);
       expect(existsSync(join(reports, 'ingest.log'))).toBe(true);
     });
 

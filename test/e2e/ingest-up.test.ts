@@ -1,13 +1,11 @@
-import { execFileSync } from 'node:child_process';
 import { keyFingerprint } from '../../lambdas/adapters/sftp/host-key';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
 import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator/crm-simulator';
 import type { FileResult, RunReport } from '../../lambdas/local/cli/run-report';
-import { alive, finished, readLines, runIngest, startIngest } from './cli';
+import { alive, descendants, finished, portOpen, readLines, runIngest, startIngest } from './cli';
 
 interface Connection {
   sftp: { host: string; port: number; hostKeyFingerprint: string };
@@ -15,35 +13,6 @@ interface Connection {
   crm: string;
   reportDir: string;
 }
-
-/** Pids of a process's descendants (children, their children, ...). */
-function descendants(pid: number): number[] {
-  const table = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' })
-    .trim()
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/).map(Number) as [number, number]);
-  const found: number[] = [];
-  const visit = (parent: number) => {
-    for (const [child, ppid] of table) {
-      if (ppid === parent) {
-        found.push(child);
-        visit(child);
-      }
-    }
-  };
-  visit(pid);
-  return found;
-}
-
-const portOpen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 
 const USERS = [
   'customer_id,first_name,last_name,email,phone,country,created_at',
@@ -132,7 +101,7 @@ describe('ingest up', () => {
       });
       expect(byName['transactions_acme_20261124_001.csv']).toMatchObject({ status: 'succeeded', succeeded: 1 });
       const summary = JSON.parse(
-        readFileSync(join(reportDir, 'users_acme_20261124_001.csv', 'summary.json'), 'utf8'),
+        readFileSync(join(reportDir, 'acme', 'users_acme_20261124_001.csv', 'summary.json'), 'utf8'),
       ) as FileResult;
       expect(summary.failures).toEqual({ '3217': 1 });
 

@@ -4,6 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import type { Config } from '../../core/config';
 import type { CrmSimulatorOptions } from '../crm-simulator/crm-simulator';
 import { writeDemoLoad } from './demo-load';
+import { parseFileName } from '../../core/files/classify-file';
 import { sha256Of } from '../../core/files/file-identity';
 import { RunStopped, startIngestRuntime, type IngestRuntime } from './ingest-runtime';
 import type { PollSource } from '../../core/polling/poll-source';
@@ -38,7 +39,13 @@ export interface PollOption {
   readonly intervalMs: number;
 }
 
-/** The files named on the command line: files as given, directories' files sorted by name (hidden ones skipped). */
+/** Users files first: the customers are in the CRM before the transactions that refer to them are sent. */
+const uploadRank = (name: string) => (parseFileName(name)?.kind === 'users' ? 0 : 1);
+
+/**
+ * The files named on the command line: files as given; a directory's files (hidden ones skipped) with its users
+ * files first, then the others, each in name order (`transactions_...` sorts before `users_...` by name alone).
+ */
 export function inputFiles(paths: readonly string[]): string[] {
   const files: string[] = [];
   for (const path of paths) {
@@ -52,7 +59,7 @@ export function inputFiles(paths: readonly string[]): string[] {
       const names = readdirSync(path, { withFileTypes: true })
         .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
         .map((entry) => entry.name)
-        .sort();
+        .sort((a, b) => uploadRank(a) - uploadRank(b) || (a < b ? -1 : a > b ? 1 : 0));
       files.push(...names.map((name) => join(path, name)));
     } else {
       files.push(path);
@@ -70,8 +77,9 @@ export function inputFiles(paths: readonly string[]): string[] {
 }
 
 /** The runtime of a command: its settings, partners and simulator; the handlers log to `log`. */
-const startRuntime = (options: CommandOptions, log: NodeJS.WritableStream) =>
+const startRuntime = (options: CommandOptions, log: NodeJS.WritableStream, keepGoing = false) =>
   startIngestRuntime({
+    keepGoing,
     settings: options.settings,
     telemetry: { logLevel: options.settings.logLevel, output: log },
     partners: options.partners,
@@ -202,11 +210,25 @@ export async function runFiles(
             if (uploaded.has(sha256)) await runtime.waitForClaim(sha256);
             uploaded.add(sha256);
           }
-          await Promise.race([runtime.upload(file, partner), runtime.stopped]);
+          await Promise.race([uploadOrRefuse(runtime, file, partner), runtime.stopped]);
         }
       }
     },
   );
+}
+
+/**
+ * Uploads one file; a file that cannot be uploaded (the landing zone refuses its name, the file cannot be read)
+ * is reported failed with the reason, and the run goes on with the others.
+ */
+async function uploadOrRefuse(runtime: IngestRuntime, file: string, partner: string): Promise<void> {
+  try {
+    await runtime.upload(file, partner);
+  } catch (error) {
+    if (error instanceof RunStopped) throw error;
+    const sha256 = await sha256Of(createReadStream(file)).catch(() => '');
+    runtime.refuse(basename(file), sha256, `not uploaded: ${(error as Error).message}`);
+  }
 }
 
 /**
@@ -322,7 +344,7 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
   const logFile = openLog(options.settings.reportDir);
   let runtime: IngestRuntime | undefined;
   try {
-    runtime = await startRuntime(options, logFile.stream);
+    runtime = await startRuntime(options, logFile.stream, true);
     const { sftp } = runtime;
     const connection = {
       sftp: { host: sftp.host, port: sftp.port, hostKeyFingerprint: sftp.hostKeyFingerprint },
@@ -353,6 +375,11 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
             `${file.failed} failed${details ? ` (${details})` : ''}\n`,
         );
       }
+    });
+    // A file whose workflow failed is said, and the landing zone stays up for every other file and partner.
+    runtime.onFailure((file) => {
+      if (options.json) io.out(`${JSON.stringify({ name: file.name, status: 'pending', error: file.error })}\n`);
+      else io.out(`${file.name}: pending, its workflow failed (${file.error}); redrive it or upload it again\n`);
     });
     const active = runtime;
     const polling = options.poll ? keepPolling(active, options.poll, io, options.json) : undefined;

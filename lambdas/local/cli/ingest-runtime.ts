@@ -1,5 +1,5 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -37,6 +37,18 @@ export interface IngestRuntimeOptions {
   readonly simulator?: CrmSimulatorOptions;
   /** Partner SFTP servers the watcher collects from (`--poll`), with their credentials. */
   readonly sources?: readonly { readonly source: PollSource; readonly credentials: SourceCredentials }[];
+  /**
+   * A failed workflow is reported to `onFailure` listeners and the runtime goes on (`ingest up`: one partner's
+   * file must not stop the landing zone for the others), instead of stopping the run. @default false
+   */
+  readonly keepGoing?: boolean;
+}
+
+/** A file whose workflow failed (on AWS, an execution to redrive): its records are pending. */
+export interface FailedFile {
+  readonly name: string;
+  readonly key: string;
+  readonly error: string;
 }
 
 export interface IngestRuntime {
@@ -50,6 +62,10 @@ export interface IngestRuntime {
   readonly finished: ReadonlyMap<string, FileResult>;
   /** Called once a finished file's reports are written. */
   onFile(listener: (file: FileResult) => void): void;
+  /** Called when a file's workflow fails (with `keepGoing`; otherwise the run stops). */
+  onFailure(listener: (file: FailedFile) => void): void;
+  /** Records a file the landing zone refused (never uploaded) as finished and failed, with the reason. */
+  refuse(name: string, sha256: string, reason: string): void;
   /** Rejects with RunStopped as soon as the run cannot finish. */
   readonly stopped: Promise<never>;
   /** Uploads a file over SFTP as `partner`, under its own name. */
@@ -86,7 +102,7 @@ const duration = (seconds: number) => {
  * The pipeline on one machine behind its SFTP landing zone, for `ingest run`, `up` and `demo`: the embedded
  * services, handlers and state machine (local-pipeline.ts), the SFTP server with a user per partner, the
  * CRM simulator unless CRM_BASE_URL is set, a count of CRM calls, and the reports of each finished file
- * copied into the report directory (`<dir>/<file name>/`).
+ * copied into the report directory (`<dir>/<partner>/<file name>/`, emptied first: a rerun leaves nothing stale).
  */
 export async function startIngestRuntime(options: IngestRuntimeOptions): Promise<IngestRuntime> {
   const { settings } = options;
@@ -124,8 +140,17 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
   const finished = new Map<string, FileResult>();
   const reporting = new Map<string, Promise<void>>();
   const fileListeners: ((file: FileResult) => void)[] = [];
+  const failureListeners: ((file: FailedFile) => void)[] = [];
+  const finish = (result: FileResult) => {
+    finished.set(result.name, result);
+    for (const listener of fileListeners) listener(result);
+  };
   const writeReports = async (summary: FinalSummary) => {
-    const directory = join(settings.reportDir, summary.name);
+    // The reports' own keys say whose file it is (reports/<partner>/<name>/<id>/): partners' files of the same
+    // name get folders of their own.
+    const partner = summary.reports.summary.split('/')[1] ?? '';
+    const directory = join(settings.reportDir, partner, summary.name);
+    rmSync(directory, { recursive: true, force: true });
     mkdirSync(directory, { recursive: true });
     const { bucket, summary: summaryKey, results, failedRecords } = summary.reports;
     for (const key of [summaryKey, results, failedRecords]) {
@@ -133,12 +158,15 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
       const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       await streamPipeline(object.Body as Readable, createWriteStream(join(directory, basename(key))));
     }
-    const result = fileResult(summary);
-    finished.set(summary.name, result);
-    for (const listener of fileListeners) listener(result);
+    finish(fileResult(summary));
   };
   pipeline.onFinished(({ summary, failed }) => {
-    if (failed) stop(new RunStopped(`the workflow of ${failed.key} failed: ${failed.error}`));
+    if (failed && options.keepGoing) {
+      const file = { name: basename(failed.key), key: failed.key, error: failed.error };
+      for (const listener of failureListeners) listener(file);
+    } else if (failed) {
+      stop(new RunStopped(`the workflow of ${failed.key} failed: ${failed.error}`));
+    }
     if (!summary) return;
     const written = writeReports(summary).catch((error: unknown) =>
       stop(new RunStopped(`could not write the reports of ${summary.name}: ${(error as Error).message}`)),
@@ -177,6 +205,21 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     finished,
     stopped,
     onFile: (listener) => void fileListeners.push(listener),
+    onFailure: (listener) => void failureListeners.push(listener),
+    refuse(name, sha256, reason) {
+      reporting.set(name, Promise.resolve());
+      finish({
+        name,
+        sha256,
+        kind: 'unknown',
+        status: 'failed',
+        received: 0,
+        succeeded: 0,
+        failed: 0,
+        failures: {},
+        reason,
+      });
+    },
     async upload(path, partner) {
       const user = users.find((u) => u.name === partner);
       if (!user) throw new Error(`no SFTP user for partner ${partner}`);

@@ -102,6 +102,10 @@ export async function startLocalAwsEndpoint(): Promise<LocalAwsEndpoint> {
     },
     putSecret: (id, value) => void secrets.set(id, value),
     onEvent: (listener) => void listeners.push(listener),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

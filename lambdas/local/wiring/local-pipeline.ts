@@ -30,6 +30,9 @@ import { startLocalS3 } from '../services/local-s3';
 import { startLocalSqs } from '../services/local-sqs';
 import { localFunctions } from './local-functions';
 
+/** How long close() waits for the work in hand (dispatchers, report deliveries) before it closes the services. */
+const STOP_GRACE_MS = 3000;
+
 export const LOCAL_NAMES = {
   landingBucket: 'landing',
   archiveBucket: 'archive',
@@ -342,7 +345,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       }),
     async close() {
       sweeping.stop();
-      await Promise.allSettled([eventSource.stop(), delivering.settled()]);
+      // A stop takes seconds, whatever is in flight: a dispatcher retrying an unreachable CRM is left as Lambda
+      // leaves one cut off at its timeout (its batch comes back; the idempotency key makes the repeat safe).
+      await Promise.race([
+        Promise.allSettled([eventSource.stop(), delivering.settled()]),
+        new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref()),
+      ]);
       await Promise.all([s3.close(), db.close(), sqs.close(), aws.close(), simulator?.close()]);
     },
   };

@@ -1,6 +1,7 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { generateFiles } from '../../../lambdas/local/cli/generate-files';
 import { inputFiles } from '../../../lambdas/local/cli/ingest-commands';
 import { failuresText, fileResult, runReport, summaryTable } from '../../../lambdas/local/cli/run-report';
 
@@ -86,6 +87,21 @@ describe('the command inputs', () => {
       join(directory, 'single.csv'),
       join(directory, 'in', 'transactions_a.csv'),
       join(directory, 'in', 'users_b.csv'),
+    ]);
+  });
+
+  it("takes a directory's users files first, so customers go before their transactions", async () => {
+    const out = join(directory, 'generated');
+    const files = await generateFiles({ users: 3, transactions: 5, outDir: out });
+    writeFileSync(join(out, 'customers_demo_20261124_002.csv'), 'x');
+    expect(files.map((file) => basename(file.path))).toEqual([
+      'users_demo_20261124_001.csv',
+      'transactions_demo_20261124_001.csv',
+    ]);
+    expect(inputFiles([out]).map((file) => basename(file))).toEqual([
+      'customers_demo_20261124_002.csv',
+      'users_demo_20261124_001.csv',
+      'transactions_demo_20261124_001.csv',
     ]);
   });
 
