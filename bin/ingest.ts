@@ -1,5 +1,5 @@
 /**
- * The one-machine command (../shared/local-run.md): `demo`, `run`, `up` on the embedded runtime, and
+ * The one-machine command (docs/one-machine.md): `demo`, `run`, `up` on the embedded runtime, and
  * `generate` for partner files. Settings come from flags, then the environment (lambdas/core/config.ts).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -57,22 +57,12 @@ function parseArgs<T>(schema: z.ZodType<T>, options: unknown): T {
   throw new InvalidArgumentError(problems.join('; '));
 }
 
-/** Settings with a flag of their own on demo/run/up; the rest are read from the environment only. */
-const FLAG_SETTINGS: readonly SettingKey[] = [
-  'crmBaseUrl',
-  'crmApiToken',
-  'callsPerMinute',
-  'limitWindowSeconds',
-  'batchSize',
-  'dispatchConcurrency',
-  'reportDir',
-  'retryLaterDelaySeconds',
-  'retryLaterAttempts',
-  'crmRetryAttempts',
-  'crmRetryBaseDelayMs',
-  'phaseCheckSeconds',
-  'logLevel',
-];
+/**
+ * Every setting is a flag of demo/run/up, from the one table (SETTINGS) that docs/configuration.md documents:
+ * the docs and the CLI cannot disagree. The archive's lifecycle settings are taken and have no effect on one
+ * machine (the embedded S3 has no lifecycle rules), as their help says.
+ */
+const FLAG_SETTINGS = Object.keys(SETTINGS) as SettingKey[];
 
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
@@ -83,8 +73,12 @@ function withRuntimeOptions(command: Command): Command {
     command.addOption(new Option(`--${setting.flag} <value>`, setting.help).env(setting.env));
   }
   return command
-    .option('--partner <name>', 'partner (SFTP user) the files are uploaded as; repeat for more users', collect, [])
-    .option('--json', 'print one JSON document instead of the table')
+    .option(
+      '--partner <name>',
+      'partner (SFTP user) the files are uploaded as; repeat for more users (default: demo)',
+      collect,
+    )
+    .option('--json', 'print one JSON document instead of the table (up: one JSON line, then one per finished file)')
     .option('--sftp-password <password>', 'password of the SFTP users (default: a random one, printed by `up`)')
     .option('--poll <url>', 'collect from an SFTP server instead of uploading (sftp://user@host:port/dir)')
     .option('--poll-key <file>', 'private key for --poll (else the password in SFTP_PASSWORD)')
@@ -95,8 +89,8 @@ function withRuntimeOptions(command: Command): Command {
     .option('--poll-interval <seconds>', 'seconds between two looks at the --poll folder', '5');
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 const PARTNER = /^[A-Za-z0-9-]+$/;
@@ -112,7 +106,7 @@ function commandOptions(raw: Record<string, unknown>, interrupted: Promise<strin
   if (settings.crmBaseUrl && !settings.crmApiToken) {
     throw new ConfigError('CRM_API_TOKEN (--crm-token): required with --crm-url (CRM_BASE_URL)');
   }
-  const partners = (raw.partner as string[]).length > 0 ? (raw.partner as string[]) : ['demo'];
+  const partners = (raw.partner as string[] | undefined) ?? ['demo'];
   const badPartner = partners.find((partner) => !PARTNER.test(partner));
   if (badPartner) throw new ConfigError(`--partner: ${badPartner}: letters, digits and dashes only`);
   return {
@@ -226,7 +220,7 @@ export function buildProgram(): Command {
 
   program
     .command('generate')
-    .description('write synthetic partner files that follow file-formats.md')
+    .description('write synthetic partner files that follow docs/partner-files.md')
     .requiredOption('--users <n>', 'users to write')
     .requiredOption('--transactions <n>', 'transactions to write')
     .requiredOption('--out <dir>', 'output directory')

@@ -1,8 +1,11 @@
 import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SETTINGS } from '../../../lambdas/core/config';
 import type * as Cli from '../../../bin/ingest';
 
 // bin/ingest.js is the `npx ingest` shim, which runs a command as it loads: take the module behind it.
-const { runCli } = jest.requireActual<typeof Cli>('../../../bin/ingest.ts');
+const { buildProgram, runCli } = jest.requireActual<typeof Cli>('../../../bin/ingest.ts');
 
 /** What `runCli` writes on stderr and sets as the exit status when a command fails with `error`. */
 async function failWith(error: unknown) {
@@ -40,5 +43,38 @@ describe('the command line on a failure', () => {
       stderr: 'ingest: EACCES: permission denied, open /data/x.csv\n',
       exitCode: 1,
     });
+  });
+});
+
+describe('the command line options', () => {
+  const commands = ['run', 'up', 'demo'].map((name) => buildProgram().commands.find((c) => c.name() === name)!);
+  const documented = [
+    ...readFileSync(join(__dirname, '../../../docs/configuration.md'), 'utf8').matchAll(/\| `(--[a-z-]+)`/g),
+  ].map((match) => match[1]);
+
+  it('take every flag docs/configuration.md documents, from the one settings table', () => {
+    expect(documented.sort()).toEqual(
+      Object.values(SETTINGS)
+        .map((setting) => `--${setting.flag}`)
+        .sort(),
+    );
+    for (const command of commands) {
+      const flags = command.options.map((option) => option.long);
+      expect({ command: command.name(), missing: documented.filter((flag) => !flags.includes(flag)) }).toEqual({
+        command: command.name(),
+        missing: [],
+      });
+    }
+  });
+
+  it('say the default partner, and cite only documents the repository has', () => {
+    const run = commands[0]!;
+    expect(run.helpInformation()).toContain('(default: demo)');
+    expect(run.helpInformation()).not.toContain('[]');
+    for (const command of buildProgram().commands) {
+      for (const cited of command.helpInformation().match(/[\w./-]+\.md\b/g) ?? []) {
+        expect(() => readFileSync(join(__dirname, '../../..', cited))).not.toThrow();
+      }
+    }
   });
 });
