@@ -42,6 +42,7 @@ export const classifyFileContract = defineContract({
   },
   environment: defineEnvironment({ LEDGER_TABLE_NAME: z.string().min(1) }, [
     'maxFileSizeBytes',
+    'maxDecompressedBytes',
     'acceptedEncodings',
     'logLevel',
   ]),

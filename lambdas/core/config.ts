@@ -187,6 +187,17 @@ export const SETTINGS = {
     schema: integer(1, 5 * 1024 * GIB).default(10 * GIB),
     help: 'largest accepted file; a larger one is quarantined',
   },
+  maxDecompressedBytes: {
+    env: 'MAX_DECOMPRESSED_BYTES',
+    scope: 'pipeline',
+    flag: 'max-decompressed-bytes',
+    secret: false,
+    // MAX_FILE_SIZE_BYTES counts bytes as uploaded: 1 GB of newlines gzips to 1 MB. 50 GiB is 5x the 10 GiB
+    // upload limit (CSV gzips 4-10x) and several times the text of the largest files expected (tens of millions
+    // of records); each function that reads a file stops the read once this much text has come out.
+    schema: integer(1, 50 * 1024 * GIB).default(50 * GIB),
+    help: 'largest text a file may hold once gunzipped (a plain file: its size), 5x MAX_FILE_SIZE_BYTES as CSV gzips 4-10x; a larger file (a gzip bomb) is quarantined as soon as its text passes this',
+  },
   archiveTransitionDays: {
     env: 'ARCHIVE_TRANSITION_DAYS',
     scope: 'deployment',

@@ -74,6 +74,7 @@ export function awsDependencies(environment: FinaliseFileEnvironment, runtime: F
     failedBucket: environment.FAILED_BUCKET_NAME,
     landingPrefix: environment.LANDING_PREFIX,
     acceptedEncodings: environment.settings.acceptedEncodings,
+    maxDecompressedBytes: environment.settings.maxDecompressedBytes,
     telemetry: createTelemetry(contract.name, runtime.telemetry),
   };
 }

@@ -85,6 +85,7 @@ export function awsDependencies(environment: PrepareFileEnvironment, runtime: Fu
     phases: new DynamoDbPhaseCounters(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers),
     notifier: new SfnTaskNotifier(clients.sfn),
     limits: { maxRecords: environment.settings.batchSize, maxBytes: environment.settings.batchMaxBytes },
+    maxDecompressedBytes: environment.settings.maxDecompressedBytes,
     acceptedEncodings: environment.settings.acceptedEncodings,
     landingPrefix: environment.LANDING_PREFIX,
     telemetry: createTelemetry(contract.name, runtime.telemetry),

@@ -1,7 +1,9 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { createGzip, gzipSync } from 'node:zlib';
 import { S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
 import { identifyFile } from '../../lambdas/core/files/identify-file';
 import type { ObjectRef } from '../../lambdas/core/files/object-store';
@@ -134,5 +136,27 @@ describe('identifyFile over S3 (s3rver)', () => {
     await expect(
       identifyFile(store, { bucket: 'landing', key: 'demo/users_demo_20261124_007.csv' }, options),
     ).rejects.toMatchObject({ name: 'File.Unreadable', message: expect.stringMatching(/first_name/) });
+  });
+
+  it('refuses a gzip bomb (200 MB of newlines in 200 KB) as File.TooLarge as soon as its text passes the limit', async () => {
+    const newlines = Buffer.alloc(1024 * 1024, '\n');
+    const bomb = await buffer(
+      Readable.from(Array.from({ length: 200 }, () => newlines)).pipe(createGzip({ level: 9 })),
+    );
+    expect(bomb.length).toBeLessThan(options.maxFileSizeBytes / 1000);
+    await put('demo/users_demo_20261124_008.csv.gz', bomb);
+    const started = Date.now();
+    await expect(
+      identifyFile(
+        store,
+        { bucket: 'landing', key: 'demo/users_demo_20261124_008.csv.gz' },
+        { ...options, maxDecompressedBytes: 1_000_000 },
+      ),
+    ).rejects.toMatchObject({
+      name: 'File.TooLarge',
+      message: 'decompresses to more than 1000000 bytes (MAX_DECOMPRESSED_BYTES)',
+    });
+    // Read to the end, these 200 MB of blank CSV rows take about 30 s.
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 });

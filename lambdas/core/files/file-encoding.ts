@@ -38,10 +38,29 @@ const unreadable = (message: string) => new FileRejectedError(ErrorNames.fileUnr
 export const notAccepted = (encoding: string) =>
   new FileRejectedError(ErrorNames.fileEncodingNotAccepted, `${encoding} files are not accepted (ACCEPTED_ENCODINGS)`);
 
-/** `first`, then the rest of an iterator it was taken from (a peek that gives nothing back). */
+/** `MAX_DECOMPRESSED_BYTES` passed: a gzip bomb, or a plain file larger than the text any file may hold. */
+const tooMuchText = (maxBytes: number, gzip: boolean) =>
+  new FileRejectedError(
+    ErrorNames.fileTooLarge,
+    gzip
+      ? `decompresses to more than ${maxBytes} bytes (MAX_DECOMPRESSED_BYTES)`
+      : `is more than ${maxBytes} bytes of text (MAX_DECOMPRESSED_BYTES)`,
+  );
+
+/**
+ * `first`, then the rest of an iterator it was taken from (a peek that gives nothing back). A reader that stops
+ * early (a refused file) closes `rest` too: the stream under it (an S3 body, a socket) is destroyed, not left
+ * with megabytes unread holding its connection, and the process, open.
+ */
 export async function* prepend<T>(first: T, rest: AsyncIterator<T>): AsyncGenerator<T> {
-  yield first;
-  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+  let finished = false;
+  try {
+    yield first;
+    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+    finished = true;
+  } finally {
+    if (!finished) await rest.return?.();
+  }
 }
 
 export interface DecodeOptions {
@@ -54,6 +73,11 @@ export interface DecodeOptions {
   readonly truncated?: boolean;
   /** gzip content is refused (`File.EncodingNotAccepted`) unless this is true. @default true */
   readonly acceptGzip?: boolean;
+  /**
+   * Bytes of text (out of gunzip; for a plain file, its size) past which the file fails with `File.TooLarge`,
+   * as soon as the count passes it: a small gzip bomb must not be read for minutes. @default no limit
+   */
+  readonly maxBytes?: number;
 }
 
 /**
@@ -80,8 +104,12 @@ export async function* decodeText(
     source = pipeline(Readable.from(source), gunzip, () => undefined);
   }
   const decoder = new TextDecoder('utf-8', { fatal: true });
+  const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+  let decodedBytes = 0;
   try {
     for await (const chunk of source) {
+      decodedBytes += (chunk as Uint8Array).length;
+      if (decodedBytes > maxBytes) throw tooMuchText(maxBytes, isGzip);
       const text = decoder.decode(chunk as Uint8Array, { stream: true });
       if (text.includes('\0')) throw unreadable('binary content (NUL bytes): not a text file');
       // Small pieces keep the records parsed from each short-lived (young-generation garbage): with 1 MiB

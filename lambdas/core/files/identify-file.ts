@@ -24,13 +24,16 @@ export type Identified =
 export interface IdentifyOptions {
   readonly maxFileSizeBytes: number;
   readonly acceptedEncodings: readonly Encoding[];
+  /** Bytes of text (after gunzip) past which the file is refused (`MAX_DECOMPRESSED_BYTES`). @default no limit */
+  readonly maxDecompressedBytes?: number;
 }
 
 /**
  * The classify step: checks the size limit, reads only the head to decide the kind (metadata > tag > name >
  * header) and format, then streams the whole object once for its SHA-256, the file's identity, parsing it on
  * the way so that a file unreadable anywhere is refused as a whole.
- * @throws FileRejectedError `File.TooLarge`, `File.EncodingNotAccepted`, `File.Unreadable` (e.g. broken gzip head)
+ * @throws FileRejectedError `File.TooLarge` (bytes, or text after gunzip), `File.EncodingNotAccepted`,
+ *   `File.Unreadable` (e.g. broken gzip head)
  */
 export async function identifyFile(store: ObjectReader, ref: ObjectRef, options: IdentifyOptions): Promise<Identified> {
   const head = await store.head(ref);
@@ -65,6 +68,7 @@ export async function identifyFile(store: ObjectReader, ref: ObjectRef, options:
     name: ref.key,
     requiredColumns: requiredColumns(classification.kind),
     acceptedEncodings: options.acceptedEncodings,
+    ...(options.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: options.maxDecompressedBytes }),
   });
   for await (const _chunk of records) {
     // Parsing is all.

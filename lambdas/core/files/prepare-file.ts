@@ -17,6 +17,8 @@ export interface PrepareOptions extends BatchLimits {
   readonly kind: FileKind;
   /** Largest accepted file in bytes; a larger one fails with `File.TooLarge`. */
   readonly maxFileSizeBytes?: number;
+  /** Bytes of text (after gunzip) past which the file fails with `File.TooLarge`. @default no limit */
+  readonly maxDecompressedBytes?: number;
   /**
    * Take only these lines (a later phase: the 8006 or 4404 records of the one before). Other records are
    * skipped unvalidated; the batches are numbered from 0 for the phase.
@@ -69,6 +71,7 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
     name: options.name,
     requiredColumns: requiredColumns(options.kind),
     ...(options.acceptedEncodings ? { acceptedEncodings: options.acceptedEncodings } : {}),
+    ...(options.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: options.maxDecompressedBytes }),
   });
   const firstBatch = options.firstBatch ?? 0;
   let nextBatch = firstBatch;

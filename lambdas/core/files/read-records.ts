@@ -2,15 +2,23 @@ import Papa from 'papaparse';
 import { ErrorNames, FileRejectedError } from '../errors';
 import type { Encoding } from '../config';
 import { decodeText, encodingFromName, notAccepted, prepend, sniffFormat, type RecordFormat } from './file-encoding';
+import { NESTED_JSON_RULE, RefusedValue, UNPAIRED_SURROGATE_RULE } from './record-schemas';
 
 /** One record as the partner wrote it, before validation. */
 export interface SourceRecord {
   /** 1-based line of the file where the record starts (CSV: the header is line 1). */
   readonly line: number;
-  /** Values by column name (lower-cased, trimmed); CSV values are strings, JSONL values as parsed. */
+  /**
+   * Values by column name (lower-cased, trimmed), as own properties, a `__proto__` column too (a column a row
+   * lacks may still find `constructor` on Object.prototype). CSV values are strings; JSONL strings, booleans
+   * and nulls are as parsed, numbers as written (their source text: never through a float), and an object or
+   * array, or a string with an unpaired surrogate, is a {@link RefusedValue}: no value has depth.
+   */
   readonly fields: Readonly<Record<string, unknown>>;
   /** The record could not be taken apart (wrong number of CSV fields, a JSONL line that is no object). */
   readonly problem?: { readonly column: string; readonly rule: string };
+  /** JSON Lines: the line as written (without its line end), for the failed-records file. */
+  readonly text?: string;
 }
 
 export interface ReadOptions {
@@ -22,14 +30,31 @@ export interface ReadOptions {
   readonly maxRecordChars?: number;
   /** Encodings this deployment takes; another fails with `File.EncodingNotAccepted`. @default all */
   readonly acceptedEncodings?: readonly Encoding[];
+  /** Bytes of text (after gunzip) past which the file fails with `File.TooLarge`. @default no limit */
+  readonly maxDecompressedBytes?: number;
 }
 
 const DEFAULT_MAX_RECORD_CHARS = 1024 * 1024;
+const BOM = 0xfeff;
 
 const unreadable = (message: string) => new FileRejectedError(ErrorNames.fileUnreadable, message);
 
 /** Column names are matched case-insensitively and trimmed (file-formats.md). */
 export const columnKey = (name: string) => name.trim().toLowerCase();
+
+/** A column name as an error message quotes it: a header cell can be a megabyte long. */
+const quoted = (name: string) => `"${name.length > 64 ? `${name.slice(0, 64)}...` : name}"`;
+
+/**
+ * Sets a field. A `__proto__` column becomes an own property: assigned, it would call Object.prototype's setter
+ * and make the value the prototype, whose keys every rule would then read as fields. (An object without a
+ * prototype would do too, but V8 keeps those as hash tables: 150 ns more per record.)
+ */
+function setField(fields: Record<string, unknown>, name: string, value: unknown) {
+  if (name === '__proto__')
+    Object.defineProperty(fields, name, { value, enumerable: true, writable: true, configurable: true });
+  else fields[name] = value;
+}
 
 /**
  * Streams a partner file's records, in chunks (one per decoded text chunk) to keep per-record overhead
@@ -42,7 +67,11 @@ export async function* readRecords(
 ): AsyncGenerator<SourceRecord[]> {
   const fromName = encodingFromName(options.name);
   const accepted = options.acceptedEncodings;
-  const text = decodeText(bytes, { gzip: fromName.gzip, acceptGzip: !accepted || accepted.includes('gzip') });
+  const text = decodeText(bytes, {
+    gzip: fromName.gzip,
+    acceptGzip: !accepted || accepted.includes('gzip'),
+    ...(options.maxDecompressedBytes === undefined ? {} : { maxBytes: options.maxDecompressedBytes }),
+  });
   const first = await text.next();
   if (first.done) return;
   const format: RecordFormat = fromName.format ?? sniffFormat(first.value);
@@ -77,7 +106,7 @@ function readHeader(row: readonly string[], requiredColumns: readonly string[]):
   const names = row.map(columnKey);
   const seen = new Set<string>();
   for (const name of names) {
-    if (name && seen.has(name)) throw unreadable(`line 1: duplicate column "${name}" in the header`);
+    if (name && seen.has(name)) throw unreadable(`line 1: duplicate column ${quoted(name)} in the header`);
     seen.add(name);
   }
   const missing = requiredColumns.filter((column) => !seen.has(column));
@@ -138,7 +167,7 @@ async function* readCsv(
       const count = Math.min(row.length, names.length);
       for (let c = 0; c < count; c++) {
         const name = names[c] as string;
-        if (name) fields[name] = (row[c] as string).trim();
+        if (name) setField(fields, name, (row[c] as string).trim());
       }
       records.push(
         row.length === names.length
@@ -180,8 +209,12 @@ async function* readJsonLines(chunks: AsyncIterable<string>, maxRecordChars: num
   let line = 0;
   let seenRecord = false;
 
-  const take = (text: string, records: SourceRecord[]) => {
+  const take = (lineText: string, records: SourceRecord[]) => {
     line++;
+    // The \r of a CRLF line end is no part of the record (kept, it would end up inside the failed-records file),
+    // nor is a BOM that starts a line (files joined together): CSV values are trimmed of it too.
+    const end = lineText.endsWith('\r') ? lineText.length - 1 : lineText.length;
+    const text = lineText.slice(lineText.charCodeAt(0) === BOM ? 1 : 0, end);
     if (text.trim() === '') return;
     let value: unknown;
     try {
@@ -191,13 +224,16 @@ async function* readJsonLines(chunks: AsyncIterable<string>, maxRecordChars: num
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       if (!seenRecord) throw unreadable(`line ${line}: not a JSON object (not a JSON Lines file?)`);
-      records.push({ line, fields: {}, problem: { column: 'record', rule: 'a JSON object on one line' } });
+      records.push({
+        line,
+        text,
+        fields: {},
+        problem: { column: 'record', rule: 'a JSON object on one line' },
+      });
       return;
     }
     seenRecord = true;
-    const fields: Record<string, unknown> = {};
-    for (const [key, field] of Object.entries(value)) fields[columnKey(key)] = field;
-    records.push({ line, fields });
+    records.push({ line, text, fields: jsonFields(value as Record<string, unknown>, text) });
   };
 
   for await (const chunk of chunks) {
@@ -217,4 +253,90 @@ async function* readJsonLines(chunks: AsyncIterable<string>, maxRecordChars: num
   const records: SourceRecord[] = [];
   if (carried !== '') take(carried, records);
   if (records.length > 0) yield records;
+}
+
+const NESTED_JSON = new RefusedValue(NESTED_JSON_RULE);
+const UNPAIRED_SURROGATE = new RefusedValue(UNPAIRED_SURROGATE_RULE);
+/** With the `u` flag a surrogate pair is one code point: only an unpaired half matches. */
+const SURROGATE = /[\ud800-\udfff]/u;
+
+/**
+ * The fields of a parsed JSON Lines object, flat: JSON.parse takes any depth (it is iterative), but
+ * JSON.stringify, String() and zod recurse, so a value thousands of levels deep overflowed the stack where a
+ * report or a log met it. Such values, and strings that are no Unicode text, become a {@link RefusedValue}.
+ * Numbers are handed on as written: through a float `1e-400` would become 0, and 17 digits would be rounded.
+ */
+function jsonFields(parsed: Record<string, unknown>, line: string): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  // A lone surrogate can only come from a `\u` escape: decoded UTF-8 text is always well formed.
+  const escapes = line.includes('\\u');
+  let numbers: Map<string, string> | undefined;
+  for (const [key, value] of Object.entries(parsed)) {
+    let field = value;
+    if (typeof value === 'object' && value !== null) field = NESTED_JSON;
+    else if (typeof value === 'number') field = (numbers ??= numbersAsWritten(line)).get(key) ?? String(value);
+    else if (escapes && typeof value === 'string' && SURROGATE.test(value)) field = UNPAIRED_SURROGATE;
+    setField(fields, columnKey(key), field);
+  }
+  return fields;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** Where the JSON string starting at `start` (its opening quote) ends: just past its closing quote. */
+function stringEnd(line: string, start: number): number {
+  for (let at = start + 1; ;) {
+    const quote = line.indexOf('"', at);
+    if (quote === -1) return line.length;
+    let backslashes = 0;
+    for (let i = quote - 1; line.charCodeAt(i) === BACKSLASH; i--) backslashes++;
+    if (backslashes % 2 === 0) return quote + 1;
+    at = quote + 1;
+  }
+}
+
+const isNumberChar = (c: number) =>
+  (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2d || c === 0x2b || (c | 0x20) === 0x65;
+
+/**
+ * The source text of each number that is the value of a key of the line's object (not of a nested one), by
+ * key; a repeated key keeps its last, as JSON.parse does. The line is valid JSON (it was parsed), so telling
+ * strings, brackets, `:` and `,` apart is enough. One pass, no recursion.
+ */
+function numbersAsWritten(line: string): Map<string, string> {
+  const numbers = new Map<string, string>();
+  let depth = 0;
+  let key = '';
+  let afterColon = false;
+  for (let at = 0; at < line.length;) {
+    const c = line.charCodeAt(at);
+    if (c === QUOTE) {
+      const end = stringEnd(line, at);
+      if (depth === 1 && !afterColon) key = line.slice(at, end);
+      afterColon = false;
+      at = end;
+      continue;
+    }
+    if (afterColon && isNumberChar(c)) {
+      let end = at + 1;
+      while (end < line.length && isNumberChar(line.charCodeAt(end))) end++;
+      numbers.set(JSON.parse(key) as string, line.slice(at, end));
+      afterColon = false;
+      at = end;
+      continue;
+    }
+    if (c === 0x7b || c === 0x5b) {
+      depth++;
+      afterColon = false;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    } else if (c === 0x3a) {
+      afterColon = depth === 1;
+    } else if (c === 0x2c) {
+      afterColon = false;
+    }
+    at++;
+  }
+  return numbers;
 }

@@ -63,6 +63,36 @@ const RESULTS_HEADER = 'line,record_id,operations,outcome,code,error,attempts\n'
 /** Column added to the failed-records file: unknown columns are ignored on upload, so a fixed file can go back as it is. */
 export const FAILURE_COLUMN = 'failure_reason';
 
+/**
+ * Column of the failed-records file (JSON Lines) that holds a line that was no JSON object, as written: the
+ * partner sees what to fix.
+ */
+export const SOURCE_LINE_COLUMN = 'source_line';
+
+/**
+ * A source value as report text: strings, numbers and booleans as they are; anything else is blank (a refused
+ * value, or what a column missing from a short row finds on Object.prototype, such as `constructor`).
+ */
+const plainText = (value: unknown): string =>
+  typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : '';
+
+/**
+ * A failed JSON Lines record for the failed-records file: its line as written with the reason added as the last
+ * key, so nothing the partner wrote is lost or changed (nested values, long numbers, key case, repeated keys).
+ * A line that already has the reason key (a fixed file that failed again) gets a second one; JSON readers,
+ * ours too, take the last.
+ */
+function failedJsonLine(record: SourceRecord, reason: string): string {
+  const reasonField = `${JSON.stringify(FAILURE_COLUMN)}:${JSON.stringify(reason)}`;
+  const line = record.text?.trim();
+  if (line === undefined) return JSON.stringify({ ...record.fields, [FAILURE_COLUMN]: reason });
+  if (!record.problem && line.startsWith('{') && line.endsWith('}')) {
+    const members = line.slice(1, -1);
+    return `{${members}${members.trim() === '' ? '' : ','}${reasonField}}`;
+  }
+  return `{${JSON.stringify(SOURCE_LINE_COLUMN)}:${JSON.stringify(line)},${reasonField}}`;
+}
+
 const csvField = (value: string) => (/[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
 
 /** A later phase's answer with its outcomes by line. */
@@ -121,16 +151,14 @@ export async function reportFile(input: ReportInput): Promise<FileSummary> {
 
   const writeFailedRecord = async (record: SourceRecord, reason: string) => {
     if (input.format === 'jsonl') {
-      await input.failedRecords.write(`${JSON.stringify({ ...record.fields, [FAILURE_COLUMN]: reason })}\n`);
+      await input.failedRecords.write(`${failedJsonLine(record, reason)}\n`);
       return;
     }
     if (!failedHeader) {
       failedHeader = [...Object.keys(record.fields).filter((c) => c !== FAILURE_COLUMN), FAILURE_COLUMN];
       await input.failedRecords.write(`${failedHeader.map(csvField).join(',')}\n`);
     }
-    const row = failedHeader.map((column) =>
-      column === FAILURE_COLUMN ? reason : String(record.fields[column] ?? ''),
-    );
+    const row = failedHeader.map((column) => (column === FAILURE_COLUMN ? reason : plainText(record.fields[column])));
     await input.failedRecords.write(`${row.map(csvField).join(',')}\n`);
   };
 
@@ -138,7 +166,7 @@ export async function reportFile(input: ReportInput): Promise<FileSummary> {
     let rows = '';
     for (const record of chunk) {
       received++;
-      const recordId = String(record.fields[idColumn] ?? '');
+      const recordId = plainText(record.fields[idColumn]);
       const validated = record.problem
         ? invalid(record.problem.column, record.problem.rule)
         : validateRecord(input.kind, record.fields);

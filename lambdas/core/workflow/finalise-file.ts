@@ -35,6 +35,8 @@ export interface FinaliseDeps {
   readonly failedBucket: string;
   readonly landingPrefix: string;
   readonly acceptedEncodings: readonly Encoding[];
+  /** Bytes of text (after gunzip) past which the file is refused (`MAX_DECOMPRESSED_BYTES`). @default no limit */
+  readonly maxDecompressedBytes?: number;
 }
 
 export interface FinishedFile {
@@ -100,6 +102,7 @@ export async function finaliseFile(input: FinishedFile, deps: FinaliseDeps): Pro
         source: readRecords(deps.store.read(input.file), {
           name: input.file.key,
           acceptedEncodings: deps.acceptedEncodings,
+          ...(deps.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: deps.maxDecompressedBytes }),
         }),
         addAnswers: deps.answers.answers(input.fileId, 'ADD'),
         laterAnswers,

@@ -21,6 +21,8 @@ export interface PhaseDeps {
   readonly notifier: TaskNotifier;
   readonly limits: BatchLimits;
   readonly acceptedEncodings: readonly Encoding[];
+  /** Bytes of text past which the file is refused (`MAX_DECOMPRESSED_BYTES`). @default no limit */
+  readonly maxDecompressedBytes?: number;
 }
 
 export interface PhaseSlice {
@@ -73,6 +75,7 @@ export async function preparePhaseSlice(
     kind: slice.kind,
     ...deps.limits,
     acceptedEncodings: deps.acceptedEncodings,
+    ...(deps.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: deps.maxDecompressedBytes }),
     firstBatch: slice.firstBatch,
     shouldStop,
     ...(onlyLines ? { onlyLines } : {}),

@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { decodeText, MAX_TEXT_CHUNK } from '../../../lambdas/core/files/file-encoding';
 import { readRecords, type SourceRecord } from '../../../lambdas/core/files/read-records';
-import { requiredColumns } from '../../../lambdas/core/files/record-schemas';
+import {
+  NESTED_JSON_RULE,
+  RefusedValue,
+  requiredColumns,
+  UNPAIRED_SURROGATE_RULE,
+} from '../../../lambdas/core/files/record-schemas';
 import { chunksOf, collect, tempDir } from '../helpers';
 
 const USERS_HEADER = 'customer_id,first_name,last_name,email,phone,country,created_at';
@@ -68,6 +73,12 @@ describe('readRecords: CSV', () => {
       [3, 'C1', 'Alder'],
       [5, 'C2', 'Birch'],
     ]);
+  });
+
+  it('takes __proto__ and constructor as columns like any other', async () => {
+    const [record] = await read('users.csv', `${USERS_HEADER},__proto__,constructor\nC1,A,B,a@b.co,,GB,x,p,c\n`);
+    expect(Object.getPrototypeOf(record!.fields)).toBe(Object.prototype);
+    expect(record!.fields).toMatchObject({ customer_id: 'C1', ['__proto__']: 'p', constructor: 'c' });
   });
 
   it('marks a row with the wrong number of fields as a bad record and goes on', async () => {
@@ -198,8 +209,8 @@ describe('readRecords: JSON Lines', () => {
     const jsonl = '{"Customer_ID":"C1","amount":12.5}\r\n\n{"customer_id":"C2"}\n';
     const records = await read('trx.jsonl', jsonl);
     expect(records).toEqual([
-      { line: 1, fields: { customer_id: 'C1', amount: 12.5 } },
-      { line: 3, fields: { customer_id: 'C2' } },
+      { line: 1, text: '{"Customer_ID":"C1","amount":12.5}', fields: { customer_id: 'C1', amount: '12.5' } },
+      { line: 3, text: '{"customer_id":"C2"}', fields: { customer_id: 'C2' } },
     ]);
     expect(await read('trx.ndjson', jsonl, 3)).toEqual(records);
   });
@@ -218,9 +229,41 @@ describe('readRecords: JSON Lines', () => {
     });
   });
 
+  it('hands on flat fields: nested JSON and unpaired surrogates refused, numbers as written, any key a column', async () => {
+    const line =
+      '{"customer_id":"C1","__proto__":{"email":"a@example.com"},"constructor":"c","amount":12.50,' +
+      '"big":12345678901234567890,"tiny":1e-400,"first_name":"\\ud800","last_name":"\\ud83d\\ude00","deep":[[[]]]}';
+    const [record] = await read('t.jsonl', `{"customer_id":"C0"}\n${line}`).then((r) => r.slice(1));
+    const fields = record!.fields;
+    expect(Object.getPrototypeOf(fields)).toBe(Object.prototype);
+    expect(Object.hasOwn(fields, '__proto__')).toBe(true);
+    expect(fields.email).toBeUndefined();
+    expect(fields['__proto__']).toEqual(new RefusedValue(NESTED_JSON_RULE));
+    expect(fields.deep).toEqual(new RefusedValue(NESTED_JSON_RULE));
+    expect(fields.first_name).toEqual(new RefusedValue(UNPAIRED_SURROGATE_RULE));
+    expect(fields).toMatchObject({
+      customer_id: 'C1',
+      constructor: 'c',
+      amount: '12.50',
+      big: '12345678901234567890',
+      tiny: '1e-400',
+      last_name: '😀',
+    });
+    expect(record!.text).toBe(line);
+  });
+
+  it('keeps the line as written for the failed-records file, without a CRLF end or a BOM that starts it', async () => {
+    const records = await read('t.jsonl', '{"customer_id":"C1"}\r\n\uFEFF{"customer_id":"C2"}\r\n{"a":1,"a":2}');
+    expect(records.map((r) => [r.text, r.fields.customer_id ?? r.fields.a])).toEqual([
+      ['{"customer_id":"C1"}', 'C1'],
+      ['{"customer_id":"C2"}', 'C2'],
+      ['{"a":1,"a":2}', '2'],
+    ]);
+  });
+
   it('detects JSON Lines by content when the name has no suffix', async () => {
     const records = await read('upload', '\n{"customer_id":"C1"}\n');
-    expect(records).toEqual([{ line: 2, fields: { customer_id: 'C1' } }]);
+    expect(records).toEqual([{ line: 2, text: '{"customer_id":"C1"}', fields: { customer_id: 'C1' } }]);
   });
 });
 

@@ -4,6 +4,7 @@ import {
   normaliseAmount,
   normaliseDateTime,
   normalisePhone,
+  RefusedValue,
   validateRecord,
   type CrmRecord,
 } from '../../../lambdas/core/files/record-schemas';
@@ -99,7 +100,10 @@ describe('validateRecord', () => {
     ['transactions', { occurred_at: '2026-02-29T00:00:00Z' }, 'VALIDATION: occurred_at: an ISO 8601 date-time'],
     ['transactions', { type: 'gift' }, 'VALIDATION: type: one of purchase, refund, adjustment'],
     ['transactions', { merchant: 'm'.repeat(201) }, 'VALIDATION: merchant: at most 200 characters'],
-    ['transactions', { amount: { value: 1 } }, 'VALIDATION: amount: a decimal with at most 2 fraction digits'],
+    ['transactions', { amount: { value: 1 } }, 'VALIDATION: amount: a text or number value, not nested JSON'],
+    ['users', { first_name: [['Ada']] }, 'VALIDATION: first_name: a text or number value, not nested JSON'],
+    ['transactions', { amount: true }, 'VALIDATION: amount: a decimal with at most 2 fraction digits'],
+    ['transactions', { amount: Infinity }, 'VALIDATION: amount: a decimal with at most 2 fraction digits'],
   ] as const)('%s %j fails with "%s"', (kind, change, reason) => {
     const base = kind === 'users' ? user : transaction;
     const result = validateRecord(kind, { ...base, ...change });
@@ -109,6 +113,13 @@ describe('validateRecord', () => {
   it('counts characters, not UTF-16 units: 100 emoji are a valid name', () => {
     expect(validateRecord('users', { ...user, first_name: '😀'.repeat(100) }).ok).toBe(true);
     expect(validateRecord('users', { ...user, first_name: '😀'.repeat(101) }).ok).toBe(false);
+  });
+
+  it('fails a value the reader refused with the rule it broke', () => {
+    expect(validateRecord('users', { ...user, email: new RefusedValue('some rule') })).toMatchObject({
+      ok: false,
+      reason: 'VALIDATION: email: some rule',
+    });
   });
 
   it('takes JSON numbers as written for amounts and ids', () => {
@@ -128,6 +139,16 @@ describe('normalisers', () => {
     ['0', '0.00'],
     ['123456789012345678901234567890.99', '123456789012345678901234567890.99'],
   ])('amount %s -> %s (exact, no float)', (input, output) => expect(normaliseAmount(input)).toBe(output));
+
+  it('takes a megabyte of digits in linear time', () => {
+    const started = Date.now();
+    expect(normaliseAmount(`${'0'.repeat(1024 * 1024)}x`)).toBeUndefined();
+    expect(normaliseAmount(`${'0'.repeat(1024 * 1024)}.123`)).toBeUndefined();
+    expect(normaliseAmount(`-${'0'.repeat(1024 * 1024)}1.5`)).toBe('-1.50');
+    expect(normaliseAmount('0'.repeat(1024 * 1024))).toBe('0.00');
+    // The pattern before backtracked quadratically: 40 000 zeros took 2.5 s, a megabyte would take half an hour.
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
 
   it.each(['', '.5', '5.', '1.234', '--1', '1 000', 'NaN', '0x10'])('amount %j is refused', (input) =>
     expect(normaliseAmount(input)).toBeUndefined(),
