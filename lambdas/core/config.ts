@@ -204,7 +204,7 @@ export const SETTINGS = {
     flag: 'archive-transition-days',
     secret: false,
     schema: integer(1, 3650).default(30),
-    help: 'days before archived files move to Glacier',
+    help: 'days before archived files move to Glacier (AWS: no effect on one machine)',
   },
   archiveNoncurrentExpiryDays: {
     env: 'ARCHIVE_NONCURRENT_EXPIRY_DAYS',
@@ -212,7 +212,7 @@ export const SETTINGS = {
     flag: 'archive-noncurrent-expiry-days',
     secret: false,
     schema: integer(1, 3650).default(90),
-    help: 'days before noncurrent versions of archived files expire',
+    help: 'days before noncurrent versions of archived files expire (AWS: no effect on one machine)',
   },
   logLevel: {
     env: 'LOG_LEVEL',
