@@ -9,6 +9,7 @@ import {
   type EmbeddedSftpServer,
   type SftpFiles,
   type SftpLogin,
+  type SftpServerSettings,
 } from './sftp-server';
 
 const missing = (error: unknown) => (error as { code?: string }).code === 'ENOENT';
@@ -18,12 +19,11 @@ const missing = (error: unknown) => (error as { code?: string }).code === 'ENOEN
  * a client writes is visible, growing, while it is written; every user's home is `root`. For trying the
  * polling watcher (`ingest run --poll`) and for its tests without a real sshd.
  */
-export async function startFolderSftp(options: {
-  readonly root: string;
-  readonly users: readonly SftpLogin[];
-  readonly port?: number;
-}): Promise<EmbeddedSftpServer> {
-  const local = (path: string) => join(options.root, path);
+export async function startFolderSftp(
+  options: SftpServerSettings & { readonly root: string; readonly users: readonly SftpLogin[] },
+): Promise<EmbeddedSftpServer> {
+  const { root, ...settings } = options;
+  const local = (path: string) => join(root, path);
   const files: SftpFiles = {
     async stat(path) {
       try {
@@ -69,5 +69,5 @@ export async function startFolderSftp(options: {
     mkdir: async (path) => void (await mkdir(local(path))),
     rmdir: (path) => rmdir(local(path)),
   };
-  return startSftpServer({ users: options.users, files: () => files, ...(options.port ? { port: options.port } : {}) });
+  return startSftpServer({ ...settings, files: () => files });
 }

@@ -1,7 +1,8 @@
 import { generateKeyPairSync, timingSafeEqual } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { posix } from 'node:path';
+import { dirname, posix } from 'node:path';
 import { keyFingerprint } from '../../adapters/sftp/host-key';
 import { Server, utils, type Attributes, type Connection, type FileEntry, type SFTPWrapper } from 'ssh2';
 
@@ -28,7 +29,11 @@ export interface WriteTarget {
 export interface SftpFiles {
   stat(path: string): Promise<Attributes | undefined>;
   list(path: string): Promise<FileEntry[]>;
-  openRead(path: string): Promise<{ file: FileHandle; close(): Promise<void> }>;
+  /**
+   * `attrs`: what FSTAT reports while the file is open, when `file` is a local copy whose own size and time
+   * are not the stored file's (else FSTAT reports `file`'s, as a file system does).
+   */
+  openRead(path: string): Promise<{ file: FileHandle; close(): Promise<void>; attrs?: Attributes }>;
   openWrite(path: string): Promise<WriteTarget>;
   remove(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
@@ -42,6 +47,54 @@ export interface EmbeddedSftpServer {
   /** The server's host key fingerprint (SHA-256, base64, as `ssh` prints it). */
   readonly hostKeyFingerprint: string;
   close(): Promise<void>;
+}
+
+/** A failed login, as `onAuthFailure` gets it: never the password. */
+export interface AuthFailure {
+  readonly user: string;
+  /** The SSH method tried: `password`, or `publickey` with a signature that did not verify. */
+  readonly method: string;
+  /** `ip:port` of the client. */
+  readonly remote: string;
+}
+
+/** How an embedded SFTP server runs, whatever its storage. */
+export interface SftpServerSettings {
+  /** @default a free port */
+  readonly port?: number;
+  /**
+   * Where the host key is kept (PEM), so that its fingerprint survives restarts: read if the file is there,
+   * else made and written there (mode 0600, folders created).
+   * @default a new key at each start
+   */
+  readonly hostKeyFile?: string;
+  /**
+   * How long a failed login waits for its answer, times the failures so far on that connection (1 s, 2 s, 3 s
+   * by default): a password guesser gets few tries a minute, a right password is answered at once.
+   * @default 1000
+   */
+  readonly authFailureDelayMs?: number;
+  /** Called at each failed login (a wrong password, an unknown user), for the log. */
+  readonly onAuthFailure?: (failure: AuthFailure) => void;
+}
+
+/** A host key file that holds no usable private key: the server does not start, rather than change its key. */
+export class HostKeyFileInvalid extends Error {
+  override readonly name = 'Sftp.HostKeyFileInvalid';
+}
+
+/**
+ * A request the storage refuses for a reason the client should read (a name it cannot store): answered with
+ * `status` and exactly `message`, where other errors are answered as failures of the server.
+ */
+export class SftpRequestRefused extends Error {
+  override readonly name = 'Sftp.RequestRefused';
+  constructor(
+    message: string,
+    readonly status: number = STATUS_CODE.FAILURE,
+  ) {
+    super(message);
+  }
 }
 
 export const FILE_MODE = 0o100644;
@@ -81,6 +134,41 @@ export function newSshKeyPair(): { privateKey: string; publicKey: string; finger
   };
 }
 
+/**
+ * The host key kept in `path`: read (PEM, or OpenSSH's own format, unencrypted) if the file is there, else made
+ * and written there, readable by its owner only.
+ * @throws HostKeyFileInvalid when the file cannot be read or holds no private key, naming the file.
+ */
+export function hostKeyFromFile(path: string): { privateKey: string; fingerprint: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ENOENT') {
+      throw new HostKeyFileInvalid(`host key file ${path} cannot be read: ${(error as Error).message}`);
+    }
+    const made = newSshKeyPair();
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    try {
+      // wx: two servers starting at once keep one key, the first one written.
+      writeFileSync(path, made.privateKey, { mode: 0o600, flag: 'wx' });
+    } catch (writeError) {
+      if ((writeError as { code?: string }).code === 'EEXIST') return hostKeyFromFile(path);
+      throw writeError;
+    }
+    return made;
+  }
+  const parsed = utils.parseKey(text);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (key === undefined || key instanceof Error || !key.isPrivateKey()) {
+    const why = key instanceof Error ? key.message : 'it holds no private key';
+    throw new HostKeyFileInvalid(
+      `host key file ${path} is not a private key the server can use (${why}): fix it, or remove it for a new key`,
+    );
+  }
+  return { privateKey: text, fingerprint: keyFingerprint(key.getPublicSSH()) };
+}
+
 /** Paths are relative to the home; `..` cannot climb out of it. */
 export const homePath = (path: string) => posix.normalize(`/${path}`).replace(/\/+$/, '') || '/';
 
@@ -92,26 +180,36 @@ export const isMissing = (error: unknown) => {
 
 type OpenHandle =
   | { readonly kind: 'write'; readonly target: WriteTarget }
-  | { readonly kind: 'read'; readonly file: FileHandle; close(): Promise<void> }
+  | { readonly kind: 'read'; readonly file: FileHandle; close(): Promise<void>; readonly attrs?: Attributes }
   | { readonly kind: 'dir'; readonly entries: FileEntry[]; sent: boolean };
 
+const AUTH_METHODS: ('password' | 'publickey')[] = ['password', 'publickey'];
+
 /**
- * An SFTP server (ssh2) on 127.0.0.1, on a free port, with a host key made at start: each user logs in with
- * their password or key and is served `files(user)`. The protocol is here; what a path means is the storage's.
+ * An SFTP server (ssh2) on 127.0.0.1, on a free port, with a host key made at start (or kept in a file): each
+ * user logs in with their password or key and is served `files(user)`; failed logins are answered late and
+ * reported. The protocol is here; what a path means is the storage's.
  */
-export async function startSftpServer(options: {
-  readonly users: readonly SftpLogin[];
-  readonly files: (user: string) => SftpFiles;
-  /** @default a free port */
-  readonly port?: number;
-}): Promise<EmbeddedSftpServer> {
-  const hostKey = newSshKeyPair();
+export async function startSftpServer(
+  options: SftpServerSettings & {
+    readonly users: readonly SftpLogin[];
+    readonly files: (user: string) => SftpFiles;
+  },
+): Promise<EmbeddedSftpServer> {
+  const hostKey = options.hostKeyFile ? hostKeyFromFile(options.hostKeyFile) : newSshKeyPair();
+  const failureDelayMs = options.authFailureDelayMs ?? 1000;
   const logins = new Map(options.users.map((user) => [user.name, user]));
   const connections = new Set<Connection>();
 
-  const server = new Server({ hostKeys: [hostKey.privateKey] }, (client) => {
+  const server = new Server({ hostKeys: [hostKey.privateKey] }, (client, info) => {
     connections.add(client);
-    client.on('close', () => connections.delete(client));
+    const remote = `${info.ip}:${info.port}`;
+    let failures = 0;
+    const delayed = new Set<NodeJS.Timeout>();
+    client.on('close', () => {
+      connections.delete(client);
+      for (const timer of delayed) clearTimeout(timer);
+    });
     let user = '';
     client.on('authentication', (context) => {
       const login = logins.get(context.username);
@@ -131,7 +229,20 @@ export async function startSftpServer(options: {
           }
         }
       }
-      context.reject(['password', 'publickey']);
+      // `none` asks which methods there are, and an unsigned key asks whether it would do: neither is a guess.
+      const guessed = context.method === 'password' || (context.method === 'publickey' && !!context.signature);
+      if (!guessed) return context.reject(AUTH_METHODS);
+      failures++;
+      try {
+        options.onAuthFailure?.({ user: context.username, method: context.method, remote });
+      } catch {
+        // A failing hook (the log) must not leave the login unanswered.
+      }
+      const timer = setTimeout(() => {
+        delayed.delete(timer);
+        context.reject(AUTH_METHODS);
+      }, failureDelayMs * failures);
+      delayed.add(timer);
     });
     client.on('ready', () => {
       client.on('session', (acceptSession) => {
@@ -168,8 +279,17 @@ function serveSftp(sftp: SFTPWrapper, files: SftpFiles) {
   };
   const handleOf = (id: Buffer) => handles.get(id.toString('hex'));
   const fail = (id: number, error: unknown) =>
-    sftp.status(id, isMissing(error) ? STATUS_CODE.NO_SUCH_FILE : STATUS_CODE.FAILURE, String(error));
-  const guard = (id: number, work: () => Promise<void>) => void work().catch((error: unknown) => fail(id, error));
+    error instanceof SftpRequestRefused
+      ? sftp.status(id, error.status, error.message)
+      : sftp.status(id, isMissing(error) ? STATUS_CODE.NO_SUCH_FILE : STATUS_CODE.FAILURE, String(error));
+  // Requests still being served: the session ends only once each has had its answer.
+  const inFlight = new Set<Promise<void>>();
+  const guard = (id: number, work: () => Promise<void>) => {
+    const served: Promise<void> = work()
+      .catch((error: unknown) => void fail(id, error))
+      .finally(() => inFlight.delete(served));
+    inFlight.add(served);
+  };
   const ok = (id: number, work: () => Promise<void>) =>
     guard(id, async () => {
       await work();
@@ -220,6 +340,9 @@ function serveSftp(sftp: SFTPWrapper, files: SftpFiles) {
     guard(id, async () => {
       const handle = handleOf(handleId);
       if (!handle || handle.kind === 'dir') return void sftp.attrs(id, attributes(DIR_MODE, 0, undefined));
+      // The stored file's size and time, as STAT and the listing give them: a client that compares (the polling
+      // watcher does) must not see a local copy's.
+      if (handle.kind === 'read' && handle.attrs) return void sftp.attrs(id, handle.attrs);
       const stats = await (handle.kind === 'write' ? handle.target.file : handle.file).stat();
       sftp.attrs(id, attributes(FILE_MODE, stats.size, stats.mtime));
     }),
@@ -255,13 +378,20 @@ function serveSftp(sftp: SFTPWrapper, files: SftpFiles) {
   sftp.on('RMDIR', (id, path) => ok(id, () => files.rmdir(homePath(path))));
   sftp.on('REMOVE', (id, path) => ok(id, () => files.remove(homePath(path))));
   sftp.on('RENAME', (id, from, to) => ok(id, () => files.rename(homePath(from), homePath(to))));
+  // The client's EOF (the end of `sftp -b`, `bye`) or CLOSE on the channel, or a lost connection: ssh2 leaves
+  // closing an SFTP channel to us, and OpenSSH's client waits for that close before it exits.
   sftp.on('end', () => {
-    for (const handle of handles.values()) {
-      // A connection lost mid-upload: the partial file is dropped (or, on a plain folder, left as it is).
-      if (handle.kind === 'write') void handle.target.discard().catch(() => undefined);
-      else if (handle.kind === 'read') void handle.close().catch(() => undefined);
-    }
-    handles.clear();
+    void (async () => {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+      sftp.end();
+      const open = [...handles.values()];
+      handles.clear();
+      for (const handle of open) {
+        // A connection lost mid-upload: the partial file is dropped (or, on a plain folder, left as it is).
+        if (handle.kind === 'write') await handle.target.discard().catch(() => undefined);
+        else if (handle.kind === 'read') await handle.close().catch(() => undefined);
+      }
+    })();
   });
 }
 
