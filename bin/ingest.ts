@@ -22,6 +22,7 @@ import {
 import { PollSourceSchema } from '../lambdas/core/polling/poll-source';
 import type { SourceCredentials } from '../lambdas/adapters/sftp/sftp-folder';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 // Captured before a command routes other stdout writes (the handlers' logs) to its log file.
 const stdoutWrite = process.stdout.write.bind(process.stdout);
@@ -80,6 +81,10 @@ function withRuntimeOptions(command: Command): Command {
     )
     .option('--json', 'print one JSON document instead of the table (up: one JSON line, then one per finished file)')
     .option('--sftp-password <password>', 'password of the SFTP users (default: a random one, printed by `up`)')
+    .option(
+      '--host-key <file>',
+      'the SFTP server host key (PEM), made there if missing, so clients see the same key each start (default: <report-dir>/.ingest/ssh_host_key)',
+    )
     .option('--poll <url>', 'collect from an SFTP server instead of uploading (sftp://user@host:port/dir)')
     .option('--poll-key <file>', 'private key for --poll (else the password in SFTP_PASSWORD)')
     .option(
@@ -114,6 +119,7 @@ function commandOptions(raw: Record<string, unknown>, interrupted: Promise<strin
     partners,
     json: raw.json === true,
     ...(typeof raw.sftpPassword === 'string' ? { sftpPassword: raw.sftpPassword } : {}),
+    hostKeyFile: typeof raw.hostKey === 'string' ? raw.hostKey : join(settings.reportDir, '.ingest', 'ssh_host_key'),
     ...(settings.crmApiToken && !settings.crmBaseUrl ? { simulator: { token: settings.crmApiToken } } : {}),
     ...(typeof raw.poll === 'string' ? { poll: pollOption(raw, partners[0] ?? 'demo') } : {}),
     interrupted,

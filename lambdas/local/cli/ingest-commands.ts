@@ -29,6 +29,8 @@ export interface CommandOptions {
   readonly interrupted?: Promise<string>;
   /** `--poll`: a partner SFTP server to collect from instead of uploading. */
   readonly poll?: PollOption;
+  /** Where the SFTP server's host key is kept (`--host-key`): its fingerprint stays the same across starts. */
+  readonly hostKeyFile?: string;
 }
 
 /** `--poll sftp://user@host:port/dir`: the watcher's source, its credentials, and how often it looks. */
@@ -80,6 +82,7 @@ export function inputFiles(paths: readonly string[]): string[] {
 const startRuntime = (options: CommandOptions, log: NodeJS.WritableStream, keepGoing = false) =>
   startIngestRuntime({
     keepGoing,
+    ...(options.hostKeyFile ? { hostKeyFile: options.hostKeyFile } : {}),
     settings: options.settings,
     telemetry: { logLevel: options.settings.logLevel, output: log },
     partners: options.partners,
@@ -226,6 +229,8 @@ async function uploadOrRefuse(runtime: IngestRuntime, file: string, partner: str
     await runtime.upload(file, partner);
   } catch (error) {
     if (error instanceof RunStopped) throw error;
+    // Refused by the landing zone: the runtime has it already, with the server's own reason.
+    if (runtime.finished.has(basename(file))) return;
     const sha256 = await sha256Of(createReadStream(file)).catch(() => '');
     runtime.refuse(basename(file), sha256, `not uploaded: ${(error as Error).message}`);
   }
@@ -376,6 +381,10 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
         );
       }
     });
+    // Failed logins are said (never the password tried): a partner with a wrong password, or someone guessing.
+    runtime.onLoginFailure(({ user, method, remote }) =>
+      io.err(`ingest: failed SFTP login as ${user} (${method}) from ${remote}\n`),
+    );
     // A file whose workflow failed is said, and the landing zone stays up for every other file and partner.
     runtime.onFailure((file) => {
       if (options.json) io.out(`${JSON.stringify({ name: file.name, status: 'pending', error: file.error })}\n`);

@@ -16,6 +16,7 @@ import { monitorCrmCalls, type CrmCallMonitor } from './crm-call-monitor';
 import type { CrmSimulatorOptions } from '../crm-simulator/crm-simulator';
 import { LOCAL_NAMES, startLocalPipeline, type LocalPipeline } from '../wiring/local-pipeline';
 import { newPassword, startLocalSftp, type LocalSftp, type SftpUser } from '../services/local-sftp';
+import type { AuthFailure } from '../services/sftp-server';
 import { fileResult, type FileResult } from './run-report';
 
 /** The run cannot finish (credentials rejected, CRM unreachable, an execution failed): records stay pending. */
@@ -42,6 +43,8 @@ export interface IngestRuntimeOptions {
    * file must not stop the landing zone for the others), instead of stopping the run. @default false
    */
   readonly keepGoing?: boolean;
+  /** Where the SFTP server's host key is kept, so its fingerprint survives restarts. @default a new key each start */
+  readonly hostKeyFile?: string;
 }
 
 /** A file whose workflow failed (on AWS, an execution to redrive): its records are pending. */
@@ -66,6 +69,8 @@ export interface IngestRuntime {
   onFailure(listener: (file: FailedFile) => void): void;
   /** Records a file the landing zone refused (never uploaded) as finished and failed, with the reason. */
   refuse(name: string, sha256: string, reason: string): void;
+  /** Called at each failed SFTP login (never with the password). */
+  onLoginFailure(listener: (failure: AuthFailure) => void): void;
   /** Rejects with RunStopped as soon as the run cannot finish. */
   readonly stopped: Promise<never>;
   /** Uploads a file over SFTP as `partner`, under its own name. */
@@ -122,10 +127,15 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
   const crmUrl = settings.crmBaseUrl ?? pipeline.simulator?.url ?? '';
   const monitor = monitorCrmCalls(crmUrl);
   const users = options.partners.map((name) => ({ name, password: options.sftpPassword ?? newPassword() }));
+  const loginListeners: ((failure: AuthFailure) => void)[] = [];
   const sftp = await startLocalSftp({
     s3: pipeline.s3.client(),
     bucket: LOCAL_NAMES.landingBucket,
     users,
+    ...(options.hostKeyFile ? { hostKeyFile: options.hostKeyFile } : {}),
+    onAuthFailure: (failure) => loginListeners.forEach((listener) => listener(failure)),
+    // The client is sent the reason too, but some (OpenSSH's sftp) show only "Failure".
+    onRefused: ({ path, reason }) => refuse(basename(path), '', `refused at upload: ${reason}`),
   });
   const s3 = pipeline.s3.client();
   const registry = new DynamoDbFileRegistry(pipeline.db.client(), LOCAL_NAMES.ledgerTable);
@@ -145,6 +155,11 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     finished.set(result.name, result);
     for (const listener of fileListeners) listener(result);
   };
+  function refuse(name: string, sha256: string, reason: string) {
+    reporting.set(name, Promise.resolve());
+    const failures = {};
+    finish({ name, sha256, kind: 'unknown', status: 'failed', received: 0, succeeded: 0, failed: 0, failures, reason });
+  }
   const writeReports = async (summary: FinalSummary) => {
     // The reports' own keys say whose file it is (reports/<partner>/<name>/<id>/): partners' files of the same
     // name get folders of their own.
@@ -206,20 +221,8 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     stopped,
     onFile: (listener) => void fileListeners.push(listener),
     onFailure: (listener) => void failureListeners.push(listener),
-    refuse(name, sha256, reason) {
-      reporting.set(name, Promise.resolve());
-      finish({
-        name,
-        sha256,
-        kind: 'unknown',
-        status: 'failed',
-        received: 0,
-        succeeded: 0,
-        failed: 0,
-        failures: {},
-        reason,
-      });
-    },
+    refuse,
+    onLoginFailure: (listener) => void loginListeners.push(listener),
     async upload(path, partner) {
       const user = users.find((u) => u.name === partner);
       if (!user) throw new Error(`no SFTP user for partner ${partner}`);
