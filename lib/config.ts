@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { CALL_QUEUE } from '../lambdas/contracts/infrastructure';
 import { loadConfig, SETTINGS, type Config, type SettingKey } from '../lambdas/core/config';
 import { ConfigError } from '../lambdas/core/errors';
 import { PollSourceSchema } from '../lambdas/core/polling/poll-source';
+import { dispatchCrmCallsContract, dispatchWorstCaseSeconds } from '../lambdas/dispatch-crm-calls/contract';
 
 /** The log retentions CloudWatch accepts, in days. */
 const RETENTION_DAYS = [
@@ -59,8 +61,11 @@ export const DeploymentSchema = z
       .default(90),
     /** Days a file may stay in the landing and failed buckets (GDPR: raw partner data does not linger). */
     rawRetentionDays: z.coerce.number().int().min(1).max(3650).default(30),
-    /** The age of the oldest queued CRM call that raises an alarm. */
-    oldestCallAlarmMinutes: z.coerce.number().int().min(1).max(1440).default(30),
+    /**
+     * Minutes with calls queued and none answered that raise an alarm. Not the oldest call's age: a full load
+     * keeps calls queued for hours by design.
+     */
+    stalledCallsAlarmMinutes: z.coerce.number().int().min(1).max(1440).default(30),
     /** Partner SFTP servers to collect from, each on its own schedule. */
     pollSources: z.array(DeployedPollSourceSchema).default([]),
     /**
@@ -102,6 +107,15 @@ export interface AppConfig {
   readonly deployment: Deployment;
 }
 
+/** Context keys that were renamed: naming the old one fails, rather than being silently ignored. */
+const RENAMED_KEYS: Readonly<Record<string, string>> = {
+  oldestCallAlarmMinutes: 'stalledCallsAlarmMinutes (minutes with calls queued and none answered)',
+};
+
+/** Invocations of the dispatcher at once: the SQS event source's maximum concurrency takes 2 at least. */
+export const dispatchInvocationsAtOnce = (settings: Pick<Config, 'dispatchConcurrency'>) =>
+  Math.max(2, settings.dispatchConcurrency);
+
 /**
  * The deployment's configuration from CDK context (`cdk.json` or `-c key=value`): the pipeline's settings by
  * their keys (e.g. `callsPerMinute`) and the deployment's own (partners, endpoint, alarms, retention).
@@ -126,6 +140,21 @@ export function loadAppConfig(context: (key: string) => unknown): AppConfig {
   }
   if (!settings.crmBaseUrl) {
     throw new ConfigError('Invalid configuration:\n  context crmBaseUrl (CRM_BASE_URL): required for a deployment');
+  }
+  const renamed = Object.keys(RENAMED_KEYS).filter((key) => context(key) !== undefined);
+  if (renamed.length > 0) {
+    const lines = renamed.map((key) => `  context ${key}: renamed to ${RENAMED_KEYS[key]}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  // Every call an invocation holds must be able to finish within the dispatcher's timeout, or Lambda stops it.
+  const callsInFlight = dispatchInvocationsAtOnce(settings) * CALL_QUEUE.eventSourceBatchSize;
+  const worstCase = dispatchWorstCaseSeconds(settings, callsInFlight);
+  if (worstCase > dispatchCrmCallsContract.timeoutSeconds) {
+    throw new ConfigError(
+      `Invalid configuration:\n  context crmRetryAttempts, crmTimeoutMs, dispatchConcurrency, callsPerMinute: one CRM ` +
+        `call may take ${worstCase} s (limiter wait, retries, back-off), over the dispatcher's ` +
+        `${dispatchCrmCallsContract.timeoutSeconds} s timeout; fewer retries or dispatchers, a shorter timeout, or more calls per minute`,
+    );
   }
   return { settings, deployment: parsed.data };
 }

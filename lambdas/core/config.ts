@@ -214,6 +214,14 @@ export const SETTINGS = {
     schema: integer(1, 3650).default(90),
     help: 'days before noncurrent versions of archived files expire (AWS: no effect on one machine)',
   },
+  ledgerRetentionDays: {
+    env: 'LEDGER_RETENTION_DAYS',
+    scope: 'pipeline',
+    flag: 'ledger-retention-days',
+    secret: false,
+    schema: integer(1, 3650).default(30),
+    help: "days a file's ledger items (claim, phase counters, answers) are kept after their last write; the claim and summary are written last when the file finishes, so a re-upload of the same bytes is a duplicate until then; keep it longer than a file takes (DynamoDB TTL; nothing expires on one machine)",
+  },
   logLevel: {
     env: 'LOG_LEVEL',
     scope: 'pipeline',
@@ -234,6 +242,14 @@ export const SETTINGS = {
     secret: false,
     schema: z.string().min(1, { error: 'must not be empty' }).default('./ingest-reports'),
     help: 'where the one-machine runner writes reports',
+  },
+  localFunctionTimeoutSeconds: {
+    env: 'LOCAL_FUNCTION_TIMEOUT_S',
+    scope: 'cli',
+    flag: 'function-timeout',
+    secret: false,
+    schema: integer(5, 900).default(900),
+    help: "one machine: every handler's timeout, as Lambda's (the smaller of this and the function's own); shorter forces a scaled run's steps to slice",
   },
 } as const;
 

@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import { CALL_QUEUE } from '../../lambdas/contracts/infrastructure';
 import type { Config } from '../../lambdas/core/config';
 import { dispatchCrmCallsContract } from '../../lambdas/dispatch-crm-calls/contract';
+import { dispatchInvocationsAtOnce } from '../config';
 import { IngestionFunction } from './node-function';
 
 export interface CrmDispatchProps {
@@ -62,7 +63,7 @@ export class CrmDispatch extends Construct {
       new SqsEventSource(props.callQueue, {
         batchSize: CALL_QUEUE.eventSourceBatchSize,
         reportBatchItemFailures: true,
-        maxConcurrency: Math.max(2, props.settings.dispatchConcurrency),
+        maxConcurrency: dispatchInvocationsAtOnce(props.settings),
       }),
     );
   }

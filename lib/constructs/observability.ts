@@ -18,6 +18,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { METRICS, METRICS_NAMESPACE, type DimensionsOf, type MetricName } from '../../lambdas/contracts/telemetry';
+import { CALL_RULES, CRM_OPERATIONS } from '../../lambdas/core/crm/response-policy';
 
 export interface ObservabilityProps {
   readonly callsPerMinute: number;
@@ -25,8 +26,8 @@ export interface ObservabilityProps {
   readonly deadLetterQueue: IQueue;
   readonly stateMachine: IStateMachine;
   readonly key: IKey;
-  /** The age of the oldest queued call that raises an alarm. */
-  readonly oldestCallAlarmAge: Duration;
+  /** How long calls may wait with none answered before the stalled-calls alarm. */
+  readonly stalledCallsAfter: Duration;
   readonly alarmEmail?: string;
 }
 
@@ -57,6 +58,11 @@ export const handlerMetric = <K extends MetricName>(
     statistic,
     period,
   });
+/** The HTTP statuses that answer a call (its records get outcomes), from the response policy's table. */
+const ANSWERING_STATUSES = Object.entries(CALL_RULES)
+  .filter(([, action]) => action === 'per-record' || action === 'fail-all')
+  .map(([status]) => status);
+
 /** The dispatcher's metrics that have no dimension but `service`. */
 const dispatchMetric = (
   metricName: 'CrmThrottled' | 'CrmAuthRejected' | 'CrmCallFailed' | 'CrmLatency',
@@ -67,7 +73,7 @@ const dispatchMetric = (
  * What operations watch: a dashboard (records per minute by outcome and by kind, CRM calls per minute against
  * the limit, CRM latency p50/p99, records by outcome and code, 429s and 5xx, queue depth and age, the DLQ,
  * executions) and alarms to an SNS topic: a message on the DLQ, a failed execution, any 429, credentials
- * rejected, and a queued call older than the threshold.
+ * rejected, and calls queued with none answered for the threshold (stalled).
  */
 export class Observability extends Construct {
   public readonly topic: Topic;
@@ -117,12 +123,44 @@ export class Observability extends Construct {
       dispatchMetric('CrmAuthRejected'),
       1,
     );
-    alarm(
-      'OldestCallAlarm',
-      'A CRM call has waited too long in the queue: the CRM or the dispatcher is stuck',
-      oldest,
-      props.oldestCallAlarmAge.toSeconds(),
+
+    // Stalled: every minute of the threshold had calls in the queue (waiting or in flight) and no call answered.
+    // A full load keeps calls queued for 20 hours, so the oldest message's age says nothing; a minute without
+    // answers while calls wait does (at full pace about 1000 calls are answered a minute). Answers are the
+    // dispatcher's CRM calls with an answering status, per operation (an alarm cannot SEARCH); a minute with no
+    // such metric at all counts as 0 answers, and a minute without queue data (an idle queue) does not breach.
+    const answered = Object.fromEntries(
+      CRM_OPERATIONS.flatMap((operation) =>
+        ANSWERING_STATUSES.map((status) => [
+          `${operation.toLowerCase()}${status}`,
+          handlerMetric('CrmCalls', { Operation: operation, Status: status }),
+        ]),
+      ),
     );
+    const queued = {
+      waiting: props.callQueue.metricApproximateNumberOfMessagesVisible({ period: PERIOD, statistic: 'Minimum' }),
+      inFlight: props.callQueue.metricApproximateNumberOfMessagesNotVisible({ period: PERIOD, statistic: 'Minimum' }),
+    };
+    const answers = Object.keys(answered)
+      .map((id) => `FILL(${id}, 0)`)
+      .join(' + ');
+    const stalledMinutes = props.stalledCallsAfter.toMinutes();
+    const stalled = new Alarm(this, 'StalledCallsAlarm', {
+      alarmDescription: `CRM calls have waited ${stalledMinutes} minutes with none answered: the CRM or the dispatcher is stuck`,
+      metric: new MathExpression({
+        expression: `IF((FILL(waiting, 0) + FILL(inFlight, 0)) > 0 AND (${answers}) == 0, 1, 0)`,
+        usingMetrics: { ...queued, ...answered },
+        label: 'stalled (calls queued, none answered)',
+        period: PERIOD,
+      }),
+      threshold: 1,
+      evaluationPeriods: stalledMinutes,
+      datapointsToAlarm: stalledMinutes,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    stalled.addAlarmAction(action);
+    this.alarms.push(stalled);
 
     const calls = search('CrmCalls', 'calls');
     this.dashboard = new Dashboard(this, 'Dashboard', {

@@ -55,7 +55,7 @@ export class StatelessStack extends Stack {
       deadLetterQueue: stateful.calls.deadLetterQueue,
       stateMachine: this.workflow.stateMachine,
       key: stateful.key,
-      oldestCallAlarmAge: Duration.minutes(deployment.oldestCallAlarmMinutes),
+      stalledCallsAfter: Duration.minutes(deployment.stalledCallsAlarmMinutes),
       ...(deployment.alarmEmail ? { alarmEmail: deployment.alarmEmail } : {}),
     });
     const network = partnerNetwork(this, deployment.pollerVpc, deployment.pollSources);

@@ -12,6 +12,13 @@ export interface MetricUse {
   readonly service?: string;
 }
 
+/** A metric as an alarm names it (a single-metric alarm's properties, or a metric-math query's MetricStat). */
+interface AlarmMetric {
+  readonly Namespace?: unknown;
+  readonly MetricName?: unknown;
+  readonly Dimensions?: readonly { Name: string; Value: unknown }[];
+}
+
 /** CloudFormation's Fn::Join of a dashboard body, with every token written as a plain placeholder. */
 const flatten = (value: unknown): string => {
   if (typeof value === 'string') return value;
@@ -25,14 +32,21 @@ export function metricUses(template: Template): MetricUse[] {
   const uses: MetricUse[] = [];
   for (const [id, alarm] of Object.entries(template.findResources('AWS::CloudWatch::Alarm'))) {
     const props = (alarm as { Properties: Record<string, unknown> }).Properties;
-    if (props.Namespace !== METRICS_NAMESPACE) continue;
-    const dimensions = (props.Dimensions ?? []) as { Name: string; Value: unknown }[];
-    uses.push({
-      where: `alarm ${id}`,
-      metricName: String(props.MetricName),
-      dimensions: dimensions.map((d) => d.Name),
-      service: String(dimensions.find((d) => d.Name === 'service')?.Value),
-    });
+    // A single-metric alarm names its metric; a metric-math alarm, each metric its expression reads.
+    const queries = (props.Metrics ?? []) as { Id: string; MetricStat?: { Metric: AlarmMetric } }[];
+    const metrics: [string, AlarmMetric][] = props.Metrics
+      ? queries.flatMap((query) => (query.MetricStat ? [[`alarm ${id} (${query.Id})`, query.MetricStat.Metric]] : []))
+      : [[`alarm ${id}`, props as AlarmMetric]];
+    for (const [where, metric] of metrics) {
+      if (metric.Namespace !== METRICS_NAMESPACE) continue;
+      const dimensions = metric.Dimensions ?? [];
+      uses.push({
+        where,
+        metricName: String(metric.MetricName),
+        dimensions: dimensions.map((d) => d.Name),
+        service: String(dimensions.find((d) => d.Name === 'service')?.Value),
+      });
+    }
   }
   for (const [id, dashboard] of Object.entries(template.findResources('AWS::CloudWatch::Dashboard'))) {
     const body = JSON.parse(

@@ -6,6 +6,8 @@ import { buildApp, type IngestionApp } from '../../bin/ingestion-app';
 import { FILE_INGESTION_ASL } from '../../lambdas/contracts/infrastructure';
 import { FUNCTION_CONTRACTS } from '../../lambdas/contracts/functions';
 import { FUNCTION_NAMES } from '../../lambdas/contracts/telemetry';
+import { loadSettings } from '../../lambdas/core/config';
+import { dispatchCrmCallsContract, dispatchWorstCaseSeconds } from '../../lambdas/dispatch-crm-calls/contract';
 import { metricUseProblem, metricUses, SETTING_VARIABLES } from './contract-links';
 
 const CONTEXT = {
@@ -107,8 +109,38 @@ describe('the stacks', () => {
     data.allResourcesProperties('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue() });
     data.hasResourceProperties('AWS::SQS::Queue', {
       RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 10 },
-      VisibilityTimeout: 720,
+      VisibilityTimeout: Match.anyValue(),
     });
+  });
+
+  it("gives the dispatcher a timeout over one call's worst case, and the queue six times it as visibility", () => {
+    const [dispatcher] = Object.values(
+      workflow.findResources('AWS::Lambda::Function', {
+        Properties: { Description: dispatchCrmCallsContract.description },
+      }),
+    ) as { Properties: { Timeout: number; Environment: { Variables: Record<string, unknown> } } }[];
+    const [mapping] = Object.values(workflow.findResources('AWS::Lambda::EventSourceMapping')) as {
+      Properties: { BatchSize: number; ScalingConfig: { MaximumConcurrency: number } };
+    }[];
+    // The worst case from what is deployed: the function's own settings, the event source's batch and concurrency.
+    const variables = dispatcher!.Properties.Environment.Variables;
+    const deployed = loadSettings(
+      dispatchCrmCallsContract.environment.settings,
+      Object.fromEntries(Object.entries(variables).filter(([, value]) => typeof value === 'string')) as Record<
+        string,
+        string
+      >,
+    );
+    const callsInFlight = mapping!.Properties.BatchSize * mapping!.Properties.ScalingConfig.MaximumConcurrency;
+    const worstCase = dispatchWorstCaseSeconds(deployed, callsInFlight);
+    expect(variables).toHaveProperty('CRM_RETRY_ATTEMPTS', '6');
+    expect(worstCase).toBe(529);
+    expect(dispatcher!.Properties.Timeout).toBeGreaterThanOrEqual(worstCase);
+    expect(dispatcher!.Properties.Timeout).toBeLessThanOrEqual(900);
+    const [calls] = Object.values(
+      data.findResources('AWS::SQS::Queue', { Properties: { RedrivePolicy: Match.anyValue() } }),
+    ) as { Properties: { VisibilityTimeout: number } }[];
+    expect(calls!.Properties.VisibilityTimeout).toBe(6 * dispatcher!.Properties.Timeout);
   });
 
   it('serves SFTP with a modern security policy and confines each partner to their own folder', () => {
@@ -212,17 +244,17 @@ describe('the stacks', () => {
     workflow.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
   });
 
-  it('alarms on the DLQ, failed executions, 429s, rejected credentials, old calls and undelivered reports, to SNS', () => {
+  it('alarms on the DLQ, failed executions, 429s, rejected credentials, stalled calls and undelivered reports, to SNS', () => {
     const alarms = Object.values(workflow.findResources('AWS::CloudWatch::Alarm')) as {
-      Properties: { MetricName?: string; AlarmActions: unknown[] };
+      Properties: { MetricName?: string; Metrics?: unknown[]; AlarmActions: unknown[] };
     }[];
-    expect(alarms.map((a) => a.Properties.MetricName).sort()).toEqual([
-      'ApproximateAgeOfOldestMessage',
+    expect(alarms.map((a) => a.Properties.MetricName ?? 'metric math').sort()).toEqual([
       'ApproximateNumberOfMessagesVisible',
       'ApproximateNumberOfMessagesVisible',
       'CrmAuthRejected',
       'CrmThrottled',
       'ExecutionsFailed',
+      'metric math',
     ]);
     for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toHaveLength(1);
     workflow.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
@@ -241,6 +273,69 @@ describe('the stacks', () => {
     ]) {
       expect(dashboard).toContain(widget);
     }
+  });
+
+  it('alarms when calls wait with none answered for stalledCallsAlarmMinutes, not on the age of a full backlog', () => {
+    const stalled = (template: Template) =>
+      Object.values(
+        template.findResources('AWS::CloudWatch::Alarm', { Properties: { Metrics: Match.anyValue() } }),
+      ) as {
+        Properties: {
+          EvaluationPeriods: number;
+          DatapointsToAlarm: number;
+          Threshold: number;
+          TreatMissingData: string;
+          Metrics: {
+            Id: string;
+            Expression?: string;
+            MetricStat?: {
+              Metric: { Namespace: string; MetricName: string; Dimensions: { Name: string; Value: unknown }[] };
+              Period: number;
+              Stat: string;
+            };
+          }[];
+        };
+      }[];
+    const [alarm] = stalled(workflow);
+    expect(alarm!.Properties).toMatchObject({
+      EvaluationPeriods: 30,
+      DatapointsToAlarm: 30,
+      Threshold: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    const queries = alarm!.Properties.Metrics;
+    const expression = queries.find((query) => query.Expression)?.Expression ?? '';
+    const stats = queries.flatMap((query) => (query.MetricStat ? [query.MetricStat] : []));
+    // Waiting or in flight (the smallest count of each minute), and every answering status of every operation.
+    expect(stats.filter((stat) => stat.Metric.Namespace === 'AWS/SQS').map((stat) => stat.Metric.MetricName)).toEqual([
+      'ApproximateNumberOfMessagesVisible',
+      'ApproximateNumberOfMessagesNotVisible',
+    ]);
+    const answers = stats.filter((stat) => stat.Metric.MetricName === 'CrmCalls');
+    const answering = answers.map((stat) =>
+      stat.Metric.Dimensions.filter((d) => d.Name !== 'service')
+        .map((d) => `${d.Name}=${String(d.Value)}`)
+        .join(','),
+    );
+    expect(answering.sort()).toEqual(
+      ['ADD_CUST', 'ADD_TRX', 'UPD_CUST'].flatMap((op) => [`Operation=${op},Status=200`, `Operation=${op},Status=400`]),
+    );
+    for (const stat of stats) expect(stat.Period).toBe(60);
+    expect(stats.filter((stat) => stat.Metric.Namespace === 'AWS/SQS').every((stat) => stat.Stat === 'Minimum')).toBe(
+      true,
+    );
+    expect(answers.every((stat) => stat.Stat === 'Sum')).toBe(true);
+    // No answer metric at all is 0 answers: it must not keep the alarm quiet.
+    for (const query of queries.filter((q) => q.MetricStat)) expect(expression).toContain(`FILL(${query.Id}, 0)`);
+    expect(expression).toMatch(/^IF\(\(FILL\(waiting, 0\) \+ FILL\(inFlight, 0\)\) > 0 AND \(.*\) == 0, 1, 0\)$/);
+    expect(JSON.stringify(workflow.findResources('AWS::CloudWatch::Alarm'))).not.toContain(
+      'ApproximateAgeOfOldestMessage',
+    );
+
+    const [other] = stalled(
+      Template.fromStack(buildApp({ ...CONTEXT, stalledCallsAlarmMinutes: 90 }, { nag: false }).stateless),
+    );
+    expect(other!.Properties).toMatchObject({ EvaluationPeriods: 90, DatapointsToAlarm: 90 });
   });
 
   it('keeps the logical IDs of the stateful resources (a change would replace them, and lose their data)', () => {
@@ -393,6 +488,10 @@ describe('partner sources and reports', () => {
     const uses = metricUses(stack);
     // Alarms (429s, rejected credentials, one per source) and the dashboard's widgets.
     expect(uses.filter((use) => use.where.startsWith('alarm')).length).toBeGreaterThanOrEqual(4);
+    // The stalled-calls alarm's metric math reads the dispatcher's answering calls, each with its dimensions.
+    expect(uses.filter((use) => /^alarm .*StalledCalls/.test(use.where) && use.metricName === 'CrmCalls')).toHaveLength(
+      6,
+    );
     expect(uses.filter((use) => use.where.startsWith('dashboard')).length).toBeGreaterThanOrEqual(14);
     expect(uses.map(metricUseProblem).filter(Boolean)).toEqual([]);
   });
@@ -462,5 +561,21 @@ describe('the deployment configuration', () => {
     expect(() => buildApp({ ...CONTEXT, pollSources: [acme, acme] }, { nag: false })).toThrow(
       /context pollSources: source acme-sftp is listed twice/,
     );
+    expect(() => buildApp({ ...CONTEXT, stalledCallsAlarmMinutes: 0 }, { nag: false })).toThrow(
+      /context stalledCallsAlarmMinutes/,
+    );
+    expect(() => buildApp({ ...CONTEXT, oldestCallAlarmMinutes: 30 }, { nag: false })).toThrow(
+      /context oldestCallAlarmMinutes: renamed to stalledCallsAlarmMinutes/,
+    );
+  });
+
+  it("refuses settings under which one CRM call can outlast the dispatcher's timeout", () => {
+    // 21 attempts of up to 2 minutes each cannot fit in any Lambda's 15 minutes.
+    expect(() => buildApp({ ...CONTEXT, crmRetryAttempts: 20, crmTimeoutMs: 120_000 }, { nag: false })).toThrow(
+      /one CRM call may take \d+ s .* over the dispatcher's 600 s timeout/,
+    );
+    // 1000 dispatchers x 10 messages wait up to 1 minute each for a slot at 1000 calls a minute.
+    expect(() => buildApp({ ...CONTEXT, dispatchConcurrency: 1000 }, { nag: false })).toThrow(/dispatcher's 600 s/);
+    expect(() => buildApp({ ...CONTEXT, crmRetryAttempts: 3 }, { nag: false })).not.toThrow();
   });
 });

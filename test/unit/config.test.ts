@@ -71,6 +71,17 @@ describe('loadConfig', () => {
     );
   });
 
+  it('keeps ledger items 30 days by default, 1 to 3650 days as set', () => {
+    expect(loadConfig().ledgerRetentionDays).toBe(30);
+    expect(loadConfig({ env: { LEDGER_RETENTION_DAYS: '7' } }).ledgerRetentionDays).toBe(7);
+    expect(SETTINGS.ledgerRetentionDays).toMatchObject({ scope: 'pipeline', flag: 'ledger-retention-days' });
+    for (const bad of ['0', '3651', '1.5']) {
+      expect(() => loadConfig({ env: { LEDGER_RETENTION_DAYS: bad } })).toThrow(
+        /LEDGER_RETENTION_DAYS \(--ledger-retention-days, context ledgerRetentionDays\): must be a whole number from 1 to 3650/,
+      );
+    }
+  });
+
   it('has an environment variable and a flag for every setting, each once', () => {
     const envs = Object.values(SETTINGS).map((s) => s.env);
     const flags = Object.values(SETTINGS).map((s) => s.flag);

@@ -2,15 +2,20 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ClaimOutcome, FileClaim, FileOutcomes, FileRecord, FileRegistry } from '../../core/ledger/file-claim';
 import { isConditionFailure } from './dynamodb-errors';
+import { ledgerExpiresAt, type LedgerRetention } from './dynamodb-ledger-expiry';
 import { CLAIM_SORT_KEY, fileKey } from './ledger-keys';
 
-/** File claims in the ledger table (`pk` = `file#<sha256>`, `sk` = `claim`), taken with a conditional put. */
+/**
+ * File claims in the ledger table (`pk` = `file#<sha256>`, `sk` = `claim`), taken with a conditional put. The claim
+ * expires `retention` after the file's summary is recorded (or after the claim, for a file never finished).
+ */
 export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes {
   private readonly documents: DynamoDBDocumentClient;
 
   constructor(
     client: DynamoDBClient,
     private readonly tableName: string,
+    private readonly retention: LedgerRetention = {},
   ) {
     this.documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   }
@@ -21,7 +26,7 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes {
       await this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...key, ...claim, claimedAt: new Date().toISOString() },
+          Item: { ...key, ...claim, claimedAt: new Date().toISOString(), expiresAt: ledgerExpiresAt(this.retention) },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -58,9 +63,14 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes {
       new UpdateCommand({
         TableName: this.tableName,
         Key: { pk: fileKey(fileId), sk: CLAIM_SORT_KEY },
-        UpdateExpression: 'SET summary = :summary, finishedAt = :now',
+        // The file's last write: its claim and summary are kept the retention from now, when the file finished.
+        UpdateExpression: 'SET summary = :summary, finishedAt = :now, expiresAt = :expiresAt',
         ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':summary': JSON.stringify(summary), ':now': new Date().toISOString() },
+        ExpressionAttributeValues: {
+          ':summary': JSON.stringify(summary),
+          ':now': new Date().toISOString(),
+          ':expiresAt': ledgerExpiresAt(this.retention),
+        },
       }),
     );
   }

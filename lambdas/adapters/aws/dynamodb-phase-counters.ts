@@ -4,9 +4,13 @@ import type { CallAnswer } from '../../core/crm/dispatch-call';
 import { carriedOver, type PhaseCounters, type PhaseState } from '../../core/ledger/phase-counters';
 import type { DynamoDbCallAnswers } from './dynamodb-call-answers';
 import { isConditionFailure } from './dynamodb-errors';
+import { ledgerExpiresAt, type LedgerRetention } from './dynamodb-ledger-expiry';
 import { fileKey, phaseKey } from './ledger-keys';
 
-/** Phase counters in the ledger table: one item per (file, phase), `sk` = `phase#<phase>`, atomic updates only. */
+/**
+ * Phase counters in the ledger table: one item per (file, phase), `sk` = `phase#<phase>`, atomic updates only.
+ * Every update moves the item's expiry to `retention` after it.
+ */
 export class DynamoDbPhaseCounters implements PhaseCounters {
   private readonly documents: DynamoDBDocumentClient;
 
@@ -14,6 +18,7 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
     client: DynamoDBClient,
     private readonly tableName: string,
     private readonly answers: Pick<DynamoDbCallAnswers, 'answers'>,
+    private readonly retention: LedgerRetention = {},
   ) {
     this.documents = DynamoDBDocumentClient.from(client);
   }
@@ -26,7 +31,7 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
   }
 
   setBatchTotal(fileId: string, phase: string, batches: number): Promise<PhaseState> {
-    return this.update(fileId, phase, 'SET batches = :batches', { ':batches': batches });
+    return this.update(fileId, phase, 'SET batches = :batches, expiresAt = :expiresAt', { ':batches': batches });
   }
 
   countAnswer(answer: CallAnswer): Promise<PhaseState> {
@@ -34,14 +39,14 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
     return this.update(
       answer.fileId,
       answer.phase,
-      'ADD answered :one, #update :update, retryLater :retryLater SET answeredAt = :now',
+      'ADD answered :one, #update :update, retryLater :retryLater SET answeredAt = :now, expiresAt = :expiresAt',
       { ':one': 1, ':update': update, ':retryLater': retryLater, ':now': new Date().toISOString() },
       { '#update': 'update' },
     );
   }
 
   storeTaskToken(fileId: string, phase: string, taskToken: string): Promise<PhaseState> {
-    return this.update(fileId, phase, 'SET taskToken = :token', { ':token': taskToken });
+    return this.update(fileId, phase, 'SET taskToken = :token, expiresAt = :expiresAt', { ':token': taskToken });
   }
 
   async recount(fileId: string, phase: string, expected: number): Promise<PhaseState | 'moved'> {
@@ -58,7 +63,7 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
       return await this.update(
         fileId,
         phase,
-        'SET answered = :answered, #update = :update, retryLater = :retryLater, recountedAt = :now',
+        'SET answered = :answered, #update = :update, retryLater = :retryLater, recountedAt = :now, expiresAt = :expiresAt',
         {
           ':answered': answered,
           ':update': update,
@@ -80,6 +85,7 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
     return { pk: fileKey(fileId), sk: phaseKey(phase) };
   }
 
+  /** Every expression sets `expiresAt = :expiresAt`; the value is added here. */
   private async update(
     fileId: string,
     phase: string,
@@ -93,7 +99,7 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
         TableName: this.tableName,
         Key: this.key(fileId, phase),
         UpdateExpression: expression,
-        ExpressionAttributeValues: values,
+        ExpressionAttributeValues: { ...values, ':expiresAt': ledgerExpiresAt(this.retention) },
         ...(names ? { ExpressionAttributeNames: names } : {}),
         ...(condition ? { ConditionExpression: condition } : {}),
         ReturnValues: 'ALL_NEW',
