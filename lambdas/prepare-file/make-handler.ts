@@ -21,8 +21,13 @@ export interface PrepareFileDeps extends PhaseDeps {
   readonly telemetry: Telemetry<'prepare-file'>;
 }
 
-/** A slice ends this long before the Lambda's timeout, so the batches in hand are sent and the result returned. */
+/**
+ * A slice ends this long before the Lambda's timeout, so the batches in hand are sent and the result returned:
+ * 60 s, or a quarter of the function's time when that is shorter (a scaled run with a short timeout still
+ * gets three quarters of each invocation for work).
+ */
 const SLICE_MARGIN_MS = 60_000;
+const sliceMarginMs = (timeAtStartMs: number) => Math.min(SLICE_MARGIN_MS, timeAtStartMs / 4);
 
 /** segregate: the move under users/ or transactions/; prepare: one slice of a phase into the call queue. */
 export function makeHandler(deps: PrepareFileDeps) {
@@ -41,6 +46,7 @@ export function makeHandler(deps: PrepareFileDeps) {
     }
     const { resume, classification } = input;
     const started = Date.now();
+    const marginMs = sliceMarginMs(context.getRemainingTimeInMillis());
     const result = await preparePhaseSlice(
       {
         file: input.file,
@@ -51,7 +57,7 @@ export function makeHandler(deps: PrepareFileDeps) {
         firstBatch: resume.batches,
       },
       deps,
-      () => context.getRemainingTimeInMillis() < SLICE_MARGIN_MS,
+      () => context.getRemainingTimeInMillis() < marginMs,
     );
     logger.info('phase slice enqueued', {
       fileId: classification.sha256,

@@ -33,10 +33,13 @@ export interface LocalResources {
   readonly sweepMinAgeSeconds: number;
 }
 
-/** A Lambda context whose remaining time counts down from the function's own timeout, as on AWS. */
-function lambdaContext(name: FunctionName): Context {
+/** The timeout a function gets on one machine: its own, or `LOCAL_FUNCTION_TIMEOUT_S` when that is shorter. */
+export const localTimeoutSeconds = (name: FunctionName, settings: Pick<Config, 'localFunctionTimeoutSeconds'>) =>
+  Math.min(FUNCTION_CONTRACTS[name].timeoutSeconds, settings.localFunctionTimeoutSeconds);
+
+/** A Lambda context whose remaining time counts down from the function's timeout, as on AWS. */
+function lambdaContext(name: FunctionName, timeoutMs: number): Context {
   const started = Date.now();
-  const timeoutMs = FUNCTION_CONTRACTS[name].timeoutSeconds * 1000;
   return {
     functionName: name,
     functionVersion: '$LATEST',
@@ -77,7 +80,9 @@ export function localFunctions(
   ): LocalFunction => {
     const environment = contract.environment.read(contract.environment.build(variables, settings));
     const handler = module.makeHandler(module.awsDependencies(environment, runtime));
-    return (event) => handler(event as never, lambdaContext(contract.name));
+    const timeoutMs = localTimeoutSeconds(contract.name, settings) * 1000;
+    // middy ends an invocation with a TimeoutError just before the context's time is up, on AWS as here.
+    return (event) => handler(event as never, lambdaContext(contract.name, timeoutMs));
   };
   const ledger = { LEDGER_TABLE_NAME: resources.ledgerTable };
   const landing = { LANDING_BUCKET_NAME: resources.landingBucket, LANDING_PREFIX: resources.landingPrefix };

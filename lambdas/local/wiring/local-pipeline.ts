@@ -5,7 +5,12 @@ import { PassThrough } from 'node:stream';
 import { awsClients, type AwsClientOptions } from '../../adapters/aws/clients';
 import type { TelemetryOptions } from '../../adapters/aws/telemetry';
 import type { SourceCredentials } from '../../adapters/sftp/sftp-folder';
-import { CALL_QUEUE, fileIngestionSubstitutions } from '../../contracts/infrastructure';
+import {
+  CALL_QUEUE,
+  fileIngestionSubstitutions,
+  TASK_TIMEOUT_MARGIN_SECONDS,
+  WORKFLOW_TASK_FUNCTIONS,
+} from '../../contracts/infrastructure';
 import { loadConfig, type Config } from '../../core/config';
 import type { PollSource } from '../../core/polling/poll-source';
 import type { Delivery } from '../../core/workflow/deliver-reports';
@@ -28,7 +33,7 @@ import { startLocalAwsEndpoint } from '../services/local-aws-endpoint';
 import { startLocalDynamoDb, TABLES } from '../services/local-dynamodb';
 import { startLocalS3 } from '../services/local-s3';
 import { startLocalSqs } from '../services/local-sqs';
-import { localFunctions } from './local-functions';
+import { localFunctions, localTimeoutSeconds } from './local-functions';
 
 /** How long close() waits for the work in hand (dispatchers, report deliveries) before it closes the services. */
 const STOP_GRACE_MS = 3000;
@@ -220,7 +225,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     await functions['await-phase']({ ...(payload as object), taskToken });
     return resumed;
   };
-  const definition = loadDefinition('file-ingestion.asl.json', fileIngestionSubstitutions(localLambdaArn, settings));
+  const definition = withTaskTimeouts(
+    loadDefinition('file-ingestion.asl.json', fileIngestionSubstitutions(localLambdaArn, settings)),
+    settings,
+  );
 
   const completed: FinalSummary[] = [];
   const failedExecutions: FailedExecution[] = [];
@@ -354,6 +362,27 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       await Promise.all([s3.close(), db.close(), sqs.close(), aws.close(), simulator?.close()]);
     },
   };
+}
+
+/**
+ * Each Task that invokes a function times out `TASK_TIMEOUT_MARGIN_SECONDS` after that function's local timeout,
+ * as the deployed definition does after its Lambda timeout: with a short `LOCAL_FUNCTION_TIMEOUT_S`, the states
+ * keep the same relation to their functions as on AWS.
+ */
+export function withTaskTimeouts<
+  D extends { States: Record<string, { Type: string; TimeoutSeconds?: number; Resource?: string }> },
+>(definition: D, settings: Config): D {
+  const byArn = new Map(
+    Object.values(WORKFLOW_TASK_FUNCTIONS).map((name) => [localLambdaArn(name), localTimeoutSeconds(name, settings)]),
+  );
+  const states = Object.fromEntries(
+    Object.entries(definition.States).map(([name, state]) => {
+      const timeout = state.Resource ? byArn.get(state.Resource) : undefined;
+      if (state.Type !== 'Task' || state.TimeoutSeconds === undefined || timeout === undefined) return [name, state];
+      return [name, { ...state, TimeoutSeconds: timeout + TASK_TIMEOUT_MARGIN_SECONDS }];
+    }),
+  );
+  return { ...definition, States: states };
 }
 
 /** A sink for the handlers' logs and metrics nobody asked for. */
