@@ -39,7 +39,7 @@ export const awaitPhaseContract = defineContract({
     await: z.object({ resumed: z.boolean() }),
     check: PhaseResultSchema.extend({ complete: z.boolean(), recounted: z.boolean() }),
   },
-  environment: defineEnvironment({ LEDGER_TABLE_NAME: z.string().min(1) }, ['logLevel']),
+  environment: defineEnvironment({ LEDGER_TABLE_NAME: z.string().min(1) }, ['ledgerRetentionDays', 'logLevel']),
   errors: [ErrorNames.transient, ErrorNames.failed],
   metrics: metricsOf('await-phase'),
 });

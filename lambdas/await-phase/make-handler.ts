@@ -48,7 +48,9 @@ export function awsDependencies(environment: AwaitPhaseEnvironment, runtime: Fun
   const { dynamodb, sfn } = runtime.clients;
   const answers = new DynamoDbCallAnswers(dynamodb, environment.LEDGER_TABLE_NAME);
   return {
-    phases: new DynamoDbPhaseCounters(dynamodb, environment.LEDGER_TABLE_NAME, answers),
+    phases: new DynamoDbPhaseCounters(dynamodb, environment.LEDGER_TABLE_NAME, answers, {
+      retentionDays: environment.settings.ledgerRetentionDays,
+    }),
     notifier: new SfnTaskNotifier(sfn),
     telemetry: createTelemetry(contract.name, runtime.telemetry),
   };

@@ -44,6 +44,7 @@ export const classifyFileContract = defineContract({
     'maxFileSizeBytes',
     'maxDecompressedBytes',
     'acceptedEncodings',
+    'ledgerRetentionDays',
     'logLevel',
   ]),
   errors: [

@@ -45,7 +45,9 @@ export function makeHandler(deps: ClassifyFileDeps) {
 export function awsDependencies(environment: ClassifyFileEnvironment, runtime: FunctionRuntime): ClassifyFileDeps {
   return {
     store: new S3ObjectStore(runtime.clients.s3),
-    registry: new DynamoDbFileRegistry(runtime.clients.dynamodb, environment.LEDGER_TABLE_NAME),
+    registry: new DynamoDbFileRegistry(runtime.clients.dynamodb, environment.LEDGER_TABLE_NAME, {
+      retentionDays: environment.settings.ledgerRetentionDays,
+    }),
     settings: environment.settings,
     telemetry: createTelemetry(contract.name, runtime.telemetry),
   };

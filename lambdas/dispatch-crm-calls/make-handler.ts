@@ -150,7 +150,9 @@ export function awsDependencies(
   });
   return {
     answers,
-    phases: new DynamoDbPhaseCounters(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers),
+    phases: new DynamoDbPhaseCounters(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers, {
+      retentionDays: environment.settings.ledgerRetentionDays,
+    }),
     notifier: new SfnTaskNotifier(clients.sfn),
     crm: {
       baseUrl: environment.CRM_BASE_URL,

@@ -50,7 +50,7 @@ export const prepareFileContract = defineContract({
       CALL_QUEUE_URL: z.string().min(1),
       LANDING_PREFIX: z.string().min(1).default(DEFAULT_LANDING_PREFIX),
     },
-    ['batchSize', 'batchMaxBytes', 'acceptedEncodings', 'maxDecompressedBytes', 'logLevel'],
+    ['batchSize', 'batchMaxBytes', 'acceptedEncodings', 'maxDecompressedBytes', 'ledgerRetentionDays', 'logLevel'],
   ),
   errors: [
     ErrorNames.fileUnreadable,

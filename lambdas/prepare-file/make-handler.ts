@@ -88,7 +88,9 @@ export function awsDependencies(environment: PrepareFileEnvironment, runtime: Fu
     store: new S3ObjectStore(clients.s3),
     queue: new SqsCallQueue(clients.sqs, environment.CALL_QUEUE_URL),
     answers,
-    phases: new DynamoDbPhaseCounters(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers),
+    phases: new DynamoDbPhaseCounters(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers, {
+      retentionDays: environment.settings.ledgerRetentionDays,
+    }),
     notifier: new SfnTaskNotifier(clients.sfn),
     limits: { maxRecords: environment.settings.batchSize, maxBytes: environment.settings.batchMaxBytes },
     maxDecompressedBytes: environment.settings.maxDecompressedBytes,
