@@ -52,8 +52,11 @@ export interface ReportInput {
   readonly source: AsyncIterable<readonly SourceRecord[]>;
   /** ADD-phase answers in batch order, which is line order. */
   readonly addAnswers: AsyncIterable<CallAnswer>;
-  /** Answers of the later phases (UPD, RETRY1..n) in phase order: their records are few, held by line. */
-  readonly laterAnswers: readonly CallAnswer[];
+  /**
+   * The later phases (UPD, or RETRY1..n), in phase order, each its answers in batch order: a phase batches
+   * only the lines it carried, in line order, so each is a sorted stream like the ADD answers.
+   */
+  readonly laterPhases: readonly AsyncIterable<CallAnswer>[];
   readonly results: TextSink;
   /** Receives the failed-records file, in the source's format; nothing is written when no record failed. */
   readonly failedRecords: TextSink;
@@ -95,20 +98,88 @@ function failedJsonLine(record: SourceRecord, reason: string): string {
 
 const csvField = (value: string) => (/[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
 
-/** A later phase's answer with its outcomes by line. */
-type LaterAnswer = CallAnswer & { readonly byLine: ReadonlyMap<number, RecordOutcome> };
+/**
+ * One phase's answers read as a stream of outcomes in line order, holding one answer at a time: merged with the
+ * source by line, they cost O(records) time and memory that does not grow with the file or its answers.
+ */
+class OutcomeStream {
+  private readonly answers: AsyncIterator<CallAnswer>;
+  private outcomes: readonly RecordOutcome[] = [];
+  private at = 0;
+  private ended = false;
+  /** The answer being read (the one that holds `head()`). */
+  answer: CallAnswer | undefined;
 
-/** The terminal outcome of a record: its last phase decides (retry-later left at the end fails as 4404). */
-function resolve(line: number, addOutcome: RecordOutcome, operation: CrmOperation, later: readonly LaterAnswer[]) {
-  const operations: CrmOperation[] = [operation];
-  let outcome = addOutcome;
-  for (const answer of later) {
-    const next = answer.byLine.get(line);
-    if (!next) continue;
-    operations.push(answer.operation);
-    outcome = next;
+  constructor(answers: AsyncIterable<CallAnswer>) {
+    this.answers = answers[Symbol.asyncIterator]();
   }
-  return { operations, outcome };
+
+  /**
+   * The next outcome not taken, or undefined when every answer is read. A promise only when the answer in
+   * hand is used up, so the merge awaits once per answer, not once per record.
+   */
+  head(): RecordOutcome | undefined | Promise<RecordOutcome | undefined> {
+    if (this.at < this.outcomes.length) return this.outcomes[this.at];
+    return this.ended ? undefined : this.load();
+  }
+
+  take(): void {
+    this.at++;
+  }
+
+  /** After the last record: an outcome or answer left over, which then matches no record. */
+  async leftOver(): Promise<{ outcome: RecordOutcome } | { answer: CallAnswer } | undefined> {
+    if (this.at < this.outcomes.length) return { outcome: this.outcomes[this.at] as RecordOutcome };
+    if (this.ended) return undefined;
+    const next = await this.answers.next();
+    return next.done ? undefined : { answer: next.value };
+  }
+
+  /** Stops the reader under it (a read-ahead in the adapter) when the merge ends early; never throws. */
+  async close(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    await Promise.resolve(this.answers.return?.()).catch(() => undefined);
+  }
+
+  private async load(): Promise<RecordOutcome | undefined> {
+    while (this.at >= this.outcomes.length) {
+      const next = await this.answers.next();
+      if (next.done) {
+        this.ended = true;
+        return undefined;
+      }
+      this.answer = next.value;
+      this.outcomes = next.value.outcomes;
+      this.at = 0;
+    }
+    return this.outcomes[this.at];
+  }
+}
+
+/**
+ * The terminal outcome of a record: its last phase decides (retry-later left at the end fails as 4404). Each
+ * later phase's next outcome is this record's when it names its line; one for an earlier line named no record
+ * the phases sent (a VALIDATION failure, or out of line order).
+ */
+async function resolve(line: number, addOutcome: RecordOutcome, operation: CrmOperation, later: OutcomeStream[]) {
+  let operations: CrmOperation[] | undefined;
+  let outcome = addOutcome;
+  for (const stream of later) {
+    const next = stream.head();
+    const head = next instanceof Promise ? await next : next;
+    if (head === undefined || head.line > line) continue;
+    const answer = stream.answer as CallAnswer;
+    if (head.line < line) {
+      throw new ReconciliationError(
+        `a ${answer.phase} answer (batch ${answer.batchIndex}) for line ${head.line} matches no record sent`,
+      );
+    }
+    stream.take();
+    (operations ??= [operation]).push(answer.operation);
+    outcome = head;
+  }
+  return { operations: operations ?? [operation], outcome };
 }
 
 /**
@@ -118,28 +189,28 @@ function resolve(line: number, addOutcome: RecordOutcome, operation: CrmOperatio
  * file, and returns the summary.
  */
 export async function reportFile(input: ReportInput): Promise<FileSummary> {
-  const idColumn = input.kind === 'users' ? 'customer_id' : 'transaction_id';
-  const later: LaterAnswer[] = input.laterAnswers.map((answer) => ({
-    ...answer,
-    // One lookup per record of the later phases, not a scan of every answer.
-    byLine: new Map(answer.outcomes.map((o) => [o.line, o])),
-  }));
-  const answers = input.addAnswers[Symbol.asyncIterator]();
-  let pendingAnswer: { outcomes: readonly RecordOutcome[]; operation: CrmOperation; at: number } | undefined;
+  const add = new OutcomeStream(input.addAnswers);
+  const later = input.laterPhases.map((answers) => new OutcomeStream(answers));
+  try {
+    return await mergeAndReport(input, add, later);
+  } finally {
+    await Promise.all([add, ...later].map((stream) => stream.close()));
+  }
+}
 
+async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: OutcomeStream[]): Promise<FileSummary> {
+  const idColumn = input.kind === 'users' ? 'customer_id' : 'transaction_id';
   const nextAddOutcome = async (line: number) => {
-    while (!pendingAnswer || pendingAnswer.at >= pendingAnswer.outcomes.length) {
-      const next = await answers.next();
-      if (next.done) throw new ReconciliationError(`line ${line}: accepted, but no ADD answer: the record is pending`);
-      pendingAnswer = { outcomes: next.value.outcomes, operation: next.value.operation, at: 0 };
-    }
-    const outcome = pendingAnswer.outcomes[pendingAnswer.at++] as RecordOutcome;
+    const next = add.head();
+    const outcome = next instanceof Promise ? await next : next;
+    if (!outcome) throw new ReconciliationError(`line ${line}: accepted, but no ADD answer: the record is pending`);
     if (outcome.line !== line) {
       throw new ReconciliationError(
         `line ${line}: the next ADD answer is for line ${outcome.line}; answers and source disagree`,
       );
     }
-    return { outcome, operation: pendingAnswer.operation };
+    add.take();
+    return { outcome, operation: (add.answer as CallAnswer).operation };
   };
 
   let received = 0;
@@ -183,7 +254,7 @@ export async function reportFile(input: ReportInput): Promise<FileSummary> {
         };
       } else {
         const first = await nextAddOutcome(record.line);
-        const { operations, outcome } = resolve(record.line, first.outcome, first.operation, later);
+        const { operations, outcome } = await resolve(record.line, first.outcome, first.operation, later);
         if (outcome.status === 'update') {
           throw new ReconciliationError(`line ${record.line}: 8006 but no UPD answer: the record is pending`);
         }
@@ -211,13 +282,16 @@ export async function reportFile(input: ReportInput): Promise<FileSummary> {
     }
     if (rows) await input.results.write(rows);
   }
-  if (pendingAnswer && pendingAnswer.at < pendingAnswer.outcomes.length) {
+  for (const stream of [add, ...later]) {
+    const left = await stream.leftOver();
+    if (!left) continue;
+    const phase = 'outcome' in left ? (stream.answer as CallAnswer).phase : left.answer.phase;
+    if ('outcome' in left)
+      throw new ReconciliationError(`${phase} answers for line ${left.outcome.line} and after match no record`);
     throw new ReconciliationError(
-      `ADD answers for line ${pendingAnswer.outcomes[pendingAnswer.at]?.line} and after match no record`,
+      `${phase === 'ADD' ? 'an' : 'a'} ${phase} answer (batch ${left.answer.batchIndex}) matches no record`,
     );
   }
-  const extra = await answers.next();
-  if (!extra.done) throw new ReconciliationError(`an ADD answer (batch ${extra.value.batchIndex}) matches no record`);
   if (received !== succeeded + failed)
     throw new ReconciliationError(`received ${received} != ${succeeded} succeeded + ${failed} failed`);
 

@@ -7,7 +7,6 @@ import { readRecords } from '../files/read-records';
 import type { FileKind } from '../files/record-schemas';
 import type { FileOutcomes } from '../ledger/file-claim';
 import { reportFile, type FileSummary, type TextSink } from '../ledger/file-report';
-import type { CallAnswer } from '../crm/dispatch-call';
 import type { AnswerSource } from './prepare-phase';
 import { duplicateKey, failedRecordsName, quarantineKey, reportPrefix } from './storage-keys';
 
@@ -59,12 +58,6 @@ function lazyUpload(open: () => TextUpload) {
   return { sink, used: () => upload !== undefined, end: () => upload?.end(), abort: () => upload?.abort() };
 }
 
-async function collect(answers: AsyncIterable<CallAnswer>): Promise<CallAnswer[]> {
-  const all: CallAnswer[] = [];
-  for await (const answer of answers) all.push(answer);
-  return all;
-}
-
 /**
  * The finalise step of a processed file: reconciles it (every record succeeded or failed, nothing pending,
  * else Ledger.Mismatch and nothing is archived), writes summary.json, results.csv and the failed-records file,
@@ -81,9 +74,6 @@ export async function finaliseFile(input: FinishedFile, deps: FinaliseDeps): Pro
   } else {
     const laterPhases =
       input.kind === 'users' ? ['UPD'] : Array.from({ length: input.retryPhases }, (_, i) => `RETRY${i + 1}`);
-    const laterAnswers = (
-      await Promise.all(laterPhases.map((phase) => collect(deps.answers.answers(input.fileId, phase))))
-    ).flat();
     const failedKey = `${prefix}${failedRecordsName(input.file.key, input.format)}`;
     const results = deps.store.upload({ bucket: deps.archiveBucket, key: `${prefix}results.csv` }, 'text/csv');
     const failed = lazyUpload(() =>
@@ -104,8 +94,9 @@ export async function finaliseFile(input: FinishedFile, deps: FinaliseDeps): Pro
           acceptedEncodings: deps.acceptedEncodings,
           ...(deps.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: deps.maxDecompressedBytes }),
         }),
+        // Every phase read as a stream in batch (= line) order and merged with the source: nothing held whole.
         addAnswers: deps.answers.answers(input.fileId, 'ADD'),
-        laterAnswers,
+        laterPhases: laterPhases.map((phase) => deps.answers.answers(input.fileId, phase)),
         results,
         failedRecords: failed.sink,
       });

@@ -29,6 +29,13 @@ async function* each<T>(items: T[]) {
   yield* items;
 }
 
+/** The later answers as the port gives them: one stream per phase, in phase order, each in batch order. */
+function byPhase(answers: readonly CallAnswer[]): AsyncIterable<CallAnswer>[] {
+  const phases = new Map<string, CallAnswer[]>();
+  for (const a of answers) phases.set(a.phase, [...(phases.get(a.phase) ?? []), a]);
+  return [...phases.values()].map((phase) => each(phase));
+}
+
 function sink() {
   const parts: string[] = [];
   return { write: (text: string) => void parts.push(text), text: () => parts.join('') };
@@ -50,7 +57,7 @@ function input(
     format: file.includes('.jsonl') ? 'jsonl' : 'csv',
     source: readRecords(chunksOf(text, 64), { name: file, requiredColumns: requiredColumns(kind) }),
     addAnswers: each(add),
-    laterAnswers: later,
+    laterPhases: byPhase(later),
     results,
     failedRecords,
   };
