@@ -142,7 +142,9 @@ export function awsDependencies(
 ): DispatchCrmCallsDeps {
   const { clients } = runtime;
   const { settings } = environment;
-  const answers = new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME);
+  const answers = new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME, {
+    retentionDays: environment.settings.ledgerRetentionDays,
+  });
   const limiter = new RateLimiter(new DynamoDbLimiterStore(clients.dynamodb, environment.LIMITER_TABLE_NAME), {
     callsPerWindow: settings.callsPerMinute,
     windowMs: settings.limitWindowSeconds * 1000,

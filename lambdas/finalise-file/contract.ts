@@ -63,7 +63,7 @@ export const finaliseFileContract = defineContract({
       EVENT_BUS_NAME: z.string().min(1).default('default'),
       LANDING_PREFIX: z.string().min(1).default(DEFAULT_LANDING_PREFIX),
     },
-    ['acceptedEncodings', 'maxDecompressedBytes', 'logLevel'],
+    ['acceptedEncodings', 'maxDecompressedBytes', 'ledgerRetentionDays', 'logLevel'],
   ),
   // Ledger.Mismatch fails the state (the alarm on failed executions fires); nothing is archived.
   errors: [ErrorNames.ledgerMismatch, ErrorNames.fileGone, ErrorNames.transient, ErrorNames.failed],

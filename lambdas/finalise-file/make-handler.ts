@@ -68,7 +68,9 @@ export function awsDependencies(environment: FinaliseFileEnvironment, runtime: F
   return {
     store: new S3ObjectStore(clients.s3),
     answers: new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME),
-    outcomes: new DynamoDbFileRegistry(clients.dynamodb, environment.LEDGER_TABLE_NAME),
+    outcomes: new DynamoDbFileRegistry(clients.dynamodb, environment.LEDGER_TABLE_NAME, {
+      retentionDays: environment.settings.ledgerRetentionDays,
+    }),
     events: new EventBridgePublisher(clients.eventBridge, environment.EVENT_BUS_NAME),
     archiveBucket: environment.ARCHIVE_BUCKET_NAME,
     failedBucket: environment.FAILED_BUCKET_NAME,

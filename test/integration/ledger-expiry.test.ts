@@ -3,7 +3,7 @@ import { DynamoDbCallAnswers } from '../../lambdas/adapters/aws/dynamodb-call-an
 import { DynamoDbFileRegistry } from '../../lambdas/adapters/aws/dynamodb-file-registry';
 import { ledgerExpiresAt } from '../../lambdas/adapters/aws/dynamodb-ledger-expiry';
 import { DynamoDbPhaseCounters } from '../../lambdas/adapters/aws/dynamodb-phase-counters';
-import { CLAIM_SORT_KEY, fileKey, phaseKey } from '../../lambdas/adapters/aws/ledger-keys';
+import { answerKey, CLAIM_SORT_KEY, fileKey, phaseKey } from '../../lambdas/adapters/aws/ledger-keys';
 import type { CallAnswer } from '../../lambdas/core/crm/dispatch-call';
 import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
 
@@ -78,6 +78,21 @@ describe('ledger items carry their expiry (dynalite: written, never expired)', (
       expect(await expiresAt(...key)).toBe(nowS() + 30 * DAY_S);
     }
     expect(await phases.read(fileId, 'ADD')).toMatchObject({ batches: 1, answered: 1, taskToken: 'token' });
+  });
+
+  it('stamps each call answer when it is recorded', async () => {
+    const answers = new DynamoDbCallAnswers(db.client(), 'ledger', { retentionDays: 12, now });
+    const fileId = 'd'.repeat(64);
+    await answers.recordAnswer({
+      fileId,
+      phase: 'ADD',
+      batchIndex: 3,
+      operation: 'ADD_CUST',
+      attempts: 1,
+      replayed: false,
+      outcomes: [{ line: 5, status: 'succeeded', code: 200 }],
+    });
+    expect(await expiresAt(fileKey(fileId), answerKey('ADD', 3))).toBe(nowS() + 12 * DAY_S);
   });
 
   it('without a retention given, stamps the default', async () => {
