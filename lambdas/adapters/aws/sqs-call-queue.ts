@@ -5,7 +5,10 @@ import { ErrorNames, PipelineError } from '../../core/errors';
 /** SendMessageBatch limits: 10 entries and 256 KiB of bodies (kept at the classic limit, which every queue has). */
 const MAX_ENTRIES = 10;
 const MAX_BATCH_BYTES = 256 * 1024;
-/** Requests in flight: one prepare slice fills the queue far faster than the CRM limit drains it. */
+/**
+ * Requests in flight for one `send` (a call of many messages, or of large ones); prepare keeps several sends
+ * in flight as well, bounded by its own window.
+ */
 const IN_FLIGHT = 8;
 const ATTEMPTS = 5;
 /** What the records attribute adds to a message's size (its name, type and value), rounded up. */
@@ -37,10 +40,20 @@ export class SqsCallQueue implements CallQueue {
     }
     if (current.length > 0) requests.push(current);
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      while (next < requests.length) await this.sendBatch(requests[next++] as QueuedCall[]);
+      try {
+        while (!failed && next < requests.length) await this.sendBatch(requests[next++] as QueuedCall[]);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     };
-    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, requests.length) }, worker));
+    // A failure stops the other workers taking more requests, and send settles only once none is out, so
+    // nothing is still sending when the caller hears of the failure.
+    const settled = await Promise.allSettled(Array.from({ length: Math.min(IN_FLIGHT, requests.length) }, worker));
+    const rejected = settled.find((result) => result.status === 'rejected');
+    if (rejected) throw rejected.reason;
   }
 
   private async sendBatch(calls: QueuedCall[]): Promise<void> {

@@ -29,13 +29,27 @@ export interface PrepareOptions extends BatchLimits {
    * deterministic) but not handed on twice. @default 0
    */
   readonly firstBatch?: number;
-  /** Asked after each handing-on: true ends the slice there, to be resumed from `nextBatch`. */
+  /**
+   * Asked after each piece of text that gave this slice a batch: true ends the slice there, once every batch
+   * cut so far is handed on and its `onBatches` settled, to be resumed from `nextBatch`.
+   */
   readonly shouldStop?: () => boolean;
   /** Encodings accepted (`ACCEPTED_ENCODINGS`); another fails with `File.EncodingNotAccepted`. @default all */
   readonly acceptedEncodings?: readonly Encoding[];
-  /** Receives full batches in order; awaited, so a slow queue slows the reader instead of filling memory. */
+  /**
+   * Receives full batches in order, `batchesPerSend` at a time. Calls overlap the reading: up to `sendsInFlight`
+   * may be pending at once (each started after the one before), and the reader waits when that many are, so a
+   * slow queue slows the reader instead of filling memory. Every call has settled before prepareFile returns;
+   * the first rejection fails it.
+   */
   readonly onBatches: (batches: readonly PlannedBatch[]) => Promise<void> | void;
-  /** Receives records that broke a rule, in order; awaited likewise. */
+  /** Batches handed on in one `onBatches` call. @default 10 (one SendMessageBatch request) */
+  readonly batchesPerSend?: number;
+  /** `onBatches` calls pending at once. @default 16 */
+  readonly sendsInFlight?: number;
+  /** Bytes of the batches of pending `onBatches` calls past which the reader waits. @default 16 MiB */
+  readonly maxBytesInFlight?: number;
+  /** Receives records that broke a rule, in order; awaited. */
   readonly onRejected: (records: readonly RejectedRecord[]) => Promise<void> | void;
 }
 
@@ -51,18 +65,29 @@ export interface PrepareSummary {
   readonly batches: number;
   /** False when the slice stopped early (`shouldStop`): counts and hash then cover only what was read. */
   readonly complete: boolean;
-  /** Where the next slice starts: every batch below it has been handed on. */
+  /** Where the next slice starts: every batch below it has been handed on and its send has settled. */
   readonly nextBatch: number;
 }
 
+/** Defaults of the send window: why these numbers, see {@link SendWindow}. */
+export const BATCHES_PER_SEND = 10;
+const SENDS_IN_FLIGHT = 16;
+const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+
 /**
  * Streams a partner file through read -> validate -> normalise -> batch: the domain half of the
- * prepare-file Lambda and of the benchmark. Memory stays flat: records live only as long as their chunk.
+ * prepare-file Lambda and of the benchmark. Memory stays flat: records live only as long as their chunk, and
+ * batches only until their send settles (a bounded window of them).
  * @throws FileRejectedError when the file as a whole cannot be read (nothing of it should then be sent).
  */
 export async function prepareFile(source: AsyncIterable<Uint8Array>, options: PrepareOptions): Promise<PrepareSummary> {
   const hashed = hashWhileStreaming(source, options.maxFileSizeBytes);
   const planner = new BatchPlanner(options);
+  const window = new SendWindow(options.onBatches, {
+    sends: options.sendsInFlight ?? SENDS_IN_FLIGHT,
+    bytes: options.maxBytesInFlight ?? MAX_BYTES_IN_FLIGHT,
+  });
+  const batchesPerSend = options.batchesPerSend ?? BATCHES_PER_SEND;
   let received = 0;
   let accepted = 0;
   let rejectedCount = 0;
@@ -74,6 +99,10 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
     ...(options.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: options.maxDecompressedBytes }),
   });
   const firstBatch = options.firstBatch ?? 0;
+  // Batches of this slice cut but not yet handed on (fewer than batchesPerSend), and the index past the last
+  // one handed on. `nextBatch` is only moved there once every send before it has settled: the checkpoint.
+  let group: PlannedBatch[] = [];
+  let handedEnd = firstBatch;
   let nextBatch = firstBatch;
   const summary = (complete: boolean): PrepareSummary => ({
     sha256: hashed.sha256(),
@@ -85,72 +114,179 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
     complete,
     nextBatch,
   });
-  const handOn = async (planned: readonly PlannedBatch[]) => {
-    const fresh = planned.filter((batch) => batch.index >= firstBatch);
-    if (fresh.length === 0) return false;
-    await options.onBatches(fresh);
-    nextBatch = (fresh[fresh.length - 1] as PlannedBatch).index + 1;
-    return options.shouldStop?.() ?? false;
+  const handOn = async () => {
+    if (group.length === 0) return;
+    const batches = group;
+    group = [];
+    handedEnd = (batches[batches.length - 1] as PlannedBatch).index + 1;
+    await window.send(batches);
   };
-  for await (const chunk of records) {
-    const batches: PlannedBatch[] = [];
-    const rejected: RejectedRecord[] = [];
-    let skipped = 0;
-    for (const record of chunk) {
-      if (options.onlyLines && !options.onlyLines.has(record.line)) {
-        skipped++;
-        continue;
-      }
-      const result = record.problem
-        ? invalid(record.problem.column, record.problem.rule)
-        : validateRecord(options.kind, record.fields);
-      if (!result.ok) {
-        rejected.push({ line: record.line, reason: result.reason, fields: record.fields });
-        continue;
-      }
-      const full = planner.add(record.line, JSON.stringify(result.record));
-      if (full) batches.push(full);
+  const take = async (batches: readonly PlannedBatch[]) => {
+    for (const batch of batches) {
+      if (batch.index < firstBatch) continue;
+      group.push(batch);
+      if (group.length >= batchesPerSend) await handOn();
     }
-    received += chunk.length - skipped;
-    accepted += chunk.length - skipped - rejected.length;
-    rejectedCount += rejected.length;
-    batchCount += batches.length;
-    if (rejected.length > 0) await options.onRejected(rejected);
-    if (await handOn(batches)) return summary(false);
+  };
+  const finish = async (complete: boolean) => {
+    await handOn();
+    await window.drain();
+    nextBatch = handedEnd;
+    return summary(complete);
+  };
+  try {
+    for await (const chunk of records) {
+      window.throwIfFailed();
+      const batches: PlannedBatch[] = [];
+      const rejected: RejectedRecord[] = [];
+      let skipped = 0;
+      for (const record of chunk) {
+        if (options.onlyLines && !options.onlyLines.has(record.line)) {
+          skipped++;
+          continue;
+        }
+        const result = record.problem
+          ? invalid(record.problem.column, record.problem.rule)
+          : validateRecord(options.kind, record.fields);
+        if (!result.ok) {
+          rejected.push({ line: record.line, reason: result.reason, fields: record.fields });
+          continue;
+        }
+        const full = planner.add(record.line, JSON.stringify(result.record));
+        if (full) batches.push(full);
+      }
+      received += chunk.length - skipped;
+      accepted += chunk.length - skipped - rejected.length;
+      rejectedCount += rejected.length;
+      batchCount += batches.length;
+      if (rejected.length > 0) await options.onRejected(rejected);
+      await take(batches);
+      // Only once this slice has a batch of its own: a slice that stopped before would make no progress.
+      const progressed = group.length > 0 || handedEnd > firstBatch;
+      if (progressed && options.shouldStop?.()) return await finish(false);
+    }
+    const last = planner.flush();
+    if (last) {
+      batchCount++;
+      await take([last]);
+    }
+    return await finish(true);
+  } catch (error) {
+    // Nothing goes on sending behind a failed prepare, and a send's failure is reported once, as this one.
+    await window.settle();
+    throw error;
   }
-  const last = planner.flush();
-  if (last) {
-    batchCount++;
-    await handOn([last]);
-  }
-  return summary(true);
 }
 
 /**
- * A large set of line numbers in little memory (4 bytes a line): the records a later phase takes, which can
- * be millions (a load of customers the CRM already has). Lines may be added in any order.
+ * The sends in progress: up to `sends` `onBatches` calls pending, holding at most about `bytes` of batches,
+ * so reading overlaps the queue's round trips (one SendMessageBatch takes ~20 ms from Lambda, as long as
+ * parsing a few thousand records) while memory stays bounded. 10 batches a call fill one SendMessageBatch;
+ * 16 calls in flight carry 160 batches per round trip, ~8,000 batches/s at 20 ms, several times what one
+ * Lambda parses, so parsing stays the bound; 160 batches of 100 typical records are ~3 MB, and the byte bound
+ * (16 MiB, twice that while their message bodies exist) holds for batches near the 256 KiB message limit.
+ * A failed send is kept (never an unhandled rejection) and thrown by the next `send`, `throwIfFailed` or `drain`.
  */
-export class LineSet {
-  private readonly lines: Uint32Array;
+export class SendWindow {
+  private readonly pending = new Set<Promise<void>>();
+  private bytesInFlight = 0;
+  private failure: { readonly error: unknown } | undefined;
 
-  constructor(lines: Iterable<number>) {
-    this.lines = Uint32Array.from(lines).sort();
+  constructor(
+    private readonly onBatches: PrepareOptions['onBatches'],
+    private readonly limits: { readonly sends: number; readonly bytes: number } = {
+      sends: SENDS_IN_FLIGHT,
+      bytes: MAX_BYTES_IN_FLIGHT,
+    },
+  ) {}
+
+  /** Starts handing `batches` on once the window has room for them. */
+  async send(batches: readonly PlannedBatch[]): Promise<void> {
+    const bytes = batches.reduce((sum, batch) => sum + batch.bytes, 0);
+    while (
+      !this.failure &&
+      this.pending.size > 0 &&
+      (this.pending.size >= this.limits.sends || this.bytesInFlight + bytes > this.limits.bytes)
+    ) {
+      await Promise.race(this.pending);
+    }
+    this.throwIfFailed();
+    this.bytesInFlight += bytes;
+    const sending: Promise<void> = (async () => this.onBatches(batches))()
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          this.failure ??= { error };
+        },
+      )
+      .finally(() => {
+        this.pending.delete(sending);
+        this.bytesInFlight -= bytes;
+      });
+    this.pending.add(sending);
   }
 
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Waits for every send; throws the first failure among them. */
+  async drain(): Promise<void> {
+    await this.settle();
+    this.throwIfFailed();
+  }
+
+  /** Waits for every send, whatever its outcome. */
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
+  }
+}
+
+/**
+ * The lines a later phase takes (the records the phase before answered 8006 or 4404), which can be all of a
+ * file's 100 million: a bitmap over line numbers, one bit a line of the file up to the highest line added,
+ * so 100M lines take 12.5 MB however many of them are carried, and membership (asked for every record) is one
+ * array read. A sorted Uint32Array would take 4 bytes a carried line (400 MB when every line of a 100M file
+ * is carried, and a binary search per record); it is smaller only when few lines are carried, where both are
+ * small. Built line by line, in any order, with no intermediate array: the bitmap grows by doubling.
+ */
+export class LineSet {
+  private bits = new Uint8Array(0);
+  private count = 0;
+
+  constructor(lines: Iterable<number> = []) {
+    for (const line of lines) this.add(line);
+  }
+
+  /** Lines in the set. */
   get size(): number {
-    return this.lines.length;
+    return this.count;
+  }
+
+  /** Bytes the bitmap holds (capacity, up to twice the highest line / 8). */
+  get byteLength(): number {
+    return this.bits.byteLength;
+  }
+
+  add(line: number): void {
+    if (line >>> 0 !== line) throw new RangeError(`not a line number: ${line}`);
+    const at = line >>> 3;
+    if (at >= this.bits.length) {
+      const grown = new Uint8Array(Math.max(at + 1, this.bits.length * 2, 4096));
+      grown.set(this.bits);
+      this.bits = grown;
+    }
+    const mask = 1 << (line & 7);
+    const byte = this.bits[at] as number;
+    if ((byte & mask) === 0) {
+      this.bits[at] = byte | mask;
+      this.count++;
+    }
   }
 
   has(line: number): boolean {
-    let low = 0;
-    let high = this.lines.length - 1;
-    while (low <= high) {
-      const middle = (low + high) >>> 1;
-      const value = this.lines[middle] as number;
-      if (value === line) return true;
-      if (value < line) low = middle + 1;
-      else high = middle - 1;
-    }
-    return false;
+    if (line >>> 0 !== line) return false;
+    const at = line >>> 3;
+    return at < this.bits.length && ((this.bits[at] as number) & (1 << (line & 7))) !== 0;
   }
 }

@@ -219,11 +219,14 @@ describe('prepareFile for a later phase, and the queue messages', () => {
     expect(handed.flatMap((b) => b.items)).toEqual(whole.batches.flatMap((b) => b.items));
   });
 
-  it('LineSet: membership of lines given in any order, 4 bytes a line', () => {
-    const lines = new LineSet([9, 2, 70_000, 5, 3]);
+  it('LineSet: membership of lines given in any order, one bit a line of the file', () => {
+    const lines = new LineSet([9, 2, 70_000, 5, 3, 9]);
     expect(lines.size).toBe(5);
     expect([1, 2, 3, 4, 5, 9, 10, 69_999, 70_000, 70_001].filter((l) => lines.has(l))).toEqual([2, 3, 5, 9, 70_000]);
+    expect([-1, 2.5, 2 ** 32 + 2, Number.NaN].some((l) => lines.has(l))).toBe(false);
+    expect(lines.byteLength).toBeLessThanOrEqual(2 * Math.ceil(70_001 / 8));
     expect(new LineSet([]).has(1)).toBe(false);
+    expect(() => new LineSet([1.5])).toThrow(RangeError);
   });
 
   it('knows the operation of every phase, and refuses what does not exist', () => {
