@@ -7,7 +7,11 @@
  * Prints: wall time against the least the limit allows (calls / limit x window; efficiency target >= 0.9),
  * the same for the calling span (first to last call), batch fill (records per call / batch size; target
  * >= 0.98), 429s (target 0), the busiest window against the limit, and the peak RSS of the run's processes.
- * Options: `--limit N` (1000), `--window-s S` (15), `--concurrency N` (16), `--runs N` (1).
+ * Options: `--limit N` (1000), `--window-s S` (15), `--concurrency N` (16), `--runs N` (1),
+ * `--existing R` (0: the share of the users file's customers the CRM already has, which go ADD, 8006, then UPD),
+ * `--function-timeout S` (900: every handler's timeout, as `ingest run --function-timeout`, so a scaled run makes
+ * the steps slice as a full load would at Lambda's 15 minutes). Every record must be accounted for
+ * (received = succeeded + failed = users + transactions), or the bench fails.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, mkdtempSync, rmSync, readdirSync, renameSync } from 'node:fs';
@@ -27,6 +31,8 @@ const LIMIT = numberOption('--limit', 1000);
 const WINDOW_S = numberOption('--window-s', 15);
 const CONCURRENCY = numberOption('--concurrency', 16);
 const RUNS = numberOption('--runs', 1);
+const EXISTING = numberOption('--existing', 0);
+const FUNCTION_TIMEOUT_S = numberOption('--function-timeout', 900);
 const BATCH = 100;
 
 /** Resident set of a process and its descendants, in bytes, from /proc. */
@@ -69,14 +75,17 @@ async function writeLoad(directory: string): Promise<CrmCustomer[]> {
   const [users] = await generateFiles({ users: USERS, transactions: 0, outDir: directory, customerPrefix: 'G' });
   // Uploaded in name order: the users file first.
   renameSync(users!.path, join(directory, 'a_users_demo_20261124_002.csv'));
-  return Array.from({ length: USERS }, (_, n) => ({
-    customerId: `S${String(n + 1).padStart(8, '0')}`,
-    firstName: 'Seeded',
-    lastName: 'Customer',
-    email: `seeded${n + 1}@example.com`,
-    country: 'GB',
-    createdAt: '2025-01-01T00:00:00Z',
-  }));
+  const seeded = (prefix: string, count: number) =>
+    Array.from({ length: count }, (_, n) => ({
+      customerId: `${prefix}${String(n + 1).padStart(8, '0')}`,
+      firstName: 'Seeded',
+      lastName: 'Customer',
+      email: `seeded-${prefix}${n + 1}@example.com`,
+      country: 'GB',
+      createdAt: '2025-01-01T00:00:00Z',
+    }));
+  // The customers of the transactions, and the first `--existing` share of the users file's (8006, then UPD).
+  return [...seeded('S', USERS), ...seeded('G', Math.round(USERS * EXISTING))];
 }
 
 async function runOnce(directory: string, customers: CrmCustomer[]) {
@@ -101,6 +110,8 @@ async function runOnce(directory: string, customers: CrmCustomer[]) {
     reports,
     '--log-level',
     'WARN',
+    '--function-timeout',
+    String(FUNCTION_TIMEOUT_S),
   ];
   // The jitter allowance scaled with the window (500 ms of 60 s at the defaults).
   const env = { ...process.env, CRM_LIMITER_JITTER_MS: String(Math.round((WINDOW_S * 1000) / 120)) };
@@ -127,6 +138,10 @@ async function runOnce(directory: string, customers: CrmCustomer[]) {
   rmSync(reports, { recursive: true, force: true });
   if (code !== 0) throw new Error(`ingest run exited ${code}`);
   const report = JSON.parse(stdout) as RunReport;
+  const { received, succeeded, failed } = report.totals;
+  if (received !== USERS + TRANSACTIONS || succeeded + failed !== received) {
+    throw new Error(`records not accounted for: ${JSON.stringify(report.totals)}, ${USERS + TRANSACTIONS} written`);
+  }
   const calls = stats.callsAccepted;
   const minimumS = (calls * WINDOW_S) / LIMIT;
   const spanS = ((stats.lastCallAt ?? 0) - (stats.firstCallAt ?? 0)) / 1000;
@@ -139,8 +154,9 @@ async function runOnce(directory: string, customers: CrmCustomer[]) {
     fill: stats.recordsApplied / (calls * BATCH),
     throttled: stats.throttled,
     busiest: stats.maxCallsInWindow / LIMIT,
-    records: report.totals.received,
-    succeeded: report.totals.succeeded,
+    records: received,
+    succeeded,
+    failed,
     peakTotal,
     peakMain,
   };
@@ -166,8 +182,8 @@ async function main() {
     const worst = runs.reduce((a, b) => (b.busiest > a.busiest ? b : a));
     process.stdout.write(
       [
-        `ingest run, ${USERS.toLocaleString()} users + ${TRANSACTIONS.toLocaleString()} transactions, limit ${LIMIT} calls / ${WINDOW_S} s, ${CONCURRENCY} dispatchers (medians of ${RUNS} run(s))`,
-        `  records received ${pick('records')}, succeeded ${pick('succeeded')}`,
+        `ingest run, ${USERS.toLocaleString()} users (${Math.round(EXISTING * 100)}% already in the CRM) + ${TRANSACTIONS.toLocaleString()} transactions, limit ${LIMIT} calls / ${WINDOW_S} s, ${CONCURRENCY} dispatchers, function timeout ${FUNCTION_TIMEOUT_S} s (medians of ${RUNS} run(s))`,
+        `  records received ${pick('records')}, succeeded ${pick('succeeded')}, failed ${pick('failed')} (every one accounted for)`,
         `  CRM calls ${pick('calls')}; least time the limit allows ${pick('minimumS').toFixed(1)} s; wall ${pick('wallS').toFixed(1)} s`,
         `  efficiency (least / wall)          ${pick('efficiency').toFixed(3)}   target >= 0.9`,
         `  calling span efficiency            ${pick('spanEfficiency').toFixed(3)}   (first to last call)`,
