@@ -29,6 +29,22 @@ export type WorkflowTaskFunction = (typeof WORKFLOW_TASK_FUNCTIONS)[keyof typeof
  */
 export const TASK_TIMEOUT_MARGIN_SECONDS = 30;
 
+/**
+ * The errors of a function cut off by its runtime rather than thrown by its code: a timeout (middy's TimeoutError
+ * just before the end, Lambda's Sandbox.Timedout, the state's own States.Timeout), memory exhausted or the
+ * process gone (Runtime.OutOfMemory, Runtime.ExitError, or Lambda.Unknown when Lambda names none). Each Task of
+ * the workflow retries them twice from the input it was given (for a prepare slice, its checkpoint), then fails
+ * under that name, for a redrive to resume there (file-ingestion.asl.json; a test keeps the two in step).
+ */
+export const CUT_OFF_ERRORS = [
+  'States.Timeout',
+  'Lambda.Unknown',
+  'Sandbox.Timedout',
+  'Runtime.ExitError',
+  'Runtime.OutOfMemory',
+  'TimeoutError',
+] as const;
+
 /** The settings the workflow's definition carries. */
 export type WorkflowSettings = Pick<Config, 'retryLaterAttempts' | 'retryLaterDelaySeconds' | 'phaseCheckSeconds'>;
 

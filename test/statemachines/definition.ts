@@ -9,7 +9,7 @@ export interface State {
   TimeoutSeconds?: number;
   TimeoutSecondsPath?: string;
   HeartbeatSeconds?: number;
-  Retry?: { ErrorEquals: string[] }[];
+  Retry?: { ErrorEquals: string[]; MaxAttempts?: number }[];
   Catch?: { ErrorEquals: string[] }[];
   States?: Record<string, State>;
   Branches?: { States: Record<string, State> }[];

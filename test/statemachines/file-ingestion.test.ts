@@ -324,6 +324,25 @@ describe('file-ingestion state machine', () => {
     expect(output.summary).toMatchObject({ status: 'succeeded' });
   });
 
+  it('a function cut off (timeout, memory) is run again from the same input, twice at most, then fails its state', async () => {
+    const cutOff = (name: string) => named(name, 'Task timed out after 900.00 seconds');
+    const { actions, output } = await run({
+      kind: 'users',
+      failures: {
+        prepare: [cutOff('TimeoutError'), cutOff('Sandbox.Timedout')],
+        finalise: [cutOff('Runtime.OutOfMemory')],
+      },
+    });
+    expect(actions.filter((a) => a === 'prepare-file:prepare:ADD')).toHaveLength(3);
+    expect(actions.filter((a) => a === 'finalise-file:finalise')).toHaveLength(2);
+    expect(output.summary).toMatchObject({ status: 'succeeded' });
+    const failure = await run({
+      kind: 'users',
+      failures: { classify: [cutOff('TimeoutError'), cutOff('TimeoutError'), cutOff('TimeoutError')] },
+    }).catch((error: unknown) => error as Error & { cause?: unknown });
+    expect(`${failure.message} ${String(failure.cause)}`).toMatch(/TimeoutError|timed out/);
+  });
+
   it('an error that is not transient or a file rejection fails the execution at its state (for a console redrive)', async () => {
     const failure = await run({
       kind: 'users',

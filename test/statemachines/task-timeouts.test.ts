@@ -1,5 +1,5 @@
 import { FUNCTION_CONTRACTS } from '../../lambdas/contracts/functions';
-import { TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/contracts/infrastructure';
+import { CUT_OFF_ERRORS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/contracts/infrastructure';
 import { definition, functionOf, states } from './definition';
 
 /**
@@ -13,6 +13,17 @@ describe('the task timeouts of file-ingestion.asl.json', () => {
   it('give every Task a timeout, fixed or read from the input', () => {
     const without = tasks.filter(([, state]) => !state.TimeoutSeconds && !state.TimeoutSecondsPath).map(([n]) => n);
     expect(without).toEqual([]);
+  });
+
+  it('retry a function cut off (timeout, memory) twice from the same input, then fail under its name', () => {
+    for (const [name, state] of tasks.filter(([, task]) => task.TimeoutSeconds !== undefined)) {
+      const retry = (state.Retry ?? []).find((rule) => rule.ErrorEquals.includes('States.Timeout'));
+      expect({ name, errors: retry?.ErrorEquals, attempts: retry?.MaxAttempts }).toEqual({
+        name,
+        errors: [...CUT_OFF_ERRORS],
+        attempts: 2,
+      });
+    }
   });
 
   it("time a function's Task out just after the function's own timeout (its contract)", () => {
