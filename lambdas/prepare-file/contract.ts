@@ -8,6 +8,26 @@ import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
 
 const Phase = z.string().regex(PHASE_PATTERN);
 
+const Offset = z.number().int().min(0);
+const PositionBase = { bytes: Offset, line: z.number().int().min(1), gzip: z.boolean() };
+
+/**
+ * Where a phase's next slice reads on (lambdas/core/files/prepare-file.ts PrepareCheckpoint): a batch boundary
+ * in the file's text, the reader's state there and, for a plain file, the SHA-256 state of the bytes before it.
+ * No records: a few hundred bytes (a CSV header's column names are the largest part).
+ */
+export const CheckpointSchema = z.object({
+  position: z.discriminatedUnion('format', [
+    z.object({ ...PositionBase, format: z.literal('csv'), columns: z.array(z.string()) }),
+    z.object({ ...PositionBase, format: z.literal('jsonl'), seenRecord: z.boolean() }),
+  ]),
+  nextBatch: Offset,
+  sha256State: z.string().max(1024).optional(),
+});
+
+/** A checkpoint larger than this is not carried (a header of huge column names): the next slice re-reads from byte 0. */
+export const MAX_CHECKPOINT_CHARS = 64 * 1024;
+
 /** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
 const Input = z.discriminatedUnion('action', [
   z.object({
@@ -24,6 +44,7 @@ const Input = z.discriminatedUnion('action', [
       from: Phase.nullable().optional(),
       slices: z.number().int().min(0),
       batches: z.number().int().min(0),
+      checkpoint: CheckpointSchema.nullable().optional(),
     }),
   }),
 ]);
@@ -42,6 +63,8 @@ export const prepareFileContract = defineContract({
       done: z.boolean(),
       slices: z.number().int().min(1),
       batches: z.number().int().min(0),
+      /** Where the next slice goes on from (only while not done); passed back as `resume.checkpoint`. */
+      checkpoint: CheckpointSchema.optional(),
     }),
   },
   environment: defineEnvironment(

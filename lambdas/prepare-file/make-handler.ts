@@ -13,7 +13,12 @@ import { ErrorNames, PipelineError } from '../core/errors';
 import type { ObjectStore } from '../core/files/object-store';
 import { preparePhaseSlice, type PhaseDeps } from '../core/workflow/prepare-phase';
 import { segregatedKey } from '../core/workflow/storage-keys';
-import { prepareFileContract as contract, type PrepareFileEnvironment, type PrepareFileInput } from './contract';
+import {
+  prepareFileContract as contract,
+  MAX_CHECKPOINT_CHARS,
+  type PrepareFileEnvironment,
+  type PrepareFileInput,
+} from './contract';
 
 export interface PrepareFileDeps extends PhaseDeps {
   readonly store: ObjectStore;
@@ -55,6 +60,7 @@ export function makeHandler(deps: PrepareFileDeps) {
         phase: resume.phase,
         ...(resume.from ? { from: resume.from } : {}),
         firstBatch: resume.batches,
+        ...(resume.checkpoint ? { checkpoint: resume.checkpoint } : {}),
       },
       deps,
       () => context.getRemainingTimeInMillis() < marginMs,
@@ -65,14 +71,22 @@ export function makeHandler(deps: PrepareFileDeps) {
       slice: resume.slices + 1,
       batches: result.nextBatch - resume.batches,
       complete: result.complete,
+      resumedAt: resume.checkpoint?.position.bytes ?? 0,
       ms: Date.now() - started,
     });
+    // Too large for the state payload (only a header of huge column names makes it so): the next slice then
+    // re-reads from byte 0 and skips the batches below `batches`, as slices did before checkpoints.
+    const checkpoint =
+      result.checkpoint && JSON.stringify(result.checkpoint).length <= MAX_CHECKPOINT_CHARS
+        ? result.checkpoint
+        : undefined;
     return {
       phase: resume.phase,
       from: resume.from ?? null,
       done: result.complete,
       slices: resume.slices + 1,
       batches: result.nextBatch,
+      ...(checkpoint ? { checkpoint } : {}),
     };
   };
   return middy(async (event: unknown, context: Context) => run(contract.input.parse(event), context))

@@ -108,12 +108,15 @@ function world(scenario: Scenario) {
       const resume = p.resume as { phase: string; from: string | null; slices: number };
       const slices = resume.phase === 'ADD' ? (scenario.slices ?? 1) : 1;
       const result = scenario.phases?.[resume.phase] ?? { batches: 1 };
+      const done = resume.slices + 1 >= slices;
       return {
         phase: resume.phase,
         from: resume.from,
-        done: resume.slices + 1 >= slices,
+        done,
         slices: resume.slices + 1,
-        batches: resume.slices + 1 >= slices ? result.batches : resume.slices + 1,
+        batches: done ? result.batches : resume.slices + 1,
+        // Where the next slice reads on: what the real function returns while not done.
+        ...(done ? {} : { checkpoint: checkpointAt(resume.slices + 1) }),
       };
     }),
     'await-phase': lambda('await-phase', (p) => {
@@ -174,6 +177,13 @@ async function run(scenario: Scenario, key = 'users_acme_20261124.csv') {
   return { output, entered, actions, calls, events };
 }
 
+/** A prepare checkpoint as the real function returns it (lambdas/prepare-file/contract.ts CheckpointSchema). */
+const checkpointAt = (batch: number) => ({
+  position: { bytes: batch * 10_000, line: batch * 100 + 2, gzip: false, format: 'csv', columns: ['customer_id'] },
+  nextBatch: batch,
+  sha256State: 'AAAA',
+});
+
 describe('file-ingestion state machine', () => {
   it("a report delivered into a partner's reports/ folder is not a partner file: nothing runs", async () => {
     const report = 'incoming/acme/reports/users_acme_20261124.csv/0123456789ab/summary.json';
@@ -199,7 +209,15 @@ describe('file-ingestion state machine', () => {
     ]);
     // Each slice resumes from what the last one returned.
     expect(calls[3]?.payload.resume).toEqual({ phase: 'ADD', from: null, done: false, slices: 0, batches: 0 });
-    expect(calls[4]?.payload.resume).toEqual({ phase: 'ADD', from: null, done: false, slices: 1, batches: 1 });
+    expect(calls[4]?.payload.resume).toEqual({
+      phase: 'ADD',
+      from: null,
+      done: false,
+      slices: 1,
+      batches: 1,
+      checkpoint: checkpointAt(1),
+    });
+    expect(calls[5]?.payload.resume).toMatchObject({ slices: 2, batches: 2, checkpoint: checkpointAt(2) });
     // The await step gets the file, the phase and the task token; prepare works on the segregated key.
     expect(calls[6]?.payload).toEqual({ action: 'await', fileId: SHA, phase: 'ADD', taskToken: 'local-task-token' });
     expect(calls[3]?.payload.file).toMatchObject({ bucket: 'landing', key: 'users/users_acme_20261124.csv' });
@@ -336,10 +354,10 @@ describe('file-ingestion state machine', () => {
     expect(actions.filter((a) => a === 'prepare-file:prepare:ADD')).toHaveLength(3);
     expect(actions.filter((a) => a === 'finalise-file:finalise')).toHaveLength(2);
     expect(output.summary).toMatchObject({ status: 'succeeded' });
-    const failure = await run({
+    const failure = (await run({
       kind: 'users',
       failures: { classify: [cutOff('TimeoutError'), cutOff('TimeoutError'), cutOff('TimeoutError')] },
-    }).catch((error: unknown) => error as Error & { cause?: unknown });
+    }).catch((error: unknown) => error)) as Error & { cause?: unknown };
     expect(`${failure.message} ${String(failure.cause)}`).toMatch(/TimeoutError|timed out/);
   });
 

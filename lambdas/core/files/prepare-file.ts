@@ -1,7 +1,7 @@
 import type { Encoding } from '../config';
-import { hashWhileStreaming } from './file-identity';
+import { ResumableSha256 } from './file-identity';
 import { BatchPlanner, type BatchLimits, type PlannedBatch } from './plan-batches';
-import { readRecords, type SourceRecord } from './read-records';
+import { readRecords, type ChunkPositions, type ReadPosition, type SourceRecord } from './read-records';
 import { invalid, requiredColumns, validateRecord, type FileKind } from './record-schemas';
 
 /** A record refused before sending: never sent, reported with its line and reason. */
@@ -25,13 +25,19 @@ export interface PrepareOptions extends BatchLimits {
    */
   readonly onlyLines?: { has(line: number): boolean };
   /**
-   * Batches below this index were handed on by an earlier slice: they are planned again (batching is
-   * deterministic) but not handed on twice. @default 0
+   * Batches below this index were handed on by an earlier slice that left no checkpoint: they are planned again
+   * (batching is deterministic) but not handed on twice. Ignored with `from`. @default 0
    */
   readonly firstBatch?: number;
   /**
+   * Go on from the checkpoint an earlier slice of the same phase returned: the source then holds the bytes from
+   * {@link resumeRangeOf} (a plain file from the checkpoint's byte, a gzip file whole), and batches are numbered
+   * from its `nextBatch`.
+   */
+  readonly from?: PrepareCheckpoint;
+  /**
    * Asked after each piece of text that gave this slice a batch: true ends the slice there, once every batch
-   * cut so far is handed on and its `onBatches` settled, to be resumed from `nextBatch`.
+   * cut so far is handed on and its `onBatches` settled, to be resumed from its `checkpoint`.
    */
   readonly shouldStop?: () => boolean;
   /** Encodings accepted (`ACCEPTED_ENCODINGS`); another fails with `File.EncodingNotAccepted`. @default all */
@@ -49,7 +55,10 @@ export interface PrepareOptions extends BatchLimits {
   readonly sendsInFlight?: number;
   /** Bytes of the batches of pending `onBatches` calls past which the reader waits. @default 16 MiB */
   readonly maxBytesInFlight?: number;
-  /** Receives records that broke a rule, in order; awaited. */
+  /**
+   * Receives records that broke a rule, in order; awaited. A slice that stops may have passed on some past its
+   * checkpoint (after the first record of the batch it leaves unsent): the next slice passes them on again.
+   */
   readonly onRejected: (records: readonly RejectedRecord[]) => Promise<void> | void;
 }
 
@@ -67,7 +76,30 @@ export interface PrepareSummary {
   readonly complete: boolean;
   /** Where the next slice starts: every batch below it has been handed on and its send has settled. */
   readonly nextBatch: number;
+  /** Where the next slice goes on from, when this one stopped early. */
+  readonly checkpoint?: PrepareCheckpoint;
 }
+
+/**
+ * Where a phase's next slice goes on: a batch boundary (the start of batch `nextBatch`'s first record), so no
+ * partly filled batch is carried between slices, and no record: a few hundred bytes, whatever the file.
+ */
+export interface PrepareCheckpoint {
+  readonly position: ReadPosition;
+  readonly nextBatch: number;
+  /**
+   * A plain file: the SHA-256 state (hash-wasm, base64) after the bytes before `position.bytes`, so the slice
+   * that reaches the end checks the whole file's identity having read each byte once. A gzip file is inflated
+   * from its start by every slice, and hashed whole by each.
+   */
+  readonly sha256State?: string;
+}
+
+/** The bytes a slice resuming from `checkpoint` reads: a plain file from the checkpoint on, a gzip file whole. */
+export const resumeRangeOf = (checkpoint: PrepareCheckpoint | undefined): { readonly start: number } | undefined =>
+  checkpoint && !checkpoint.position.gzip && checkpoint.position.bytes > 0
+    ? { start: checkpoint.position.bytes }
+    : undefined;
 
 /** Defaults of the send window: why these numbers, see {@link SendWindow}. */
 export const BATCHES_PER_SEND = 10;
@@ -81,8 +113,11 @@ const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
  * @throws FileRejectedError when the file as a whole cannot be read (nothing of it should then be sent).
  */
 export async function prepareFile(source: AsyncIterable<Uint8Array>, options: PrepareOptions): Promise<PrepareSummary> {
-  const hashed = hashWhileStreaming(source, options.maxFileSizeBytes);
-  const planner = new BatchPlanner(options);
+  const from = options.from;
+  const ranged = resumeRangeOf(from);
+  if (ranged && !from?.sha256State) throw new RangeError('a checkpoint in a plain file needs its SHA-256 state');
+  const hash = await ResumableSha256.resume(ranged?.start ?? 0, ranged && from?.sha256State, options.maxFileSizeBytes);
+  const planner = new BatchPlanner(options, from?.nextBatch ?? 0);
   const window = new SendWindow(options.onBatches, {
     sends: options.sendsInFlight ?? SENDS_IN_FLIGHT,
     bytes: options.maxBytesInFlight ?? MAX_BYTES_IN_FLIGHT,
@@ -92,28 +127,42 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
   let accepted = 0;
   let rejectedCount = 0;
   let batchCount = 0;
-  const records = readRecords(hashed.bytes, {
+  // The positions of the chunk in hand. Bytes before the previous chunk's end are hashed as they go: every
+  // later batch starts at or after it.
+  let positions: ChunkPositions | undefined;
+  let hashable = ranged?.start ?? 0;
+  const records = readRecords(hash.pass(source), {
     name: options.name,
     requiredColumns: requiredColumns(options.kind),
     ...(options.acceptedEncodings ? { acceptedEncodings: options.acceptedEncodings } : {}),
     ...(options.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: options.maxDecompressedBytes }),
+    ...(from ? { from: from.position } : {}),
+    onPositions: (chunk) => {
+      if (!chunk.end.gzip) hash.advanceTo(hashable);
+      hashable = chunk.end.bytes;
+      positions = chunk;
+    },
   });
-  const firstBatch = options.firstBatch ?? 0;
+  const firstBatch = from ? from.nextBatch : (options.firstBatch ?? 0);
+  // The batch being filled: where its first record starts (the checkpoint, were the slice to stop now), the
+  // hash state there, and the counts before it. A slice stops only at a batch boundary, so none is carried.
+  let open:
+    { position: ReadPosition; sha256State?: string; received: number; accepted: number; rejected: number } | undefined;
+  const openBatch = (line: number) => {
+    const position = (positions as ChunkPositions).lineStart(line);
+    open = {
+      position,
+      ...(position.gzip ? {} : { sha256State: hash.saveAt(position.bytes) }),
+      received,
+      accepted,
+      rejected: rejectedCount,
+    };
+  };
   // Batches of this slice cut but not yet handed on (fewer than batchesPerSend), and the index past the last
   // one handed on. `nextBatch` is only moved there once every send before it has settled: the checkpoint.
   let group: PlannedBatch[] = [];
   let handedEnd = firstBatch;
   let nextBatch = firstBatch;
-  const summary = (complete: boolean): PrepareSummary => ({
-    sha256: hashed.sha256(),
-    bytes: hashed.size(),
-    received,
-    accepted,
-    rejected: rejectedCount,
-    batches: batchCount,
-    complete,
-    nextBatch,
-  });
   const handOn = async () => {
     if (group.length === 0) return;
     const batches = group;
@@ -128,36 +177,56 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
       if (group.length >= batchesPerSend) await handOn();
     }
   };
-  const finish = async (complete: boolean) => {
+  const finish = async (complete: boolean): Promise<PrepareSummary> => {
     await handOn();
     await window.drain();
     nextBatch = handedEnd;
-    return summary(complete);
+    let checkpoint: PrepareCheckpoint | undefined;
+    let counts = { received, accepted, rejected: rejectedCount };
+    if (!complete) {
+      // Stopped after a chunk: at the start of the open batch (re-read by the next slice), or, with none open,
+      // just past the chunk.
+      const end = (positions as ChunkPositions).end;
+      const at = open ?? { position: end, ...(end.gzip ? {} : { sha256State: hash.saveAt(end.bytes) }) };
+      checkpoint = {
+        position: at.position,
+        nextBatch,
+        ...(at.sha256State === undefined ? {} : { sha256State: at.sha256State }),
+      };
+      if (open) counts = { received: open.received, accepted: open.accepted, rejected: open.rejected };
+    }
+    return {
+      sha256: hash.sha256(),
+      bytes: hash.size(),
+      ...counts,
+      batches: batchCount,
+      complete,
+      nextBatch,
+      ...(checkpoint ? { checkpoint } : {}),
+    };
   };
   try {
     for await (const chunk of records) {
       window.throwIfFailed();
       const batches: PlannedBatch[] = [];
       const rejected: RejectedRecord[] = [];
-      let skipped = 0;
       for (const record of chunk) {
-        if (options.onlyLines && !options.onlyLines.has(record.line)) {
-          skipped++;
-          continue;
-        }
+        if (options.onlyLines && !options.onlyLines.has(record.line)) continue;
         const result = record.problem
           ? invalid(record.problem.column, record.problem.rule)
           : validateRecord(options.kind, record.fields);
         if (!result.ok) {
+          received++;
+          rejectedCount++;
           rejected.push({ line: record.line, reason: result.reason, fields: record.fields });
           continue;
         }
         const full = planner.add(record.line, JSON.stringify(result.record));
         if (full) batches.push(full);
+        if (full || !open) openBatch(record.line);
+        received++;
+        accepted++;
       }
-      received += chunk.length - skipped;
-      accepted += chunk.length - skipped - rejected.length;
-      rejectedCount += rejected.length;
       batchCount += batches.length;
       if (rejected.length > 0) await options.onRejected(rejected);
       await take(batches);

@@ -32,6 +32,84 @@ export interface ReadOptions {
   readonly acceptedEncodings?: readonly Encoding[];
   /** Bytes of text (after gunzip) past which the file fails with `File.TooLarge`. @default no limit */
   readonly maxDecompressedBytes?: number;
+  /**
+   * Go on from this position, given by an earlier read of the same file, exactly as if read from the start
+   * (the same lines, records and errors). For a plain file `bytes` must then start at `from.bytes` (a ranged
+   * read); for a gzip file they are the whole object, and the text before the position is inflated and dropped.
+   */
+  readonly from?: ReadPosition;
+  /**
+   * Told, just before each chunk of records is yielded, where that chunk leaves the reader and where each of its
+   * lines starts: a position to go on from later ({@link ReadOptions.from}).
+   */
+  readonly onPositions?: (positions: ChunkPositions) => void;
+}
+
+/** What a reader must know, besides where it is, to go on: the CSV header's column keys, or whether a JSON Lines file has shown an object. */
+export type FormatState =
+  | { readonly format: 'csv'; readonly columns: readonly string[] }
+  | { readonly format: 'jsonl'; readonly seenRecord: boolean };
+
+/** A point between two lines of a file's text, and all a reader needs to go on from it. */
+export type ReadPosition = {
+  /** Bytes of decoded text (UTF-8, a leading BOM counted) before it: for a plain file, its byte offset. */
+  readonly bytes: number;
+  /** The 1-based line that starts there. */
+  readonly line: number;
+  /** The file is gzip: its text is had only by inflating from the start. */
+  readonly gzip: boolean;
+} & FormatState;
+
+/** Positions in a chunk of records just yielded; valid until the reader is asked for the next chunk. */
+export interface ChunkPositions {
+  /** Just past the chunk's last record (and any blank lines after it). */
+  readonly end: ReadPosition;
+  /** At the start of `line`, a line of the chunk (the first line of one of its records). Calls in line order are cheapest. */
+  lineStart(line: number): ReadPosition;
+}
+
+/** Where the reader stands; `report` gets each yielded chunk's positions. */
+interface PositionTracker {
+  readonly gzip: boolean;
+  /** Bytes before the reader's first text. */
+  readonly startBytes: number;
+  readonly report: (positions: ChunkPositions) => void;
+}
+
+/**
+ * The positions of a chunk whose records were parsed from `input`, which starts at `inputBytes`, line
+ * `inputLine` (always a line start: text is only ever carried over from the start of an unfinished row).
+ */
+function chunkPositions(
+  input: string,
+  inputBytes: number,
+  inputLine: number,
+  end: { readonly bytes: number; readonly line: number },
+  gzip: boolean,
+  state: (line: number) => FormatState,
+): ChunkPositions {
+  let memoLine = inputLine;
+  let memoAt = 0;
+  let memoBytes = inputBytes;
+  return {
+    end: { bytes: end.bytes, line: end.line, gzip, ...state(end.line) },
+    lineStart(line) {
+      if (line < memoLine) {
+        memoLine = inputLine;
+        memoAt = 0;
+        memoBytes = inputBytes;
+      }
+      let at = memoAt;
+      for (; memoLine < line; memoLine++) {
+        const newline = input.indexOf('\n', at);
+        if (newline === -1) throw new RangeError(`line ${line} does not start in this chunk`);
+        at = newline + 1;
+      }
+      memoBytes += Buffer.byteLength(input.slice(memoAt, at));
+      memoAt = at;
+      return { bytes: memoBytes, line, gzip, ...state(line) };
+    },
+  };
 }
 
 const DEFAULT_MAX_RECORD_CHARS = 1024 * 1024;
@@ -67,19 +145,32 @@ export async function* readRecords(
 ): AsyncGenerator<SourceRecord[]> {
   const fromName = encodingFromName(options.name);
   const accepted = options.acceptedEncodings;
+  const from = options.from;
+  let head = { gzip: false, bomBytes: 0 };
   const text = decodeText(bytes, {
     gzip: fromName.gzip,
     acceptGzip: !accepted || accepted.includes('gzip'),
     ...(options.maxDecompressedBytes === undefined ? {} : { maxBytes: options.maxDecompressedBytes }),
+    ...(from ? { start: { offset: from.bytes, gzip: from.gzip } } : {}),
+    onHead: (h) => void (head = h),
   });
   const first = await text.next();
   if (first.done) return;
-  const format: RecordFormat = fromName.format ?? sniffFormat(first.value);
+  const format: RecordFormat = from?.format ?? fromName.format ?? sniffFormat(first.value);
   if (accepted && !accepted.includes(format)) throw notAccepted(format);
   const chunks = prepend(first.value, text);
   const maxRecordChars = options.maxRecordChars ?? DEFAULT_MAX_RECORD_CHARS;
-  if (format === 'csv') yield* readCsv(chunks, options.requiredColumns ?? [], maxRecordChars);
-  else yield* readJsonLines(chunks, maxRecordChars);
+  const tracker: PositionTracker | undefined = options.onPositions && {
+    gzip: from?.gzip ?? head.gzip,
+    startBytes: (from?.bytes ?? 0) + head.bomBytes,
+    report: options.onPositions,
+  };
+  if (format === 'csv') {
+    const resumed = from?.format === 'csv' ? from : undefined;
+    yield* readCsv(chunks, options.requiredColumns ?? [], maxRecordChars, tracker, resumed);
+  } else {
+    yield* readJsonLines(chunks, maxRecordChars, tracker, from?.format === 'jsonl' ? from : undefined);
+  }
 }
 
 function countNewlines(row: readonly string[]): number {
@@ -126,11 +217,29 @@ async function* readCsv(
   chunks: AsyncIterable<string>,
   requiredColumns: readonly string[],
   maxRecordChars: number,
+  tracker?: PositionTracker,
+  from?: ReadPosition & { readonly format: 'csv' },
 ): AsyncGenerator<SourceRecord[]> {
   const parser = new Papa.Parser({ delimiter: ',', newline: '\n', quoteChar: '"' });
-  let header: Header | undefined;
-  let nextLine = 1;
+  let header: Header | undefined = from && { names: from.columns };
+  let nextLine = from?.line ?? 1;
   let carried = '';
+  // Tracking positions: where `carried` starts, and its UTF-8 bytes (a surrogate pair split between two
+  // pieces of text is counted whole by taking the bytes of carried + chunk together).
+  let carriedStart = tracker?.startBytes ?? 0;
+  let carriedBytes = 0;
+  const state = (): FormatState => ({ format: 'csv', columns: header?.names ?? [] });
+  const report = (input: string, inputBytes: number, inputLine: number) => {
+    if (!tracker) return;
+    const end = { bytes: carriedStart, line: nextLine };
+    tracker.report(chunkPositions(input, inputBytes, inputLine, end, tracker.gzip, state));
+  };
+  const advance = (input: string, inputBytes: number) => {
+    if (!tracker) return;
+    const total = Buffer.byteLength(input);
+    carriedBytes = Buffer.byteLength(carried);
+    carriedStart = inputBytes + total - carriedBytes;
+  };
 
   /**
    * Fails the file on the first quoting error in `rows`. While streaming, an error on the unfinished last
@@ -184,6 +293,8 @@ async function* readCsv(
 
   for await (const chunk of chunks) {
     const input = carried + chunk;
+    const inputBytes = carriedStart;
+    const inputLine = nextLine;
     const result = parser.parse(input, 0, true);
     carried = input.slice(result.meta.cursor);
     if (carried.length > maxRecordChars) {
@@ -193,21 +304,46 @@ async function* readCsv(
     const mayHoldNewlines = input.includes('"');
     failOnQuoting(rows, mayHoldNewlines, result.errors, false);
     const records = take(rows, mayHoldNewlines);
-    if (records.length > 0) yield records;
+    advance(input, inputBytes);
+    if (records.length > 0) {
+      report(input, inputBytes, inputLine);
+      yield records;
+    }
   }
+  const lastInput = carried;
+  const lastLine = nextLine;
+  const lastStart = carriedStart;
   const last = parser.parse(carried, 0, false);
   const lastRows = last.data as string[][];
   const lastMayHoldNewlines = carried.includes('"');
   failOnQuoting(lastRows, lastMayHoldNewlines, last.errors, true);
   const records = take(lastRows, lastMayHoldNewlines);
-  if (records.length > 0) yield records;
+  carriedStart += carriedBytes;
+  if (records.length > 0) {
+    report(lastInput, lastStart, lastLine);
+    yield records;
+  }
 }
 
 /** JSON Lines: one object per line; blank lines skipped. A first line that is no JSON object means this is no JSON Lines file. */
-async function* readJsonLines(chunks: AsyncIterable<string>, maxRecordChars: number): AsyncGenerator<SourceRecord[]> {
+async function* readJsonLines(
+  chunks: AsyncIterable<string>,
+  maxRecordChars: number,
+  tracker?: PositionTracker,
+  from?: ReadPosition & { readonly format: 'jsonl' },
+): AsyncGenerator<SourceRecord[]> {
   let carried = '';
-  let line = 0;
-  let seenRecord = false;
+  let line = from ? from.line - 1 : 0;
+  let seenRecord = from?.seenRecord ?? false;
+  // The line of the first object: whether a position at a line start has seen one.
+  let firstObjectLine = seenRecord ? 0 : Number.POSITIVE_INFINITY;
+  let carriedStart = tracker?.startBytes ?? 0;
+  const state = (at: number): FormatState => ({ format: 'jsonl', seenRecord: firstObjectLine < at });
+  const report = (input: string, inputBytes: number, inputLine: number) => {
+    if (!tracker) return;
+    const end = { bytes: carriedStart, line: line + 1 };
+    tracker.report(chunkPositions(input, inputBytes, inputLine, end, tracker.gzip, state));
+  };
 
   const take = (lineText: string, records: SourceRecord[]) => {
     line++;
@@ -232,12 +368,15 @@ async function* readJsonLines(chunks: AsyncIterable<string>, maxRecordChars: num
       });
       return;
     }
+    if (!seenRecord) firstObjectLine = line;
     seenRecord = true;
     records.push({ line, text, fields: jsonFields(value as Record<string, unknown>, text) });
   };
 
   for await (const chunk of chunks) {
     const input = carried + chunk;
+    const inputBytes = carriedStart;
+    const inputLine = line + 1;
     const records: SourceRecord[] = [];
     let start = 0;
     for (let end = input.indexOf('\n'); end !== -1; end = input.indexOf('\n', start)) {
@@ -248,11 +387,21 @@ async function* readJsonLines(chunks: AsyncIterable<string>, maxRecordChars: num
     if (carried.length > maxRecordChars) {
       throw unreadable(`line ${line + 1}: a line longer than ${maxRecordChars} characters`);
     }
-    if (records.length > 0) yield records;
+    if (tracker) carriedStart = inputBytes + Buffer.byteLength(input) - Buffer.byteLength(carried);
+    if (records.length > 0) {
+      report(input, inputBytes, inputLine);
+      yield records;
+    }
   }
   const records: SourceRecord[] = [];
+  const lastStart = carriedStart;
+  const lastLine = line + 1;
   if (carried !== '') take(carried, records);
-  if (records.length > 0) yield records;
+  if (tracker) carriedStart += Buffer.byteLength(carried);
+  if (records.length > 0) {
+    report(carried, lastStart, lastLine);
+    yield records;
+  }
 }
 
 const NESTED_JSON = new RefusedValue(NESTED_JSON_RULE);

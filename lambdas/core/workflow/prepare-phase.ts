@@ -4,7 +4,7 @@ import type { CallAnswer } from '../crm/dispatch-call';
 import { ErrorNames, PipelineError } from '../errors';
 import type { ObjectRef, ObjectStore } from '../files/object-store';
 import type { BatchLimits } from '../files/plan-batches';
-import { LineSet, prepareFile } from '../files/prepare-file';
+import { LineSet, prepareFile, resumeRangeOf, type PrepareCheckpoint } from '../files/prepare-file';
 import type { FileKind } from '../files/record-schemas';
 import { CARRIED_STATUS, resumeIfComplete, type PhaseCounters, type TaskNotifier } from '../ledger/phase-counters';
 
@@ -35,6 +35,11 @@ export interface PhaseSlice {
   readonly from?: string;
   /** The first batch this slice may enqueue: earlier ones were enqueued by earlier slices. */
   readonly firstBatch: number;
+  /**
+   * Where the slice before stopped: this one reads on from there (a plain file by a ranged read). Without one
+   * (the phase's first slice, or one started before checkpoints existed), the file is read from its start.
+   */
+  readonly checkpoint?: PrepareCheckpoint;
 }
 
 export interface SliceResult {
@@ -43,6 +48,8 @@ export interface SliceResult {
   readonly nextBatch: number;
   readonly received: number;
   readonly rejected: number;
+  /** Where the next slice goes on from, when this one is not complete. */
+  readonly checkpoint?: PrepareCheckpoint;
 }
 
 /**
@@ -80,13 +87,15 @@ export async function preparePhaseSlice(
   if (slice.phase !== 'ADD' && !slice.from) throw new RangeError(`phase ${slice.phase} needs the phase it follows`);
   const onlyLines = slice.from ? await carriedLines(deps.answers, slice.fileId, slice.phase, slice.from) : undefined;
   const meta = { fileId: slice.fileId, phase: slice.phase, operation: operationFor(slice.kind, slice.phase) };
-  const summary = await prepareFile(deps.store.read(slice.file), {
+  const checkpoint = slice.checkpoint?.nextBatch === slice.firstBatch ? slice.checkpoint : undefined;
+  const summary = await prepareFile(await readFrom(deps.store, slice.file, checkpoint), {
     name: slice.file.key,
     kind: slice.kind,
     ...deps.limits,
     acceptedEncodings: deps.acceptedEncodings,
     ...(deps.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: deps.maxDecompressedBytes }),
     firstBatch: slice.firstBatch,
+    ...(checkpoint ? { from: checkpoint } : {}),
     shouldStop,
     ...(onlyLines ? { onlyLines } : {}),
     onBatches: (batches) =>
@@ -111,5 +120,23 @@ export async function preparePhaseSlice(
     nextBatch: summary.nextBatch,
     received: summary.received,
     rejected: summary.rejected,
+    ...(summary.checkpoint ? { checkpoint: summary.checkpoint } : {}),
   };
 }
+
+/**
+ * The bytes a slice reads: a plain file from its checkpoint on (a ranged GET, so the slices of a file read it
+ * about once in all), a gzip file from its start (inflated and dropped up to the checkpoint, unparsed).
+ */
+async function readFrom(
+  store: ObjectStore,
+  file: ObjectRef,
+  checkpoint: PrepareCheckpoint | undefined,
+): Promise<AsyncIterable<Uint8Array>> {
+  const range = resumeRangeOf(checkpoint);
+  if (!range) return store.read(file);
+  const { size } = await store.head(file);
+  return range.start >= size ? emptyBytes() : store.read(file, { start: range.start, end: size - 1 });
+}
+
+async function* emptyBytes(): AsyncGenerator<Uint8Array> {}

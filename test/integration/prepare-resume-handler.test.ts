@@ -1,0 +1,115 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
+import { createHash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
+import { createTelemetry } from '../../lambdas/adapters/aws/telemetry';
+import type { CallQueue, QueuedCall } from '../../lambdas/core/crm/call-message';
+import type { ObjectRef } from '../../lambdas/core/files/object-store';
+import type { PhaseCounters } from '../../lambdas/core/ledger/phase-counters';
+import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
+import { prepareFileContract } from '../../lambdas/prepare-file/contract';
+import { makeHandler } from '../../lambdas/prepare-file/make-handler';
+
+/** Counts the bytes the object store's reads hand out, and the ranges asked for. */
+class CountingS3Store extends S3ObjectStore {
+  bytesRead = 0;
+  ranges: ({ start: number; end: number } | undefined)[] = [];
+  override async *read(ref: ObjectRef, range?: { start: number; end: number }): AsyncIterable<Uint8Array> {
+    this.ranges.push(range);
+    for await (const chunk of super.read(ref, range)) {
+      this.bytesRead += chunk.length;
+      yield chunk;
+    }
+  }
+}
+
+class KeepingQueue implements CallQueue {
+  readonly messages: string[] = [];
+  send(calls: readonly QueuedCall[]): Promise<void> {
+    for (const call of calls) this.messages.push(call.body);
+    return Promise.resolve();
+  }
+}
+
+function usersCsv(records: number): Buffer {
+  const rows = ['customer_id,first_name,last_name,email,country,created_at,note'];
+  for (let i = 0; i < records; i++) {
+    const note = i % 9 === 0 ? `"two\nlines ${i}"` : `n${i}`;
+    rows.push(`C${i},Åsa,Lee,u${i}@example.com,GB,2026-01-02T03:04:05Z,${note}`);
+  }
+  return Buffer.from(`${rows.join('\n')}\n`);
+}
+
+/**
+ * A Lambda context whose time is up as soon as the slice has begun: middy (its timeout) and the handler (the
+ * slice's margin) are told 10 minutes, every later question (shouldStop) none, so each slice stops at its
+ * first chance. Not short: plenty of time.
+ */
+const contextOf = (short: boolean) => {
+  let calls = 0;
+  return {
+    functionName: 'prepare-file',
+    awsRequestId: 'r1',
+    getRemainingTimeInMillis: () => (!short || calls++ < 2 ? 600_000 : 0),
+  } as unknown as Context;
+};
+
+describe('prepare-file handler: slices resume from the checkpoint they return (embedded S3)', () => {
+  let s3: LocalS3;
+  beforeAll(async () => {
+    s3 = await startLocalS3(['landing']);
+  });
+  afterAll(() => s3.close());
+
+  async function runPhase(key: string, bytes: Buffer, short: boolean) {
+    const store = new CountingS3Store(s3.client());
+    const queue = new KeepingQueue();
+    const handler = makeHandler({
+      store,
+      queue,
+      phases: {
+        setBatchTotal: (fileId: string, phase: string, batches: number) =>
+          Promise.resolve({ fileId, phase, batches, answered: 0, update: 0, retryLater: 0 }),
+      } as unknown as PhaseCounters,
+      answers: { answers: async function* () {} },
+      notifier: { succeed: () => Promise.resolve() },
+      limits: { maxRecords: 100, maxBytes: 200 * 1024 },
+      acceptedEncodings: ['csv', 'jsonl', 'gzip'],
+      landingPrefix: 'incoming/',
+      telemetry: createTelemetry('prepare-file', { output: new PassThrough() }),
+    });
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    let resume: unknown = { phase: 'ADD', from: null, done: false, slices: 0, batches: 0 };
+    for (;;) {
+      const output = (await handler(
+        { action: 'prepare', file: { bucket: 'landing', key }, classification: { kind: 'users', sha256 }, resume },
+        contextOf(short),
+      )) as Record<string, unknown>;
+      prepareFileContract.outputs.prepare.parse(output);
+      // Through the state machine's JSON, as `$.prepare`.
+      resume = JSON.parse(JSON.stringify(output));
+      if (output.done) return { queue, store, slices: output.slices as number };
+    }
+  }
+
+  it.each([
+    ['users/acme/users.csv', usersCsv(30_000)],
+    ['users/acme/users.csv.gz', gzipSync(usersCsv(30_000))],
+  ])('%s: the same messages in many slices as in one; a plain file is read about once in all', async (key, bytes) => {
+    await s3.client().send(new PutObjectCommand({ Bucket: 'landing', Key: key, Body: bytes }));
+    const whole = await runPhase(key, bytes, false);
+    const sliced = await runPhase(key, bytes, true);
+    expect(whole.slices).toBe(1);
+    expect(sliced.slices).toBeGreaterThan(5);
+    expect(sliced.queue.messages).toEqual(whole.queue.messages);
+    expect(whole.queue.messages).toHaveLength(300);
+    if (key.endsWith('.gz')) {
+      expect(sliced.store.ranges.every((range) => range === undefined)).toBe(true);
+    } else {
+      expect(sliced.store.ranges.slice(1).every((range) => range && range.end === bytes.length - 1)).toBe(true);
+      expect(sliced.store.bytesRead).toBeLessThan(bytes.length * 1.5);
+    }
+  });
+});
