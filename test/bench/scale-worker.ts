@@ -1,0 +1,279 @@
+/**
+ * One step of `npm run bench:scale` in its own process, so its time and peak RSS are its own:
+ * `scale-worker.ts <step> <root> <key> <kind> [linesFile] [fileId] [answers]` prints one JSON line.
+ * Steps: `classify` (identifyFile), `prepare` (preparePhaseSlice, ADD phase, one slice to the end, the call queue
+ * a no-op sink), `finalise` (finaliseFile: the source re-read and merged with generated answers, results.csv and
+ * the failed-records file written to byte-counting sinks), and `lines` (not timed: the lines the ADD phase would
+ * send, i.e. those that pass validation, written as uint32 to `linesFile`, and the file's SHA-256, from which
+ * finalise's answers are generated, so the answers match the real file line for line).
+ */
+import { createReadStream, openSync, writeSync, closeSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CallAnswer, RecordOutcome } from '../../lambdas/core/crm/dispatch-call';
+import type { CrmOperation } from '../../lambdas/core/crm/response-policy';
+import type { Encoding } from '../../lambdas/core/config';
+import { ErrorNames, PipelineError } from '../../lambdas/core/errors';
+import { encodingFromName } from '../../lambdas/core/files/file-encoding';
+import { sha256Of } from '../../lambdas/core/files/file-identity';
+import { identifyFile } from '../../lambdas/core/files/identify-file';
+import type { ObjectHead, ObjectRef, ObjectStore, TextUpload } from '../../lambdas/core/files/object-store';
+import { readRecords } from '../../lambdas/core/files/read-records';
+import { invalid, validateRecord, type FileKind } from '../../lambdas/core/files/record-schemas';
+import type { PhaseState } from '../../lambdas/core/ledger/phase-counters';
+import { finaliseFile } from '../../lambdas/core/workflow/finalise-file';
+import { preparePhaseSlice } from '../../lambdas/core/workflow/prepare-phase';
+
+const ACCEPTED: readonly Encoding[] = ['csv', 'jsonl', 'gzip'];
+const TEN_GIB = 10 * 1024 ** 3;
+const BATCH_RECORDS = 100;
+
+/**
+ * The object store port over local files (`<root>/<key>`, whatever the bucket), reads streamed with ranges as S3's
+ * ranged GET; writes go to byte-counting sinks, and `move`/`copy` only record the call (the archive copy is S3's
+ * server-side work, not the step's), so the figures are the steps' own.
+ */
+export class LocalFileStore implements ObjectStore {
+  writtenBytes = 0;
+
+  constructor(private readonly root: string) {}
+
+  private path(ref: ObjectRef) {
+    return join(this.root, ref.key);
+  }
+
+  async head(ref: ObjectRef): Promise<ObjectHead> {
+    try {
+      return { size: statSync(this.path(ref)).size, metadata: {} };
+    } catch {
+      throw new PipelineError(ErrorNames.fileGone, `${ref.key} is not there`);
+    }
+  }
+
+  async tags(): Promise<Readonly<Record<string, string>>> {
+    return {};
+  }
+
+  read(ref: ObjectRef, range?: { start: number; end: number }): AsyncIterable<Uint8Array> {
+    return createReadStream(this.path(ref), { highWaterMark: 64 * 1024, ...(range ?? {}) });
+  }
+
+  async move(): Promise<boolean> {
+    return true;
+  }
+
+  async copy(): Promise<void> {}
+
+  async put(_ref: ObjectRef, body: string): Promise<void> {
+    this.writtenBytes += Buffer.byteLength(body);
+  }
+
+  upload(): TextUpload {
+    return {
+      write: async (text) => void (this.writtenBytes += Buffer.byteLength(text)),
+      end: async () => undefined,
+      abort: async () => undefined,
+    };
+  }
+}
+
+/** A record's draw in [0, 1000), from its line alone (as in finalise.bench.ts): every phase's answers agree. */
+const draw = (line: number, salt: number) => (Math.imul(line ^ salt, 2654435761) >>> 0) % 1000;
+
+/**
+ * The outcome of an accepted record in each phase it reaches. `mixed`: users 30% 8006 -> UPD (5% of those then
+ * CONFLICTING_PROFILE), 2% 3217; transactions 6% 4404 -> RETRY1 (half found) -> RETRY2 (half found, the rest fail
+ * 4404). `ok`: every ADD succeeds.
+ */
+function fates(kind: FileKind, line: number, answers: string): RecordOutcome[] {
+  const ok: RecordOutcome = { line, status: 'succeeded', code: 200 };
+  if (answers !== 'mixed') return [ok];
+  if (kind === 'users') {
+    if (draw(line, 2) >= 300) return [draw(line, 3) < 20 ? { line, status: 'failed', code: 3217, reason: '3217' } : ok];
+    const exists: RecordOutcome = { line, status: 'update', code: 8006, reason: '8006', error: 'CUSTOMER_EXISTS' };
+    const conflict: RecordOutcome = {
+      line,
+      status: 'failed',
+      code: 200,
+      reason: 'CONFLICTING_PROFILE',
+      error: 'CONFLICTING_PROFILE',
+    };
+    return [exists, draw(line, 4) < 50 ? conflict : ok];
+  }
+  if (draw(line, 2) >= 60) return [ok];
+  const notYet: RecordOutcome = {
+    line,
+    status: 'retry-later',
+    code: 4404,
+    reason: '4404',
+    error: 'CUSTOMER_NOT_FOUND',
+  };
+  if (draw(line, 5) < 500) return [notYet, ok];
+  return [notYet, notYet, draw(line, 6) < 500 ? ok : notYet];
+}
+
+/** The accepted lines, streamed from the uint32 file `lines` wrote: O(1) memory whatever the file's size. */
+async function* acceptedLines(linesFile: string): AsyncGenerator<number> {
+  const handle = await open(linesFile, 'r');
+  const buffer = Buffer.alloc(64 * 1024);
+  try {
+    for (let position = 0; ;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) return;
+      position += bytesRead;
+      for (let at = 0; at + 4 <= bytesRead; at += 4) yield buffer.readUInt32LE(at);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** One phase's answers in batch (= line) order, 100 records a batch, as the ledger gives them back. */
+async function* phaseAnswers(
+  linesFile: string,
+  kind: FileKind,
+  phase: string,
+  at: number,
+  answers: string,
+): AsyncGenerator<CallAnswer> {
+  const operation: CrmOperation = kind === 'users' ? (at === 0 ? 'ADD_CUST' : 'UPD_CUST') : 'ADD_TRX';
+  let outcomes: RecordOutcome[] = [];
+  let batchIndex = 0;
+  const answer = (): CallAnswer => ({
+    fileId: 'bench',
+    phase,
+    batchIndex: batchIndex++,
+    operation,
+    outcomes,
+    attempts: 1,
+    replayed: false,
+  });
+  for await (const line of acceptedLines(linesFile)) {
+    const outcome = fates(kind, line, answers)[at];
+    if (!outcome) continue;
+    outcomes.push(outcome);
+    if (outcomes.length === BATCH_RECORDS) {
+      yield answer();
+      outcomes = [];
+    }
+  }
+  if (outcomes.length > 0) yield answer();
+}
+
+/** Which of a record's fates each phase answers. */
+const PHASE_AT: Record<string, number> = { ADD: 0, UPD: 1, RETRY1: 1, RETRY2: 2 };
+
+/** Writes the accepted lines (uint32 LE) and returns the record counts and the SHA-256: the untimed setup. */
+async function acceptedLinesOf(store: LocalFileStore, ref: ObjectRef, kind: FileKind, linesFile: string) {
+  const fd = openSync(linesFile, 'w');
+  const buffer = Buffer.alloc(64 * 1024);
+  let used = 0;
+  let records = 0;
+  let accepted = 0;
+  for await (const chunk of readRecords(store.read(ref), { name: ref.key })) {
+    for (const record of chunk) {
+      records++;
+      const result = record.problem
+        ? invalid(record.problem.column, record.problem.rule)
+        : validateRecord(kind, record.fields);
+      if (!result.ok) continue;
+      accepted++;
+      buffer.writeUInt32LE(record.line, used);
+      used += 4;
+      if (used === buffer.length) {
+        writeSync(fd, buffer, 0, used);
+        used = 0;
+      }
+    }
+  }
+  writeSync(fd, buffer, 0, used);
+  closeSync(fd);
+  return { records, accepted, sha256: await sha256Of(store.read(ref)) };
+}
+
+async function runStep(step: string, store: LocalFileStore, ref: ObjectRef, kind: FileKind, rest: string[]) {
+  const [linesFile = '', fileId = '', answers = 'mixed'] = rest;
+  switch (step) {
+    case 'classify': {
+      const identified = await identifyFile(store, ref, { maxFileSizeBytes: TEN_GIB, acceptedEncodings: ACCEPTED });
+      if (identified.kind !== kind) throw new Error(`classified as ${identified.kind}`);
+      return { records: undefined };
+    }
+    case 'prepare': {
+      let batches = 0;
+      const result = await preparePhaseSlice(
+        { file: ref, kind, fileId, phase: 'ADD', firstBatch: 0 },
+        {
+          store,
+          queue: { send: async (calls) => void (batches += calls.length) },
+          phases: {
+            setBatchTotal: async (id: string, phase: string, total: number): Promise<PhaseState> => ({
+              fileId: id,
+              phase,
+              batches: total,
+              answered: 0,
+              update: 0,
+              retryLater: 0,
+            }),
+          } as never,
+          answers: { answers: () => (async function* () {})() },
+          notifier: { succeed: async () => undefined },
+          limits: { maxRecords: 100, maxBytes: 200 * 1024 },
+          acceptedEncodings: ACCEPTED,
+        },
+        () => false,
+      );
+      if (!result.complete || result.nextBatch !== batches) throw new Error('prepare did not finish');
+      return { records: result.received };
+    }
+    case 'finalise': {
+      const retryPhases = kind === 'transactions' && answers === 'mixed' ? 2 : 0;
+      const fromName = encodingFromName(ref.key);
+      const summary = await finaliseFile(
+        { file: ref, kind, fileId, format: fromName.format ?? 'csv', retryPhases },
+        {
+          store,
+          answers: {
+            answers: (_id, phase) => phaseAnswers(linesFile, kind, phase, PHASE_AT[phase] ?? 0, answers),
+          },
+          outcomes: { read: async () => undefined, recordSummary: async () => undefined },
+          events: { fileCompleted: async () => undefined },
+          archiveBucket: 'archive',
+          failedBucket: 'failed',
+          landingPrefix: '',
+          acceptedEncodings: ACCEPTED,
+        },
+      );
+      return { records: summary.received, succeeded: summary.succeeded, failed: summary.failed };
+    }
+    case 'lines':
+      return acceptedLinesOf(store, ref, kind, linesFile);
+    default:
+      throw new Error(`unknown step ${step}`);
+  }
+}
+
+async function main() {
+  const [step = 'classify', root = '', key = '', kind = 'users', ...rest] = process.argv.slice(2);
+  const store = new LocalFileStore(root);
+  const ref = { bucket: 'landing', key };
+  const started = process.hrtime.bigint();
+  const cpuStarted = process.cpuUsage();
+  const result = await runStep(step, store, ref, kind as FileKind, rest);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpuStarted);
+  process.stdout.write(
+    `${JSON.stringify({
+      ...result,
+      seconds,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
+      writtenMb: store.writtenBytes / 1024 ** 2,
+    })}\n`,
+  );
+}
+
+void main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
