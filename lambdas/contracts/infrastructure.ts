@@ -62,9 +62,11 @@ export function fileIngestionSubstitutions(
 }
 
 /** The CRM call queue and its event source, on AWS and on one machine. */
+/** A message stays hidden six times the dispatcher's timeout, as AWS advises for an SQS event source. */
+export const visibilityTimeoutSeconds = (dispatcherTimeoutSeconds: number) => 6 * dispatcherTimeoutSeconds;
+
 export const CALL_QUEUE = {
-  /** A message stays hidden six times the dispatcher's timeout, as AWS advises for an SQS event source. */
-  visibilityTimeoutSeconds: 6 * dispatchCrmCallsContract.timeoutSeconds,
+  visibilityTimeoutSeconds: visibilityTimeoutSeconds(dispatchCrmCallsContract.timeoutSeconds),
   /** Deliveries of a message before it goes to the dead-letter queue. */
   maxReceiveCount: 10,
   /** Messages are kept 14 days (SQS's most), so a long CRM outage loses nothing. */

@@ -1,3 +1,4 @@
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { FUNCTION_CONTRACTS } from '../../lambdas/contracts/functions';
 import { fileIngestionSubstitutions, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/contracts/infrastructure';
@@ -51,6 +52,11 @@ describe('the local function timeout', () => {
       sources: [{ source, credentials: { password: 'p' } }],
     });
     try {
+      // The call queue follows AWS's rule on the dispatcher's local timeout: a cut-off batch is back in 30 s.
+      const { Attributes } = await pipeline.sqs
+        .client()
+        .send(new GetQueueAttributesCommand({ QueueUrl: pipeline.queueUrl, AttributeNames: ['VisibilityTimeout'] }));
+      expect(Attributes?.VisibilityTimeout).toBe('30');
       const started = Date.now();
       const error = await pipeline.poll('silent').then(
         () => undefined,

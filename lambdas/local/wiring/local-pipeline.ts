@@ -9,6 +9,7 @@ import {
   CALL_QUEUE,
   fileIngestionSubstitutions,
   TASK_TIMEOUT_MARGIN_SECONDS,
+  visibilityTimeoutSeconds,
   WORKFLOW_TASK_FUNCTIONS,
 } from '../../contracts/infrastructure';
 import { loadConfig, type Config } from '../../core/config';
@@ -177,7 +178,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     new CreateQueueCommand({
       QueueName: LOCAL_NAMES.callQueue,
       Attributes: {
-        VisibilityTimeout: String(CALL_QUEUE.visibilityTimeoutSeconds),
+        // The rule AWS gives, on the dispatcher's local timeout: with a short --function-timeout, a batch whose
+        // invocation was cut off comes back in minutes, not after the deployed queue's hour.
+        VisibilityTimeout: String(visibilityTimeoutSeconds(localTimeoutSeconds('dispatch-crm-calls', settings))),
         MessageRetentionPeriod: String(CALL_QUEUE.retentionDays * 86_400),
         RedrivePolicy: JSON.stringify({
           deadLetterTargetArn: await queueArn(deadLetterQueueUrl),
