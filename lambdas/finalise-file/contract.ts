@@ -4,8 +4,38 @@ import { metricsOf } from '../contracts/telemetry';
 import { ErrorNames } from '../core/errors';
 import { FILE_KINDS } from '../core/files/record-schemas';
 import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
+import { CheckpointSchema as PrepareCheckpointSchema } from '../prepare-file/contract';
 
 const Classification = z.object({ kind: z.enum(FILE_KINDS), sha256: Sha256Schema, format: z.enum(['csv', 'jsonl']) });
+
+const Count = z.number().int().min(0);
+const AnswerPosition = z.object({ batch: Count, at: Count });
+const UploadCheckpoint = z.object({
+  uploadId: z.string().min(1).optional(),
+  etags: z.array(z.string()),
+  carry: z.string().min(1).optional(),
+  staleCarry: z.string().min(1).optional(),
+});
+
+/**
+ * Where the next finalise slice goes on (lambdas/core/workflow/finalise-file.ts FinaliseCheckpoint): a record
+ * boundary of the source, the counts so far, each phase's answer stream's place, and the two uploads (UploadId,
+ * parts' ETags, the key of the text after the last part). No record: a few KB.
+ */
+export const FinaliseCheckpointSchema = z.object({
+  position: PrepareCheckpointSchema.shape.position,
+  report: z.object({
+    received: Count,
+    succeeded: Count,
+    failed: Count,
+    failures: z.record(z.string(), Count),
+    failedHeader: z.array(z.string()).optional(),
+    add: AnswerPosition,
+    later: z.array(AnswerPosition),
+  }),
+  results: UploadCheckpoint,
+  failedRecords: UploadCheckpoint.optional(),
+});
 
 /** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
 const Input = z.discriminatedUnion('action', [
@@ -14,6 +44,11 @@ const Input = z.discriminatedUnion('action', [
     file: FileRefSchema,
     classification: Classification,
     retryAttempts: z.number().int().min(0),
+    /** The slice before's result (`$.summary`): absent, or `{done: false}` with no checkpoint, on the first. */
+    resume: z
+      .object({ done: z.literal(false), checkpoint: FinaliseCheckpointSchema.optional() })
+      .nullable()
+      .optional(),
   }),
   z.object({
     action: z.literal('duplicate'),
@@ -54,7 +89,15 @@ export const finaliseFileContract = defineContract({
   description: 'Reconciles, reports and archives (or quarantines) a file',
   timeoutSeconds: 15 * 60,
   input: Input,
-  outputs: { finalise: FinalSummarySchema, duplicate: FinalSummarySchema, quarantine: FinalSummarySchema },
+  outputs: {
+    // done: false while the file needs more slices (the state machine loops on it), true with the summary.
+    finalise: z.union([
+      FinalSummarySchema.extend({ done: z.literal(true) }),
+      z.object({ done: z.literal(false), checkpoint: FinaliseCheckpointSchema }),
+    ]),
+    duplicate: FinalSummarySchema,
+    quarantine: FinalSummarySchema,
+  },
   environment: defineEnvironment(
     {
       LEDGER_TABLE_NAME: z.string().min(1),

@@ -1,6 +1,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { DynamoDbCallAnswers } from '../adapters/aws/dynamodb-call-answers';
 import { DynamoDbFileRegistry } from '../adapters/aws/dynamodb-file-registry';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
@@ -10,8 +11,9 @@ import { stateMachineErrors } from '../adapters/aws/task-errors';
 import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
 import {
   finaliseDuplicate,
-  finaliseFile,
+  finaliseFileSlice,
   quarantineFile,
+  type FinaliseCheckpoint,
   type FinaliseDeps,
   type FinalSummary,
 } from '../core/workflow/finalise-file';
@@ -20,6 +22,14 @@ import { finaliseFileContract as contract, type FinaliseFileEnvironment, type Fi
 export interface FinaliseFileDeps extends FinaliseDeps {
   readonly telemetry: Telemetry<'finalise-file'>;
 }
+
+/**
+ * A finalise slice stops this long before the Lambda's timeout, so the carried text is saved and the
+ * checkpoint returned: 60 s, or a quarter of a short invocation (as prepare's slices). The last slice asks no
+ * more once the file is read: the archive copy (in parts above 5 GiB) runs in what is left.
+ */
+const SLICE_MARGIN_MS = 60_000;
+const sliceMarginMs = (timeAtStartMs: number) => Math.min(SLICE_MARGIN_MS, timeAtStartMs / 4);
 
 /** finalise: reconcile, report and archive a processed file; duplicate and quarantine: the files not processed. */
 export function makeHandler(deps: FinaliseFileDeps) {
@@ -39,23 +49,41 @@ export function makeHandler(deps: FinaliseFileDeps) {
     if (claimedAt) emit('FileDuration', (Date.now() - Date.parse(claimedAt)) / 1000, {});
   };
 
-  const run = async (input: FinaliseFileInput): Promise<FinalSummary> => {
-    if (input.action === 'quarantine') return quarantineFile(input, deps);
+  const run = async (
+    input: FinaliseFileInput,
+    context: Context,
+  ): Promise<{ summary: FinalSummary } | { checkpoint: FinaliseCheckpoint }> => {
+    if (input.action === 'quarantine') return { summary: await quarantineFile(input, deps) };
     const { kind, sha256, format } = input.classification;
     if (input.action === 'duplicate') {
-      return finaliseDuplicate({ file: input.file, kind, fileId: sha256, duplicateOf: input.claim.duplicateOf }, deps);
+      const duplicate = { file: input.file, kind, fileId: sha256, duplicateOf: input.claim.duplicateOf };
+      return { summary: await finaliseDuplicate(duplicate, deps) };
     }
-    return finaliseFile({ file: input.file, kind, fileId: sha256, format, retryPhases: input.retryAttempts }, deps);
+    const marginMs = sliceMarginMs(context.getRemainingTimeInMillis());
+    const checkpoint = input.resume?.checkpoint as FinaliseCheckpoint | undefined;
+    const slice = await finaliseFileSlice(
+      { file: input.file, kind, fileId: sha256, format, retryPhases: input.retryAttempts },
+      deps,
+      { ...(checkpoint ? { from: checkpoint } : {}), shouldStop: () => context.getRemainingTimeInMillis() < marginMs },
+    );
+    return slice.done ? { summary: slice.summary } : { checkpoint: slice.checkpoint };
   };
 
-  return middy(async (event: unknown) => {
+  return middy(async (event: unknown, context: Context) => {
     const input = contract.input.parse(event);
-    const summary = await run(input);
+    const result = await run(input, context);
+    if ('checkpoint' in result) {
+      const { position, report } = result.checkpoint;
+      logger.info('finalise slice written', { key: input.file.key, line: position.line, received: report.received });
+      return { done: false as const, checkpoint: result.checkpoint };
+    }
+    const { summary } = result;
     await reportMetrics(summary, input.action === 'finalise' ? input.classification.sha256 : undefined);
     // Counts and reasons only: no record data in logs.
     const { reports: _reports, archived: _archived, ...counts } = summary;
     logger.info('file finished', { action: input.action, key: input.file.key, ...counts });
-    return summary;
+    // The state machine's FinaliseFile loops while done is false; the other actions end at once.
+    return input.action === 'finalise' ? { ...summary, done: true as const } : summary;
   })
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))

@@ -81,6 +81,9 @@ export class Storage extends Construct {
           ],
           noncurrentVersionExpiration: Duration.days(props.archiveNoncurrentExpiryDays),
         },
+        // The text a finalise slice carries to the next (finalise/<sha256>/...): removed by finalise itself; what
+        // a failed file leaves goes after a week, not to Glacier.
+        { prefix: 'finalise/', expiration: Duration.days(7), noncurrentVersionExpiration: Duration.days(1) },
       ],
     });
     this.failedBucket = new Bucket(this, 'Failed', {

@@ -74,7 +74,11 @@ describe('the stacks', () => {
           Match.objectLike({
             Transitions: [{ StorageClass: 'GLACIER', TransitionInDays: 30 }],
             NoncurrentVersionExpiration: { NoncurrentDays: 90 },
+            // A finalise slice's multipart report upload left by a failed file does not linger.
+            AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
           }),
+          // What a finalise slice carries to the next is removed by finalise; a failed file's goes in a week.
+          Match.objectLike({ Prefix: 'finalise/', ExpirationInDays: 7 }),
         ]),
       },
     });

@@ -65,6 +65,8 @@ interface Scenario {
   claim?: 'claimed' | 'duplicate' | 'redelivered';
   /** Slices the prepare step takes. */
   slices?: number;
+  /** Slices the finalise step takes. @default 1 */
+  finaliseSlices?: number;
   /** What each phase's await returns, by phase. */
   phases?: Record<string, PhaseResult>;
   /** Errors thrown by an action, in turn (then it succeeds). */
@@ -133,11 +135,16 @@ function world(scenario: Scenario) {
       // What the resume would send; a lost one never comes, and the wait times out.
       return scenario.lost?.includes(phase) ? new Promise(() => undefined) : answer;
     }),
-    'finalise-file': lambda('finalise-file', (p) =>
-      p.action === 'quarantine'
-        ? { ...summary('failed'), reason: 'quarantined' }
-        : summary(p.action === 'finalise' ? 'succeeded' : 'duplicate'),
-    ),
+    'finalise-file': lambda('finalise-file', (p) => {
+      if (p.action === 'quarantine') return { ...summary('failed'), reason: 'quarantined' };
+      if (p.action === 'duplicate') return summary('duplicate');
+      // As the real function: done false with where the next slice goes on, until the last returns the summary.
+      const resume = p.resume as { checkpoint?: ReturnType<typeof finaliseCheckpointAt> } | null;
+      const slice = (resume?.checkpoint?.report.received ?? 0) / 1000 + 1;
+      return slice < (scenario.finaliseSlices ?? 1)
+        ? { done: false, checkpoint: finaliseCheckpointAt(slice) }
+        : { ...summary('succeeded'), done: true };
+    }),
   };
   return { calls, lambdas };
 }
@@ -184,6 +191,24 @@ const checkpointAt = (batch: number) => ({
   sha256State: 'AAAA',
 });
 
+/** A finalise checkpoint as the real function returns it (lambdas/finalise-file/contract.ts FinaliseCheckpointSchema). */
+const finaliseCheckpointAt = (slice: number) => ({
+  position: { bytes: slice * 50_000, line: slice * 1000 + 2, gzip: false, format: 'csv', columns: ['customer_id'] },
+  report: {
+    received: slice * 1000,
+    succeeded: slice * 1000,
+    failed: 0,
+    failures: {},
+    add: { batch: slice * 10, at: 0 },
+    later: [],
+  },
+  results: {
+    uploadId: 'upload-1',
+    etags: Array.from({ length: slice }, (_, i) => `"etag-${i + 1}"`),
+    carry: `finalise/${SHA}/results.csv.${slice * 1000 + 2}.carry`,
+  },
+});
+
 describe('file-ingestion state machine', () => {
   it("a report delivered into a partner's reports/ folder is not a partner file: nothing runs", async () => {
     const report = 'incoming/acme/reports/users_acme_20261124.csv/0123456789ab/summary.json';
@@ -222,6 +247,33 @@ describe('file-ingestion state machine', () => {
     expect(calls[6]?.payload).toEqual({ action: 'await', fileId: SHA, phase: 'ADD', taskToken: 'local-task-token' });
     expect(calls[3]?.payload.file).toMatchObject({ bucket: 'landing', key: 'users/users_acme_20261124.csv' });
     expect(output.summary).toMatchObject({ status: 'succeeded' });
+  });
+
+  it('finalise in 3 slices: each goes on from the checkpoint the one before returned', async () => {
+    const { output, actions, calls, entered } = await run({ kind: 'users', finaliseSlices: 3 });
+    expect(actions.slice(-4)).toEqual([
+      'await-phase:await:ADD',
+      'finalise-file:finalise',
+      'finalise-file:finalise',
+      'finalise-file:finalise',
+    ]);
+    const finalises = calls.filter((c) => c.payload.action === 'finalise').map((c) => c.payload.resume);
+    expect(finalises).toEqual([
+      { done: false },
+      { done: false, checkpoint: finaliseCheckpointAt(1) },
+      { done: false, checkpoint: finaliseCheckpointAt(2) },
+    ]);
+    expect(entered.slice(-8)).toEqual([
+      'StartFinalise',
+      'FinaliseFile',
+      'IsFinalised',
+      'FinaliseFile',
+      'IsFinalised',
+      'FinaliseFile',
+      'IsFinalised',
+      'Finalised',
+    ]);
+    expect(output.summary).toMatchObject({ status: 'succeeded', done: true });
   });
 
   it('8006 -> the UPD phase re-batches those records, then finalise', async () => {

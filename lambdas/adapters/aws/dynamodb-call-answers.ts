@@ -109,12 +109,13 @@ export class DynamoDbCallAnswers implements CallAnswers {
    * A large one is read as fixed ranges of batch indexes, several queried ahead at once while the caller takes
    * the one before (a sequential Query waits on each 1 MB page), so memory holds a few ranges however large the
    * file. After the first short range (the end, or a gap), one open-ended query reads whatever lies beyond, so
-   * every stored answer is yielded once, in key order.
+   * every stored answer is yielded once, in key order. `fromBatch` skips the batches before it (a finalise
+   * slice going on from its checkpoint).
    */
-  async *answers(fileId: string, phase: string): AsyncIterable<CallAnswer> {
+  async *answers(fileId: string, phase: string, fromBatch = 0): AsyncIterable<CallAnswer> {
     const pk = fileKey(fileId);
     const end = phaseEnd(phase);
-    const first = await this.queryRange(pk, answerKey(phase, 0), end, this.rangeBatches);
+    const first = await this.queryRange(pk, answerKey(phase, fromBatch), end, this.rangeBatches);
     for (const item of first.items) yield toAnswer(fileId, phase, item);
     if (!first.more) return;
 

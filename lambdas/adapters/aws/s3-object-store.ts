@@ -1,4 +1,5 @@
 import {
+  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateMultipartUploadCommand,
@@ -7,6 +8,7 @@ import {
   GetObjectTaggingCommand,
   HeadObjectCommand,
   PutObjectCommand,
+  UploadPartCommand,
   UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -14,7 +16,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import { ErrorNames, PipelineError } from '../../core/errors';
-import type { ObjectHead, ObjectRef, ObjectStore, TextUpload } from '../../core/files/object-store';
+import type { ObjectHead, ObjectRef, ObjectStore, PartUploads, TextUpload } from '../../core/files/object-store';
 
 /** CopyObject takes objects up to 5 GiB; larger ones are copied in parts (partner files go up to 10 GB). */
 const SINGLE_COPY_LIMIT = 5 * 1024 ** 3;
@@ -34,6 +36,45 @@ const copySource = (ref: ObjectRef) => `${ref.bucket}/${ref.key.split('/').map(e
 /** The object-store port on S3 (and on the embedded S3 locally, with the same client settings). */
 export class S3ObjectStore implements ObjectStore {
   constructor(private readonly s3: S3Client) {}
+
+  /** Multipart uploads that a later invocation goes on with (finalise's reports), by UploadId and ETags. */
+  readonly parts: PartUploads = {
+    create: async (ref, contentType) => {
+      const { UploadId } = await this.s3.send(
+        new CreateMultipartUploadCommand({ Bucket: ref.bucket, Key: ref.key, ContentType: contentType }),
+      );
+      if (!UploadId) throw new Error(`no UploadId for s3://${ref.bucket}/${ref.key}`);
+      return UploadId;
+    },
+    uploadPart: async (ref, uploadId, partNumber, body) => {
+      const { ETag } = await this.s3.send(
+        new UploadPartCommand({
+          Bucket: ref.bucket,
+          Key: ref.key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+        }),
+      );
+      return ETag ?? '';
+    },
+    complete: async (ref, uploadId, etags) => {
+      await this.s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: ref.bucket,
+          Key: ref.key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+        }),
+      );
+    },
+    abort: async (ref, uploadId) => {
+      await this.s3.send(new AbortMultipartUploadCommand({ Bucket: ref.bucket, Key: ref.key, UploadId: uploadId }));
+    },
+    remove: async (ref) => {
+      await this.s3.send(new DeleteObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+    },
+  };
 
   async head(ref: ObjectRef): Promise<ObjectHead> {
     const head = await this.s3.send(new HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key })).catch(gone(ref));

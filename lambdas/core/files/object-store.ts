@@ -36,6 +36,27 @@ export interface ObjectStore extends ObjectReader {
   put(ref: ObjectRef, body: string, contentType: string): Promise<void>;
   /** Writes a large object as its text arrives, in memory that does not grow with it. */
   upload(ref: ObjectRef, contentType: string): TextUpload;
+  /**
+   * Multipart uploads that go on across invocations. A store without them (a local benchmark's) finalises a
+   * file in one invocation. @default none
+   */
+  readonly parts?: PartUploads;
+}
+
+/**
+ * A multipart upload held open between invocations by its id and its parts' ETags (S3: every part but the
+ * last at least 5 MiB, at most 10,000 parts).
+ */
+export interface PartUploads {
+  /** @returns the upload's id. */
+  create(ref: ObjectRef, contentType: string): Promise<string>;
+  /** @returns the part's ETag. */
+  uploadPart(ref: ObjectRef, uploadId: string, partNumber: number, body: Uint8Array): Promise<string>;
+  /** Joins the parts, numbered from 1 in the order of `etags`. */
+  complete(ref: ObjectRef, uploadId: string, etags: readonly string[]): Promise<void>;
+  abort(ref: ObjectRef, uploadId: string): Promise<void>;
+  /** Deletes an object (a carried partial part); none there is fine. */
+  remove(ref: ObjectRef): Promise<void>;
 }
 
 /** A text object being written: `write` backs up when the store is slower; `end` completes it. */

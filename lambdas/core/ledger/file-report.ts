@@ -60,7 +60,37 @@ export interface ReportInput {
   readonly results: TextSink;
   /** Receives the failed-records file, in the source's format; nothing is written when no record failed. */
   readonly failedRecords: TextSink;
+  /**
+   * Go on from an earlier slice's progress: `source` then yields the records after it, and the answer streams
+   * may start at (or before) each phase's next batch. @default the start
+   */
+  readonly from?: ReportProgress;
+  /** Asked after each chunk of records is written: true ends the slice there, with its progress. @default never */
+  readonly shouldStop?: () => boolean;
 }
+
+/** Where an answer stream stands: the batch whose outcome `at` is the next one not taken. */
+export interface AnswerPosition {
+  readonly batch: number;
+  readonly at: number;
+}
+
+/** What a report slice leaves for the next, at a record boundary: the counts so far and each stream's place. */
+export interface ReportProgress {
+  readonly received: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly failures: Readonly<Record<string, number>>;
+  /** The failed-records file's CSV header, once written. */
+  readonly failedHeader?: readonly string[];
+  /** The ADD answers' place. */
+  readonly add: AnswerPosition;
+  /** Each later phase's place, in phase order. */
+  readonly later: readonly AnswerPosition[];
+}
+
+export type ReportSlice =
+  { readonly done: true; readonly summary: FileSummary } | { readonly done: false; readonly progress: ReportProgress };
 
 const RESULTS_HEADER = 'line,record_id,operations,outcome,code,error,attempts\n';
 /** Column added to the failed-records file: unknown columns are ignored on upload, so a fixed file can go back as it is. */
@@ -110,8 +140,17 @@ class OutcomeStream {
   /** The answer being read (the one that holds `head()`). */
   answer: CallAnswer | undefined;
 
-  constructor(answers: AsyncIterable<CallAnswer>) {
+  /** `start`: a slice's place; answers before its batch (an adapter may start earlier) are passed over. */
+  constructor(
+    answers: AsyncIterable<CallAnswer>,
+    private readonly start: AnswerPosition = { batch: 0, at: 0 },
+  ) {
     this.answers = answers[Symbol.asyncIterator]();
+  }
+
+  /** Where the next slice goes on: the answer in hand and the next outcome in it, or where this one began. */
+  position(): AnswerPosition {
+    return this.answer ? { batch: this.answer.batchIndex, at: this.at } : this.start;
   }
 
   /**
@@ -131,8 +170,19 @@ class OutcomeStream {
   async leftOver(): Promise<{ outcome: RecordOutcome } | { answer: CallAnswer } | undefined> {
     if (this.at < this.outcomes.length) return { outcome: this.outcomes[this.at] as RecordOutcome };
     if (this.ended) return undefined;
-    const next = await this.answers.next();
-    return next.done ? undefined : { answer: next.value };
+    for (;;) {
+      const next = await this.answers.next();
+      if (next.done) return undefined;
+      const { batchIndex, outcomes } = next.value;
+      // Resumed at the end of a file: the answers a slice before took are no left-overs.
+      if (batchIndex < this.start.batch) continue;
+      if (batchIndex === this.start.batch && this.answer === undefined) {
+        this.answer = next.value;
+        if (this.start.at < outcomes.length) return { outcome: outcomes[this.start.at] as RecordOutcome };
+        continue;
+      }
+      return { answer: next.value };
+    }
   }
 
   /** Stops the reader under it (a read-ahead in the adapter) when the merge ends early; never throws. */
@@ -149,9 +199,10 @@ class OutcomeStream {
         this.ended = true;
         return undefined;
       }
+      if (next.value.batchIndex < this.start.batch) continue;
       this.answer = next.value;
       this.outcomes = next.value.outcomes;
-      this.at = 0;
+      this.at = next.value.batchIndex === this.start.batch ? this.start.at : 0;
     }
     return this.outcomes[this.at];
   }
@@ -189,8 +240,19 @@ async function resolve(line: number, addOutcome: RecordOutcome, operation: CrmOp
  * file, and returns the summary.
  */
 export async function reportFile(input: ReportInput): Promise<FileSummary> {
-  const add = new OutcomeStream(input.addAnswers);
-  const later = input.laterPhases.map((answers) => new OutcomeStream(answers));
+  const { shouldStop: _never, ...whole } = input;
+  const slice = await reportFileSlice(whole);
+  if (!slice.done) throw new Error('a report without shouldStop ran to its end');
+  return slice.summary;
+}
+
+/**
+ * {@link reportFile} in slices: from `input.from` to the end of the file, or to the first chunk after which
+ * `shouldStop` says so, returning the progress to go on from. Slices write the same text as one run.
+ */
+export async function reportFileSlice(input: ReportInput): Promise<ReportSlice> {
+  const add = new OutcomeStream(input.addAnswers, input.from?.add);
+  const later = input.laterPhases.map((answers, i) => new OutcomeStream(answers, input.from?.later[i]));
   try {
     return await mergeAndReport(input, add, later);
   } finally {
@@ -198,7 +260,7 @@ export async function reportFile(input: ReportInput): Promise<FileSummary> {
   }
 }
 
-async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: OutcomeStream[]): Promise<FileSummary> {
+async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: OutcomeStream[]): Promise<ReportSlice> {
   const idColumn = input.kind === 'users' ? 'customer_id' : 'transaction_id';
   const nextAddOutcome = async (line: number) => {
     const next = add.head();
@@ -213,12 +275,12 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
     return { outcome, operation: (add.answer as CallAnswer).operation };
   };
 
-  let received = 0;
-  let succeeded = 0;
-  let failed = 0;
-  const failures: Record<string, number> = {};
-  let failedHeader: string[] | undefined;
-  await input.results.write(RESULTS_HEADER);
+  let received = input.from?.received ?? 0;
+  let succeeded = input.from?.succeeded ?? 0;
+  let failed = input.from?.failed ?? 0;
+  const failures: Record<string, number> = { ...input.from?.failures };
+  let failedHeader: string[] | undefined = input.from?.failedHeader && [...input.from.failedHeader];
+  if (!input.from) await input.results.write(RESULTS_HEADER);
 
   const writeFailedRecord = async (record: SourceRecord, reason: string) => {
     if (input.format === 'jsonl') {
@@ -281,6 +343,18 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
       rows += `${[result.line, csvField(result.recordId), result.operations.join('+'), result.outcome, result.code ?? '', csvField(result.error ?? ''), result.attempts].join(',')}\n`;
     }
     if (rows) await input.results.write(rows);
+    if (input.shouldStop?.()) {
+      const progress: ReportProgress = {
+        received,
+        succeeded,
+        failed,
+        failures,
+        ...(failedHeader ? { failedHeader } : {}),
+        add: add.position(),
+        later: later.map((stream) => stream.position()),
+      };
+      return { done: false, progress };
+    }
   }
   for (const stream of [add, ...later]) {
     const left = await stream.leftOver();
@@ -296,7 +370,7 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
     throw new ReconciliationError(`received ${received} != ${succeeded} succeeded + ${failed} failed`);
 
   const status = failed === 0 ? 'succeeded' : succeeded === 0 ? 'failed' : 'partial';
-  return {
+  const summary: FileSummary = {
     name: input.name,
     sha256: input.sha256,
     kind: input.kind,
@@ -307,4 +381,5 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
     failures,
     ...(status === 'failed' ? { reason: 'every record failed' } : {}),
   };
+  return { done: true, summary };
 }

@@ -2,12 +2,18 @@ import { ErrorNames } from '../errors';
 import type { Encoding } from '../config';
 import type { RecordFormat } from '../files/file-encoding';
 import { sha256Of } from '../files/file-identity';
-import { metadataValue, type ObjectRef, type ObjectStore, type TextUpload } from '../files/object-store';
-import { readRecords } from '../files/read-records';
+import {
+  metadataValue,
+  type ObjectRef,
+  type ObjectStore,
+  type PartUploads,
+  type TextUpload,
+} from '../files/object-store';
+import { readRecords, type ReadPosition } from '../files/read-records';
 import type { FileKind } from '../files/record-schemas';
+import type { CallAnswer } from '../crm/dispatch-call';
 import type { FileOutcomes } from '../ledger/file-claim';
-import { reportFile, type FileSummary, type TextSink } from '../ledger/file-report';
-import type { AnswerSource } from './prepare-phase';
+import { reportFileSlice, type FileSummary, type ReportProgress, type TextSink } from '../ledger/file-report';
 import { duplicateKey, failedRecordsName, quarantineKey, reportPrefix } from './storage-keys';
 
 /** Where a finished file's reports are (the `file.completed` event and summary.json carry it). */
@@ -25,9 +31,14 @@ export interface EventPublisher {
   fileCompleted(summary: FinalSummary): Promise<void>;
 }
 
+/** A phase's answers in batch order; `fromBatch` lets a resumed slice skip the batches before it. */
+export interface FinaliseAnswerSource {
+  answers(fileId: string, phase: string, fromBatch?: number): AsyncIterable<CallAnswer>;
+}
+
 export interface FinaliseDeps {
   readonly store: ObjectStore;
-  readonly answers: AnswerSource;
+  readonly answers: FinaliseAnswerSource;
   readonly outcomes: FileOutcomes;
   readonly events: EventPublisher;
   readonly archiveBucket: string;
@@ -51,20 +62,233 @@ export interface FinishedFile {
 const fileName = (key: string) => key.split('/').pop() ?? key;
 const JSON_TYPE = 'application/json';
 
-/** Opens the upload on the first write only: no failed-records file when nothing failed. */
-function lazyUpload(open: () => TextUpload) {
+/** Where a report upload stands between slices: its parts so far, and the text after them. */
+export interface UploadCheckpoint {
+  /** Set once the first part is sent; a report shorter than a part is written whole at the end. */
+  readonly uploadId?: string;
+  /** The parts' ETags, part n at n - 1. */
+  readonly etags: readonly string[];
+  /** Key (archive bucket) of the text written since the last part: under a part, so not sendable yet. */
+  readonly carry?: string;
+  /** The carry the slice before read: kept until the next checkpoint, so a slice retried can still read it. */
+  readonly staleCarry?: string;
+}
+
+/**
+ * Where the next finalise slice goes on, at a record boundary: the source's position, the counts and each
+ * answer stream's place (ReportProgress), and the two uploads. A few KB: no record and no report text.
+ */
+export interface FinaliseCheckpoint {
+  readonly position: ReadPosition;
+  readonly report: ReportProgress;
+  readonly results: UploadCheckpoint;
+  /** Absent until a record failed (no failed-records file when none did). */
+  readonly failedRecords?: UploadCheckpoint;
+}
+
+export type FinaliseSlice =
+  | { readonly done: true; readonly summary: FinalSummary }
+  | { readonly done: false; readonly checkpoint: FinaliseCheckpoint };
+
+export interface FinaliseOptions {
+  /** An earlier slice's checkpoint to go on from. @default the start */
+  readonly from?: FinaliseCheckpoint;
+  /** Asked after each chunk of records: true ends the slice there (with a store that has part uploads). */
+  readonly shouldStop?: () => boolean;
+  /** Bytes of report text per part (S3: at least 5 MiB). @default 8 MiB */
+  readonly partBytes?: number;
+}
+
+/** 8 MiB parts: 10 GB of results is ~1,200 ETags (~45 KB of checkpoint), well under Step Functions' 256 KiB. */
+const DEFAULT_PART_BYTES = 8 * 1024 * 1024;
+
+/** A report being written by a slice: text in, parts (or a stream) out. */
+interface ReportUpload extends TextSink {
+  used(): boolean;
+  /** Saves what the next slice needs; `at` names this slice's carry. */
+  checkpoint(at: number): Promise<UploadCheckpoint>;
+  end(): Promise<void>;
+  /** On a failure: `final` when no retry will go on with this upload (a mismatch, or one this slice began). */
+  abort(final: boolean): Promise<void>;
+}
+
+/** Opens the upload on the first write only: no failed-records file when nothing failed. Not resumable. */
+function streamedUpload(open: () => TextUpload): ReportUpload {
   let upload: TextUpload | undefined;
-  const sink: TextSink = { write: (text) => (upload ??= open()).write(text) };
-  return { sink, used: () => upload !== undefined, end: () => upload?.end(), abort: () => upload?.abort() };
+  return {
+    write: (text) => (upload ??= open()).write(text),
+    used: () => upload !== undefined,
+    checkpoint: () => Promise.reject(new Error('a streamed upload has no checkpoint')),
+    end: async () => upload?.end(),
+    abort: async () => upload?.abort(),
+  };
+}
+
+/**
+ * A report written as multipart parts that later slices go on with. The text after the last part (under a
+ * part, which S3 refuses unless it is the last) goes to a small carry object at a checkpoint and is read back
+ * by the next slice: a slice cannot end on a part boundary (records do not line up with 5 MiB), and up to a
+ * part of text is too large for the state's 256 KiB. Each carry has its own key, so a retried slice still
+ * finds the one it began from; the one before is deleted at the next checkpoint, the rest at the end.
+ */
+class PartedUpload implements ReportUpload {
+  private texts: string[] = [];
+  private bytes = 0;
+  private uploadId: string | undefined;
+  private readonly etags: string[];
+  /** The part being sent: one at a time, while the merge writes the next. */
+  private sending: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly store: ObjectStore,
+    private readonly parts: PartUploads,
+    private readonly ref: ObjectRef,
+    private readonly contentType: string,
+    private readonly carryRef: (at: number) => ObjectRef,
+    private readonly partBytes: number,
+    private readonly from: UploadCheckpoint | undefined,
+  ) {
+    this.uploadId = from?.uploadId;
+    this.etags = [...(from?.etags ?? [])];
+  }
+
+  static async open(
+    store: ObjectStore,
+    parts: PartUploads,
+    target: { ref: ObjectRef; contentType: string; carryRef: (at: number) => ObjectRef; partBytes: number },
+    from: UploadCheckpoint | undefined,
+  ): Promise<PartedUpload> {
+    const upload = new PartedUpload(
+      store,
+      parts,
+      target.ref,
+      target.contentType,
+      target.carryRef,
+      target.partBytes,
+      from,
+    );
+    if (from?.carry) {
+      const bytes: Uint8Array[] = [];
+      for await (const chunk of store.read({ bucket: target.ref.bucket, key: from.carry })) bytes.push(chunk);
+      const text = Buffer.concat(bytes).toString('utf8');
+      upload.texts.push(text);
+      upload.bytes = Buffer.byteLength(text);
+    }
+    return upload;
+  }
+
+  used(): boolean {
+    return this.from !== undefined || this.bytes > 0 || this.uploadId !== undefined;
+  }
+
+  async write(text: string): Promise<void> {
+    if (!text) return;
+    this.texts.push(text);
+    this.bytes += Buffer.byteLength(text);
+    if (this.bytes >= this.partBytes) await this.sendPart();
+  }
+
+  async checkpoint(at: number): Promise<UploadCheckpoint> {
+    await this.sending;
+    let carry: string | undefined;
+    if (this.bytes > 0) {
+      const ref = this.carryRef(at);
+      await this.store.put(ref, this.texts.join(''), 'text/plain; charset=utf-8');
+      carry = ref.key;
+    }
+    if (this.from?.staleCarry) await this.parts.remove(this.carried(this.from.staleCarry));
+    return {
+      ...(this.uploadId ? { uploadId: this.uploadId } : {}),
+      etags: [...this.etags],
+      ...(carry ? { carry } : {}),
+      ...(this.from?.carry && this.from.carry !== carry ? { staleCarry: this.from.carry } : {}),
+    };
+  }
+
+  async end(): Promise<void> {
+    if (this.uploadId === undefined) {
+      await this.store.put(this.ref, this.texts.join(''), this.contentType);
+    } else {
+      if (this.bytes > 0) await this.sendPart();
+      await this.sending;
+      await this.parts.complete(this.ref, this.uploadId, this.etags);
+    }
+    for (const key of [this.from?.carry, this.from?.staleCarry]) {
+      if (key) await this.parts.remove(this.carried(key));
+    }
+  }
+
+  async abort(final: boolean): Promise<void> {
+    // An upload a checkpoint holds is left for the retry that goes on with it, unless none will.
+    await this.sending.catch(() => undefined);
+    if (this.uploadId === undefined || (this.from?.uploadId !== undefined && !final)) return;
+    await this.parts.abort(this.ref, this.uploadId).catch(() => undefined);
+  }
+
+  private carried(key: string): ObjectRef {
+    return { bucket: this.ref.bucket, key };
+  }
+
+  private async sendPart(): Promise<void> {
+    const body = Buffer.from(this.texts.join(''), 'utf8');
+    this.texts = [];
+    this.bytes = 0;
+    await this.sending;
+    this.uploadId ??= await this.parts.create(this.ref, this.contentType);
+    this.sending = this.parts.uploadPart(this.ref, this.uploadId, this.etags.length + 1, body).then((etag) => {
+      this.etags.push(etag);
+    });
+    // Seen by the next part, the checkpoint or the end; not an unhandled rejection meanwhile.
+    this.sending.catch(() => undefined);
+  }
+}
+
+/** A report upload that opens on its first write (or goes on from a checkpoint's). */
+function lazyReportUpload(open: () => Promise<ReportUpload>, from: boolean): Promise<ReportUpload> | ReportUpload {
+  if (from) return open();
+  let upload: Promise<ReportUpload> | undefined;
+  let opened: ReportUpload | undefined;
+  const get = async () => (opened ??= await (upload ??= open()));
+  return {
+    write: async (text) => (await get()).write(text),
+    used: () => opened?.used() ?? false,
+    checkpoint: async (at) => (await get()).checkpoint(at),
+    end: async () => opened?.end(),
+    abort: async (final) => opened?.abort(final),
+  };
+}
+
+/** The bytes a slice reads: a plain file from its position on (a ranged GET), a gzip file whole. */
+async function sourceBytes(store: ObjectStore, file: ObjectRef, from: ReadPosition | undefined) {
+  if (!from || from.gzip || from.bytes === 0) return store.read(file);
+  const { size } = await store.head(file);
+  if (from.bytes >= size) return (async function* () {})();
+  return store.read(file, { start: from.bytes, end: size - 1 });
 }
 
 /**
  * The finalise step of a processed file: reconciles it (every record succeeded or failed, nothing pending,
  * else Ledger.Mismatch and nothing is archived), writes summary.json, results.csv and the failed-records file,
  * keeps the summary on the claim, archives the source, and emits `file.completed`. Safe to repeat: a second
- * run finds the summary kept and only completes the move and the event.
+ * run finds the summary kept and only completes the move and the event. In one invocation: see
+ * {@link finaliseFileSlice} for a file that needs several.
  */
 export async function finaliseFile(input: FinishedFile, deps: FinaliseDeps): Promise<FinalSummary> {
+  const slice = await finaliseFileSlice(input, deps);
+  if (!slice.done) throw new Error('finalise without shouldStop stopped');
+  return slice.summary;
+}
+
+/**
+ * {@link finaliseFile} across invocations: from `options.from`, until the end of the file (then the reports are
+ * completed, the summary written and the source archived, as in one run) or until `shouldStop` says so after a
+ * chunk of records, returning the checkpoint to go on from. The reports are byte for byte those of one run.
+ */
+export async function finaliseFileSlice(
+  input: FinishedFile,
+  deps: FinaliseDeps,
+  options: FinaliseOptions = {},
+): Promise<FinaliseSlice> {
   const prefix = reportPrefix(input.file.key, deps.landingPrefix, input.fileId);
   const archived = { bucket: deps.archiveBucket, key: input.file.key };
   const kept = (await deps.outcomes.read(input.fileId))?.summary as FinalSummary | undefined;
@@ -75,35 +299,68 @@ export async function finaliseFile(input: FinishedFile, deps: FinaliseDeps): Pro
     const laterPhases =
       input.kind === 'users' ? ['UPD'] : Array.from({ length: input.retryPhases }, (_, i) => `RETRY${i + 1}`);
     const failedKey = `${prefix}${failedRecordsName(input.file.key, input.format)}`;
-    const results = deps.store.upload({ bucket: deps.archiveBucket, key: `${prefix}results.csv` }, 'text/csv');
-    const failed = lazyUpload(() =>
-      deps.store.upload(
-        { bucket: deps.archiveBucket, key: failedKey },
-        input.format === 'jsonl' ? 'application/x-ndjson' : 'text/csv',
-      ),
+    const { parts } = deps.store;
+    const from = parts ? options.from : undefined;
+    const partBytes = options.partBytes ?? DEFAULT_PART_BYTES;
+    const open = (key: string, contentType: string, state: UploadCheckpoint | undefined): Promise<ReportUpload> => {
+      const ref = { bucket: deps.archiveBucket, key };
+      if (!parts) return Promise.resolve(streamedUpload(() => deps.store.upload(ref, contentType)));
+      const carryRef = (at: number) => ({
+        bucket: deps.archiveBucket,
+        key: `finalise/${input.fileId}/${fileName(key)}.${at}.carry`,
+      });
+      return PartedUpload.open(deps.store, parts, { ref, contentType, carryRef, partBytes }, state);
+    };
+    const results = await open(`${prefix}results.csv`, 'text/csv', from?.results);
+    const failed = await lazyReportUpload(
+      () => open(failedKey, input.format === 'jsonl' ? 'application/x-ndjson' : 'text/csv', from?.failedRecords),
+      from?.failedRecords !== undefined,
     );
+    let end: ReadPosition | undefined;
     let reported: FileSummary;
     try {
-      reported = await reportFile({
+      const answers = (phase: string, at: { batch: number } | undefined) =>
+        deps.answers.answers(input.fileId, phase, at?.batch ?? 0);
+      const slice = await reportFileSlice({
         name: fileName(input.file.key),
         sha256: input.fileId,
         kind: input.kind,
         format: input.format,
-        source: readRecords(deps.store.read(input.file), {
+        source: readRecords(await sourceBytes(deps.store, input.file, from?.position), {
           name: input.file.key,
           acceptedEncodings: deps.acceptedEncodings,
           ...(deps.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: deps.maxDecompressedBytes }),
+          ...(from ? { from: from.position } : {}),
+          onPositions: (positions) => {
+            end = { ...positions.end };
+          },
         }),
         // Every phase read as a stream in batch (= line) order and merged with the source: nothing held whole.
-        addAnswers: deps.answers.answers(input.fileId, 'ADD'),
-        laterPhases: laterPhases.map((phase) => deps.answers.answers(input.fileId, phase)),
+        addAnswers: answers('ADD', from?.report.add),
+        laterPhases: laterPhases.map((phase, i) => answers(phase, from?.report.later[i])),
         results,
-        failedRecords: failed.sink,
+        failedRecords: failed,
+        ...(from ? { from: from.report } : {}),
+        ...(parts && options.shouldStop ? { shouldStop: options.shouldStop } : {}),
       });
+      if (!slice.done) {
+        const position = end as ReadPosition;
+        return {
+          done: false,
+          checkpoint: {
+            position,
+            report: slice.progress,
+            results: await results.checkpoint(position.line),
+            ...(failed.used() ? { failedRecords: await failed.checkpoint(position.line) } : {}),
+          },
+        };
+      }
+      reported = slice.summary;
       await results.end();
       await failed.end();
     } catch (error) {
-      await Promise.all([results.abort(), failed.abort()]);
+      const final = (error as { name?: string }).name === ErrorNames.ledgerMismatch;
+      await Promise.all([results.abort(final), failed.abort(final)]);
       throw error;
     }
     summary = {
@@ -125,7 +382,7 @@ export async function finaliseFile(input: FinishedFile, deps: FinaliseDeps): Pro
   }
   await deps.store.move(input.file, archived);
   await deps.events.fileCompleted(summary);
-  return summary;
+  return { done: true, summary };
 }
 
 /** Same bytes as a file already claimed: nothing sent; archived under duplicates/ with the original named. */

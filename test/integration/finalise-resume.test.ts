@@ -1,0 +1,330 @@
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
+import { PassThrough } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { DynamoDbCallAnswers } from '../../lambdas/adapters/aws/dynamodb-call-answers';
+import { S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
+import { createTelemetry } from '../../lambdas/adapters/aws/telemetry';
+import type { CallAnswer, RecordOutcome } from '../../lambdas/core/crm/dispatch-call';
+import type { CrmOperation } from '../../lambdas/core/crm/response-policy';
+import type { ObjectRef } from '../../lambdas/core/files/object-store';
+import type { PlannedBatch } from '../../lambdas/core/files/plan-batches';
+import { prepareFile } from '../../lambdas/core/files/prepare-file';
+import type { FileKind } from '../../lambdas/core/files/record-schemas';
+import {
+  finaliseFileSlice,
+  type FinaliseCheckpoint,
+  type FinaliseDeps,
+  type FinalSummary,
+} from '../../lambdas/core/workflow/finalise-file';
+import { FinaliseCheckpointSchema, finaliseFileContract } from '../../lambdas/finalise-file/contract';
+import { makeHandler } from '../../lambdas/finalise-file/make-handler';
+import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
+import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
+
+/**
+ * Finalise in many slices against the embedded S3 and the ledger on dynalite: each slice stops after a couple
+ * of chunks of records and the next goes on from its checkpoint (passed as JSON, as Step Functions does), and
+ * the reports are byte for byte those of one unsliced run; a plain file's slices read it about once in all.
+ */
+const ok = (line: number): RecordOutcome => ({ line, status: 'succeeded', code: 200 });
+const exists = (line: number): RecordOutcome => ({
+  line,
+  status: 'update',
+  code: 8006,
+  reason: '8006',
+  error: 'CUSTOMER_EXISTS',
+});
+const conflicting = (line: number): RecordOutcome => ({
+  line,
+  status: 'failed',
+  code: 200,
+  reason: 'CONFLICTING_PROFILE',
+  error: 'CONFLICTING_PROFILE',
+});
+const refused = (line: number): RecordOutcome => ({
+  line,
+  status: 'failed',
+  code: 3217,
+  reason: '3217',
+  error: 'INVALID_DATA',
+});
+const notYet = (line: number): RecordOutcome => ({
+  line,
+  status: 'retry-later',
+  code: 4404,
+  reason: '4404',
+  error: 'CUSTOMER_NOT_FOUND',
+});
+
+/** What the CRM answers record `i` in each phase it reaches; none: it fails VALIDATION. */
+function crm(kind: FileKind, i: number, line: number): RecordOutcome[] {
+  if (i % 97 === 5) return [];
+  if (kind === 'users') {
+    if (i % 10 === 0 || i % 10 === 3 || i % 10 === 6) return [exists(line), i % 7 === 0 ? conflicting(line) : ok(line)];
+    return [i % 50 === 1 ? refused(line) : ok(line)];
+  }
+  if (i % 5 !== 0) return [ok(line)];
+  return i % 3 === 0 ? [notYet(line), ok(line)] : [notYet(line), notYet(line), i % 2 === 0 ? ok(line) : notYet(line)];
+}
+
+function partnerFile(kind: FileKind, count: number, format: 'csv' | 'jsonl'): string {
+  const rows: string[] = [];
+  if (format === 'csv') {
+    rows.push(
+      kind === 'users'
+        ? 'customer_id,first_name,last_name,email,country,created_at'
+        : 'transaction_id,customer_id,amount,currency,occurred_at',
+    );
+  }
+  for (let i = 0; i < count; i++) {
+    const bad = crm(kind, i, 0).length === 0;
+    const record =
+      kind === 'users'
+        ? {
+            customer_id: `C${i}`,
+            first_name: i % 11 === 0 ? 'Åsa, "Jr"' : 'Ada',
+            last_name: 'Alder',
+            email: bad ? 'no-email' : `u${i}@example.com`,
+            country: 'GB',
+            created_at: '2026-01-01T00:00:00Z',
+          }
+        : {
+            transaction_id: `T${i}`,
+            customer_id: `C${i}`,
+            amount: '1.00',
+            currency: bad ? 'XXX' : 'EUR',
+            occurred_at: '2026-01-01T00:00:00Z',
+          };
+    rows.push(
+      format === 'jsonl'
+        ? JSON.stringify(record)
+        : Object.values(record)
+            .map((v) => (/[",]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v))
+            .join(','),
+    );
+  }
+  return `${rows.join('\n')}\n`;
+}
+
+/** Counts the bytes read of one object (the source), and the ranges asked for it. */
+class CountingS3Store extends S3ObjectStore {
+  sourceKey = '';
+  bytesRead = 0;
+  ranges: ({ start: number; end: number } | undefined)[] = [];
+  override async *read(ref: ObjectRef, range?: { start: number; end: number }): AsyncIterable<Uint8Array> {
+    const counted = ref.key === this.sourceKey;
+    if (counted) this.ranges.push(range);
+    for await (const chunk of super.read(ref, range)) {
+      if (counted) this.bytesRead += chunk.length;
+      yield chunk;
+    }
+  }
+}
+
+describe('finalise in slices: the same reports as one run (embedded S3, ledger on dynalite)', () => {
+  let s3: LocalS3;
+  let db: LocalDynamoDb;
+  beforeAll(async () => {
+    [s3, db] = await Promise.all([
+      startLocalS3(['landing1', 'landing2', 'archive1', 'archive2']),
+      startLocalDynamoDb(),
+    ]);
+    await db.createTable('ledger', TABLES.ledger);
+  });
+  afterAll(() => Promise.all([s3.close(), db.close()]));
+
+  /** Every phase batched by prepare as the workflow does, answered by `crm`, stored in the ledger. */
+  async function runPhases(bytes: Buffer, key: string, kind: FileKind) {
+    const ledger = new DynamoDbCallAnswers(db.client(), 'ledger');
+    const phases = kind === 'users' ? ['ADD', 'UPD'] : ['ADD', 'RETRY1', 'RETRY2'];
+    let fileId = '';
+    let carried: Set<number> | undefined;
+    for (const [at, phase] of phases.entries()) {
+      const batches: PlannedBatch[] = [];
+      const prepared = await prepareFile(
+        (async function* () {
+          yield bytes;
+        })(),
+        {
+          name: key,
+          kind,
+          maxRecords: 100,
+          maxBytes: 200 * 1024,
+          ...(carried ? { onlyLines: carried } : {}),
+          onBatches: (planned) => void batches.push(...planned),
+          onRejected: () => undefined,
+        },
+      );
+      fileId = prepared.sha256;
+      const operation: CrmOperation = kind === 'transactions' ? 'ADD_TRX' : phase === 'UPD' ? 'UPD_CUST' : 'ADD_CUST';
+      const answers: CallAnswer[] = batches.map((batch) => ({
+        fileId,
+        phase,
+        batchIndex: batch.index,
+        operation,
+        attempts: 1,
+        replayed: false,
+        outcomes: batch.items.map(
+          (item) => crm(kind, item.line - (key.includes('.jsonl') ? 1 : 2), item.line)[at] as RecordOutcome,
+        ),
+      }));
+      await Promise.all(answers.map((answer) => ledger.recordAnswer(answer)));
+      carried = new Set(
+        answers
+          .flatMap((a) => a.outcomes.filter((o) => o.status !== 'succeeded' && o.status !== 'failed'))
+          .map((o) => o.line),
+      );
+    }
+    return fileId;
+  }
+
+  const depsFor = (store: S3ObjectStore, archiveBucket: string) => {
+    let kept: FinalSummary | undefined;
+    const deps: FinaliseDeps = {
+      store,
+      answers: new DynamoDbCallAnswers(db.client(), 'ledger', { rangeBatches: 3, rangesAhead: 3 }),
+      outcomes: {
+        read: () => Promise.resolve(kept && { summary: kept }),
+        recordSummary: (_id, s) => {
+          kept = s as FinalSummary;
+          return Promise.resolve();
+        },
+      },
+      events: { fileCompleted: () => Promise.resolve() },
+      archiveBucket,
+      failedBucket: 'failed',
+      landingPrefix: 'incoming/',
+      acceptedEncodings: ['csv', 'jsonl', 'gzip'],
+    };
+    return deps;
+  };
+
+  const text = async (store: S3ObjectStore, ref: ObjectRef) => {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of store.read(ref)) chunks.push(chunk);
+    return Buffer.concat(chunks).toString('utf8');
+  };
+
+  /** The reports a finished file left: results.csv, the failed-records file and summary.json (buckets named alike). */
+  const reportsOf = async (store: S3ObjectStore, summary: FinalSummary) => {
+    const { bucket } = summary.reports;
+    return {
+      results: await text(store, { bucket, key: summary.reports.results as string }),
+      failed: await text(store, { bucket, key: summary.reports.failedRecords as string }),
+      summary: (await text(store, { bucket, key: summary.reports.summary })).replace(/archive[12]/g, 'archive'),
+    };
+  };
+
+  it.each([
+    ['users', 'csv', false, 8000],
+    ['users', 'csv', true, 8000],
+    ['users', 'jsonl', false, 8000],
+    ['transactions', 'csv', true, 8000],
+  ] as const)('%s %s (gzip: %s), %i records', async (kind, format, gzip, count) => {
+    const key = `incoming/acme/${kind}/${kind}_acme_20261124.${format}${gzip ? '.gz' : ''}`;
+    const plain = Buffer.from(partnerFile(kind, count, format));
+    const bytes = gzip ? gzipSync(plain) : plain;
+    const fileId = await runPhases(bytes, key, kind);
+    for (const bucket of ['landing1', 'landing2']) {
+      await s3.client().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+    }
+    const finished = { kind, fileId, format, retryPhases: kind === 'users' ? 0 : 2 } as const;
+
+    const whole = new S3ObjectStore(s3.client());
+    const once = await finaliseFileSlice(
+      { ...finished, file: { bucket: 'landing1', key } },
+      depsFor(whole, 'archive1'),
+    );
+    if (!once.done) throw new Error('one run stopped');
+
+    const store = new CountingS3Store(s3.client());
+    store.sourceKey = key;
+    const deps = depsFor(store, 'archive2');
+    const file = { bucket: 'landing2', key };
+    let from: FinaliseCheckpoint | undefined;
+    const resumedAt: number[] = [];
+    let slices = 0;
+    let sliced: FinalSummary | undefined;
+    while (!sliced) {
+      let chunks = 0;
+      const slice = await finaliseFileSlice({ ...finished, file }, deps, {
+        ...(from ? { from } : {}),
+        shouldStop: () => ++chunks % 2 === 0,
+        // Small parts (the embedded S3 takes any size) so the reports span many parts and carries.
+        partBytes: 16 * 1024,
+      });
+      slices++;
+      if (slice.done) {
+        sliced = slice.summary;
+      } else {
+        // As Step Functions passes it: JSON, within the contract's schema and far under 256 KiB.
+        const json = JSON.stringify(slice.checkpoint);
+        expect(json.length).toBeLessThan(16 * 1024);
+        from = FinaliseCheckpointSchema.parse(JSON.parse(json)) as FinaliseCheckpoint;
+        resumedAt.push(from.position.bytes);
+      }
+    }
+
+    expect(slices).toBeGreaterThanOrEqual(3);
+    // The reports went on across slices as multipart uploads, with text carried between them.
+    expect(from?.results.etags.length).toBeGreaterThan(3);
+    expect(from?.failedRecords?.etags.length).toBeGreaterThan(0);
+    expect(await reportsOf(store, sliced)).toEqual(await reportsOf(whole, once.summary));
+    const carries = await s3
+      .client()
+      .send(new ListObjectsV2Command({ Bucket: 'archive2', Prefix: `finalise/${fileId}/` }));
+    expect(carries.KeyCount ?? 0).toBe(0);
+    if (!gzip) {
+      // Each slice after the first reads the source only from its checkpoint on: about once in all.
+      expect(store.ranges).toEqual([
+        undefined,
+        ...resumedAt
+          .filter((start) => start < bytes.length) // a slice resumed at the end reads nothing
+          .map((start) => ({ start, end: bytes.length - 1 })),
+      ]);
+      // A slice that stops leaves at most a chunk read ahead unparsed.
+      expect(store.bytesRead).toBeLessThan(bytes.length * 1.05);
+    }
+  });
+
+  it("the handler returns done: false with its checkpoint until the last slice, whose summary is one run's", async () => {
+    const key = 'incoming/acme/users/users_acme_20261125.csv';
+    const bytes = Buffer.from(partnerFile('users', 8000, 'csv'));
+    const fileId = await runPhases(bytes, key, 'users');
+    for (const bucket of ['landing1', 'landing2']) {
+      await s3.client().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+    }
+    const classification = { kind: 'users', sha256: fileId, format: 'csv' } as const;
+    /** middy and the slice's margin are told 10 minutes; when `short`, every later question none. */
+    const contextOf = (short: boolean) => {
+      let calls = 0;
+      return {
+        functionName: 'finalise-file',
+        awsRequestId: 'r1',
+        getRemainingTimeInMillis: () => (!short || calls++ < 2 ? 600_000 : 0),
+      } as unknown as Context;
+    };
+    const finalise = async (bucket: string, archive: string, short: boolean) => {
+      const store = new S3ObjectStore(s3.client());
+      const handler = makeHandler({
+        ...depsFor(store, archive),
+        telemetry: createTelemetry('finalise-file', { output: new PassThrough() }),
+      });
+      let resume: unknown = { done: false };
+      for (let slices = 1; ; slices++) {
+        const event = { action: 'finalise', file: { bucket, key }, classification, retryAttempts: 0, resume };
+        const output = (await handler(event, contextOf(short))) as { done: boolean } & FinalSummary;
+        finaliseFileContract.outputs.finalise.parse(output);
+        // Through the state machine's JSON, as `$.summary`.
+        resume = JSON.parse(JSON.stringify(output));
+        if (output.done) return { slices, reports: await reportsOf(store, output) };
+      }
+    };
+    const once = await finalise('landing1', 'archive1', false);
+    const sliced = await finalise('landing2', 'archive2', true);
+    expect(once.slices).toBe(1);
+    expect(sliced.slices).toBeGreaterThanOrEqual(3);
+    expect(sliced.reports).toEqual(once.reports);
+  });
+});
