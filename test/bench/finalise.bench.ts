@@ -10,46 +10,19 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import type { CallAnswer, RecordOutcome } from '../../lambdas/core/crm/dispatch-call';
-import type { CrmOperation } from '../../lambdas/core/crm/response-policy';
 import type { SourceRecord } from '../../lambdas/core/files/read-records';
 import type { FileKind } from '../../lambdas/core/files/record-schemas';
 import { reportFile, type ReportInput, type TextSink } from '../../lambdas/core/ledger/file-report';
+import { answerBatcher, draw, mixedFates } from './answers';
 import { median, numberOption } from './bench-support';
 
 const CHUNK_RECORDS = 1000;
-const BATCH_RECORDS = 100;
 const HEAP_MB = 1024;
-
-/** A record's draw in [0, 1000), from its line alone: the source and each phase's answers agree without sharing state. */
-const draw = (line: number, salt: number) => (Math.imul(line ^ salt, 2654435761) >>> 0) % 1000;
 
 /** Where each record ends: its outcome in each phase it reaches (none: it fails VALIDATION). */
 function fates(kind: FileKind, line: number): RecordOutcome[] {
   if (draw(line, 1) < 10) return [];
-  const ok: RecordOutcome = { line, status: 'succeeded', code: 200 };
-  if (kind === 'users') {
-    if (draw(line, 2) >= 300) return [draw(line, 3) < 20 ? { line, status: 'failed', code: 3217, reason: '3217' } : ok];
-    const exists: RecordOutcome = { line, status: 'update', code: 8006, reason: '8006', error: 'CUSTOMER_EXISTS' };
-    const conflict: RecordOutcome = {
-      line,
-      status: 'failed',
-      code: 200,
-      reason: 'CONFLICTING_PROFILE',
-      error: 'CONFLICTING_PROFILE',
-    };
-    return [exists, draw(line, 4) < 50 ? conflict : ok];
-  }
-  if (draw(line, 2) >= 60) return [ok];
-  const notYet: RecordOutcome = {
-    line,
-    status: 'retry-later',
-    code: 4404,
-    reason: '4404',
-    error: 'CUSTOMER_NOT_FOUND',
-  };
-  // RETRY1: half find their customer; RETRY2: half of the rest; the others fail as 4404.
-  if (draw(line, 5) < 500) return [notYet, ok];
-  return [notYet, notYet, draw(line, 6) < 500 ? ok : notYet];
+  return mixedFates(kind, line);
 }
 
 async function* sourceRecords(kind: FileKind, records: number): AsyncGenerator<SourceRecord[]> {
@@ -87,28 +60,14 @@ async function* sourceRecords(kind: FileKind, records: number): AsyncGenerator<S
 
 /** One phase's answers in batch order (= line order), 100 records a batch, as the ledger gives them back. */
 async function* phaseAnswers(kind: FileKind, records: number, phase: string, at: number): AsyncGenerator<CallAnswer> {
-  const operation: CrmOperation = kind === 'users' ? (at === 0 ? 'ADD_CUST' : 'UPD_CUST') : 'ADD_TRX';
-  let outcomes: RecordOutcome[] = [];
-  let batchIndex = 0;
-  const answer = (): CallAnswer => ({
-    fileId: 'bench',
-    phase,
-    batchIndex: batchIndex++,
-    operation,
-    outcomes,
-    attempts: 1,
-    replayed: false,
-  });
+  const batches = answerBatcher(kind, phase, at);
   for (let line = 2; line < records + 2; line++) {
     const outcome = fates(kind, line)[at];
-    if (!outcome) continue;
-    outcomes.push(outcome);
-    if (outcomes.length === BATCH_RECORDS) {
-      yield answer();
-      outcomes = [];
-    }
+    const full = outcome && batches.add(outcome);
+    if (full) yield full;
   }
-  if (outcomes.length > 0) yield answer();
+  const rest = batches.rest();
+  if (rest) yield rest;
 }
 
 /** The reportFile input for a generated file: the ADD phase and UPD (users) or RETRY1-2 (transactions). */

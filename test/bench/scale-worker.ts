@@ -11,7 +11,6 @@ import { createReadStream, openSync, writeSync, closeSync, statSync } from 'node
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CallAnswer, RecordOutcome } from '../../lambdas/core/crm/dispatch-call';
-import type { CrmOperation } from '../../lambdas/core/crm/response-policy';
 import type { Encoding } from '../../lambdas/core/config';
 import { ErrorNames, PipelineError } from '../../lambdas/core/errors';
 import { encodingFromName } from '../../lambdas/core/files/file-encoding';
@@ -23,10 +22,10 @@ import { invalid, validateRecord, type FileKind } from '../../lambdas/core/files
 import type { PhaseState } from '../../lambdas/core/ledger/phase-counters';
 import { finaliseFile } from '../../lambdas/core/workflow/finalise-file';
 import { preparePhaseSlice } from '../../lambdas/core/workflow/prepare-phase';
+import { answerBatcher, mixedFates } from './answers';
 
 const ACCEPTED: readonly Encoding[] = ['csv', 'jsonl', 'gzip'];
 const TEN_GIB = 10 * 1024 ** 3;
-const BATCH_RECORDS = 100;
 
 /**
  * The object store port over local files (`<root>/<key>`, whatever the bucket), reads streamed with ranges as S3's
@@ -77,39 +76,10 @@ export class LocalFileStore implements ObjectStore {
   }
 }
 
-/** A record's draw in [0, 1000), from its line alone (as in finalise.bench.ts): every phase's answers agree. */
-const draw = (line: number, salt: number) => (Math.imul(line ^ salt, 2654435761) >>> 0) % 1000;
-
-/**
- * The outcome of an accepted record in each phase it reaches. `mixed`: users 30% 8006 -> UPD (5% of those then
- * CONFLICTING_PROFILE), 2% 3217; transactions 6% 4404 -> RETRY1 (half found) -> RETRY2 (half found, the rest fail
- * 4404). `ok`: every ADD succeeds.
- */
+/** The outcome of an accepted record in each phase it reaches. `mixed`: see mixedFates; `ok`: every ADD succeeds. */
 function fates(kind: FileKind, line: number, answers: string): RecordOutcome[] {
-  const ok: RecordOutcome = { line, status: 'succeeded', code: 200 };
-  if (answers !== 'mixed') return [ok];
-  if (kind === 'users') {
-    if (draw(line, 2) >= 300) return [draw(line, 3) < 20 ? { line, status: 'failed', code: 3217, reason: '3217' } : ok];
-    const exists: RecordOutcome = { line, status: 'update', code: 8006, reason: '8006', error: 'CUSTOMER_EXISTS' };
-    const conflict: RecordOutcome = {
-      line,
-      status: 'failed',
-      code: 200,
-      reason: 'CONFLICTING_PROFILE',
-      error: 'CONFLICTING_PROFILE',
-    };
-    return [exists, draw(line, 4) < 50 ? conflict : ok];
-  }
-  if (draw(line, 2) >= 60) return [ok];
-  const notYet: RecordOutcome = {
-    line,
-    status: 'retry-later',
-    code: 4404,
-    reason: '4404',
-    error: 'CUSTOMER_NOT_FOUND',
-  };
-  if (draw(line, 5) < 500) return [notYet, ok];
-  return [notYet, notYet, draw(line, 6) < 500 ? ok : notYet];
+  if (answers !== 'mixed') return [{ line, status: 'succeeded', code: 200 }];
+  return mixedFates(kind, line);
 }
 
 /** The accepted lines, streamed from the uint32 file `lines` wrote: O(1) memory whatever the file's size. */
@@ -136,28 +106,14 @@ async function* phaseAnswers(
   at: number,
   answers: string,
 ): AsyncGenerator<CallAnswer> {
-  const operation: CrmOperation = kind === 'users' ? (at === 0 ? 'ADD_CUST' : 'UPD_CUST') : 'ADD_TRX';
-  let outcomes: RecordOutcome[] = [];
-  let batchIndex = 0;
-  const answer = (): CallAnswer => ({
-    fileId: 'bench',
-    phase,
-    batchIndex: batchIndex++,
-    operation,
-    outcomes,
-    attempts: 1,
-    replayed: false,
-  });
+  const batches = answerBatcher(kind, phase, at);
   for await (const line of acceptedLines(linesFile)) {
     const outcome = fates(kind, line, answers)[at];
-    if (!outcome) continue;
-    outcomes.push(outcome);
-    if (outcomes.length === BATCH_RECORDS) {
-      yield answer();
-      outcomes = [];
-    }
+    const full = outcome && batches.add(outcome);
+    if (full) yield full;
   }
-  if (outcomes.length > 0) yield answer();
+  const rest = batches.rest();
+  if (rest) yield rest;
 }
 
 /** Which of a record's fates each phase answers. */

@@ -5,69 +5,25 @@ import { gzipSync } from 'node:zlib';
 import { DynamoDbCallAnswers } from '../../lambdas/adapters/aws/dynamodb-call-answers';
 import { S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
 import { createTelemetry } from '../../lambdas/adapters/aws/telemetry';
-import type { CallAnswer, RecordOutcome } from '../../lambdas/core/crm/dispatch-call';
-import type { CrmOperation } from '../../lambdas/core/crm/response-policy';
 import type { ObjectRef } from '../../lambdas/core/files/object-store';
-import type { PlannedBatch } from '../../lambdas/core/files/plan-batches';
-import { prepareFile } from '../../lambdas/core/files/prepare-file';
 import type { FileKind } from '../../lambdas/core/files/record-schemas';
 import {
   finaliseFileSlice,
   type FinaliseCheckpoint,
-  type FinaliseDeps,
   type FinalSummary,
 } from '../../lambdas/core/workflow/finalise-file';
 import { FinaliseCheckpointSchema, finaliseFileContract } from '../../lambdas/finalise-file/contract';
 import { makeHandler } from '../../lambdas/finalise-file/make-handler';
 import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/local/services/local-dynamodb';
 import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
+import { answerPhases, crm } from '../support/crm-outcomes';
+import { finaliseDeps } from '../unit/files/in-memory-pipeline';
 
 /**
  * Finalise in many slices against the embedded S3 and the ledger on dynalite: each slice stops after a couple
  * of chunks of records and the next goes on from its checkpoint (passed as JSON, as Step Functions does), and
  * the reports are byte for byte those of one unsliced run; a plain file's slices read it about once in all.
  */
-const ok = (line: number): RecordOutcome => ({ line, status: 'succeeded', code: 200 });
-const exists = (line: number): RecordOutcome => ({
-  line,
-  status: 'update',
-  code: 8006,
-  reason: '8006',
-  error: 'CUSTOMER_EXISTS',
-});
-const conflicting = (line: number): RecordOutcome => ({
-  line,
-  status: 'failed',
-  code: 200,
-  reason: 'CONFLICTING_PROFILE',
-  error: 'CONFLICTING_PROFILE',
-});
-const refused = (line: number): RecordOutcome => ({
-  line,
-  status: 'failed',
-  code: 3217,
-  reason: '3217',
-  error: 'INVALID_DATA',
-});
-const notYet = (line: number): RecordOutcome => ({
-  line,
-  status: 'retry-later',
-  code: 4404,
-  reason: '4404',
-  error: 'CUSTOMER_NOT_FOUND',
-});
-
-/** What the CRM answers record `i` in each phase it reaches; none: it fails VALIDATION. */
-function crm(kind: FileKind, i: number, line: number): RecordOutcome[] {
-  if (i % 97 === 5) return [];
-  if (kind === 'users') {
-    if (i % 10 === 0 || i % 10 === 3 || i % 10 === 6) return [exists(line), i % 7 === 0 ? conflicting(line) : ok(line)];
-    return [i % 50 === 1 ? refused(line) : ok(line)];
-  }
-  if (i % 5 !== 0) return [ok(line)];
-  return i % 3 === 0 ? [notYet(line), ok(line)] : [notYet(line), notYet(line), i % 2 === 0 ? ok(line) : notYet(line)];
-}
-
 function partnerFile(kind: FileKind, count: number, format: 'csv' | 'jsonl'): string {
   const rows: string[] = [];
   if (format === 'csv') {
@@ -135,70 +91,22 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
   afterAll(() => Promise.all([s3.close(), db.close()]));
 
   /** Every phase batched by prepare as the workflow does, answered by `crm`, stored in the ledger. */
-  async function runPhases(bytes: Buffer, key: string, kind: FileKind) {
-    const ledger = new DynamoDbCallAnswers(db.client(), 'ledger');
-    const phases = kind === 'users' ? ['ADD', 'UPD'] : ['ADD', 'RETRY1', 'RETRY2'];
-    let fileId = '';
-    let carried: Set<number> | undefined;
-    for (const [at, phase] of phases.entries()) {
-      const batches: PlannedBatch[] = [];
-      const prepared = await prepareFile(
-        (async function* () {
-          yield bytes;
-        })(),
-        {
-          name: key,
-          kind,
-          maxRecords: 100,
-          maxBytes: 200 * 1024,
-          ...(carried ? { onlyLines: carried } : {}),
-          onBatches: (planned) => void batches.push(...planned),
-          onRejected: () => undefined,
-        },
-      );
-      fileId = prepared.sha256;
-      const operation: CrmOperation = kind === 'transactions' ? 'ADD_TRX' : phase === 'UPD' ? 'UPD_CUST' : 'ADD_CUST';
-      const answers: CallAnswer[] = batches.map((batch) => ({
-        fileId,
-        phase,
-        batchIndex: batch.index,
-        operation,
-        attempts: 1,
-        replayed: false,
-        outcomes: batch.items.map(
-          (item) => crm(kind, item.line - (key.includes('.jsonl') ? 1 : 2), item.line)[at] as RecordOutcome,
-        ),
-      }));
-      await Promise.all(answers.map((answer) => ledger.recordAnswer(answer)));
-      carried = new Set(
-        answers
-          .flatMap((a) => a.outcomes.filter((o) => o.status !== 'succeeded' && o.status !== 'failed'))
-          .map((o) => o.line),
-      );
-    }
-    return fileId;
-  }
-
-  const depsFor = (store: S3ObjectStore, archiveBucket: string) => {
-    let kept: FinalSummary | undefined;
-    const deps: FinaliseDeps = {
-      store,
-      answers: new DynamoDbCallAnswers(db.client(), 'ledger', { rangeBatches: 3, rangesAhead: 3 }),
-      outcomes: {
-        read: () => Promise.resolve(kept && { summary: kept }),
-        recordSummary: (_id, s) => {
-          kept = s as FinalSummary;
-          return Promise.resolve();
-        },
+  const runPhases = (bytes: Buffer, key: string, kind: FileKind) =>
+    answerPhases(
+      new DynamoDbCallAnswers(db.client(), 'ledger'),
+      async function* () {
+        yield bytes;
       },
-      events: { fileCompleted: () => Promise.resolve() },
+      key,
+      kind,
+    );
+
+  const depsFor = (store: S3ObjectStore, archiveBucket: string) =>
+    finaliseDeps(
+      store,
+      new DynamoDbCallAnswers(db.client(), 'ledger', { rangeBatches: 3, rangesAhead: 3 }),
       archiveBucket,
-      failedBucket: 'failed',
-      landingPrefix: 'incoming/',
-      acceptedEncodings: ['csv', 'jsonl', 'gzip'],
-    };
-    return deps;
-  };
+    );
 
   const text = async (store: S3ObjectStore, ref: ObjectRef) => {
     const chunks: Uint8Array[] = [];

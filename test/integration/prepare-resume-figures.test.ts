@@ -3,8 +3,8 @@ import { gzipSync } from 'node:zlib';
 import type { CallQueue, QueuedCall } from '../../lambdas/core/crm/call-message';
 import type { ObjectRef } from '../../lambdas/core/files/object-store';
 import type { PrepareCheckpoint } from '../../lambdas/core/files/prepare-file';
-import type { PhaseCounters } from '../../lambdas/core/ledger/phase-counters';
-import { preparePhaseSlice, type PhaseDeps } from '../../lambdas/core/workflow/prepare-phase';
+import { preparePhaseSlice } from '../../lambdas/core/workflow/prepare-phase';
+import { phaseDeps } from '../support/prepare-deps';
 import { MemoryStore } from '../unit/files/in-memory-pipeline';
 
 /**
@@ -44,18 +44,7 @@ async function run(bytes: Buffer, key: string, resume: boolean) {
   const store = new CountingStore(64 * 1024);
   await store.put(file, bytes);
   const queue = new CountingQueue();
-  const deps: PhaseDeps = {
-    store,
-    queue,
-    phases: {
-      setBatchTotal: (fileId: string, phase: string, batches: number) =>
-        Promise.resolve({ fileId, phase, batches, answered: 0, update: 0, retryLater: 0 }),
-    } as unknown as PhaseCounters,
-    answers: { answers: async function* () {} },
-    notifier: { succeed: () => Promise.resolve() },
-    limits: { maxRecords: 100, maxBytes: 200 * 1024 },
-    acceptedEncodings: ['csv', 'jsonl', 'gzip'],
-  };
+  const { deps } = phaseDeps(store, queue);
   const fileId = createHash('sha256').update(bytes).digest('hex');
   const perSlice = Math.ceil(RECORDS / 100 / SLICES);
   let firstBatch = 0;

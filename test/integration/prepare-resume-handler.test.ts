@@ -7,10 +7,10 @@ import { S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
 import { createTelemetry } from '../../lambdas/adapters/aws/telemetry';
 import type { CallQueue, QueuedCall } from '../../lambdas/core/crm/call-message';
 import type { ObjectRef } from '../../lambdas/core/files/object-store';
-import type { PhaseCounters } from '../../lambdas/core/ledger/phase-counters';
 import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
 import { prepareFileContract } from '../../lambdas/prepare-file/contract';
 import { makeHandler } from '../../lambdas/prepare-file/make-handler';
+import { phaseDeps } from '../support/prepare-deps';
 
 /** Counts the bytes the object store's reads hand out, and the ranges asked for. */
 class CountingS3Store extends S3ObjectStore {
@@ -67,16 +67,7 @@ describe('prepare-file handler: slices resume from the checkpoint they return (e
     const store = new CountingS3Store(s3.client());
     const queue = new KeepingQueue();
     const handler = makeHandler({
-      store,
-      queue,
-      phases: {
-        setBatchTotal: (fileId: string, phase: string, batches: number) =>
-          Promise.resolve({ fileId, phase, batches, answered: 0, update: 0, retryLater: 0 }),
-      } as unknown as PhaseCounters,
-      answers: { answers: async function* () {} },
-      notifier: { succeed: () => Promise.resolve() },
-      limits: { maxRecords: 100, maxBytes: 200 * 1024 },
-      acceptedEncodings: ['csv', 'jsonl', 'gzip'],
+      ...phaseDeps(store, queue).deps,
       landingPrefix: 'incoming/',
       telemetry: createTelemetry('prepare-file', { output: new PassThrough() }),
     });

@@ -3,7 +3,12 @@ import type { ObjectRef, ObjectStore, TextUpload } from '../../../lambdas/core/f
 import type { PlannedBatch } from '../../../lambdas/core/files/plan-batches';
 import { prepareFile, type PrepareSummary, type RejectedRecord } from '../../../lambdas/core/files/prepare-file';
 import type { FileKind } from '../../../lambdas/core/files/record-schemas';
-import { finaliseFile, type FinalSummary } from '../../../lambdas/core/workflow/finalise-file';
+import {
+  finaliseFile,
+  type FinaliseAnswerSource,
+  type FinaliseDeps,
+  type FinalSummary,
+} from '../../../lambdas/core/workflow/finalise-file';
 
 const keyOf = (ref: ObjectRef) => `${ref.bucket}/${ref.key}`;
 
@@ -66,6 +71,31 @@ export class MemoryStore implements ObjectStore {
   }
 }
 
+/** Finalise's ports around `store` and `answers`: the file's outcome kept in memory, no events, buckets as in tests. */
+export function finaliseDeps(
+  store: ObjectStore,
+  answers: FinaliseAnswerSource,
+  archiveBucket = 'archive',
+): FinaliseDeps {
+  let kept: unknown;
+  return {
+    store,
+    answers,
+    outcomes: {
+      read: () => Promise.resolve(kept === undefined ? undefined : { summary: kept }),
+      recordSummary: (_fileId, summary) => {
+        kept = summary;
+        return Promise.resolve();
+      },
+    },
+    events: { fileCompleted: () => Promise.resolve() },
+    archiveBucket,
+    failedBucket: 'failed',
+    landingPrefix: 'incoming/',
+    acceptedEncodings: ['csv', 'jsonl', 'gzip'],
+  };
+}
+
 type TextLimit = { readonly maxDecompressedBytes?: number };
 
 export interface PipelineRun {
@@ -110,28 +140,14 @@ export async function runThroughPipeline(
     attempts: 1,
     replayed: false,
   }));
-  let kept: unknown;
   const final = await finaliseFile(
     { file, kind, fileId: prepared.sha256, format: /\.(jsonl|ndjson)/.test(name) ? 'jsonl' : 'csv', retryPhases: 0 },
     {
-      store,
-      answers: {
+      ...finaliseDeps(store, {
         async *answers(_fileId: string, phase: string) {
           if (phase === 'ADD') yield* answers;
         },
-      },
-      outcomes: {
-        read: () => Promise.resolve(kept === undefined ? undefined : { summary: kept }),
-        recordSummary: (_fileId, summary) => {
-          kept = summary;
-          return Promise.resolve();
-        },
-      },
-      events: { fileCompleted: () => Promise.resolve() },
-      archiveBucket: 'archive',
-      failedBucket: 'failed',
-      landingPrefix: 'incoming/',
-      acceptedEncodings: ['csv', 'jsonl', 'gzip'],
+      }),
       ...limits.finalise,
     },
   );

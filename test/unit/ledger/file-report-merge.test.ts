@@ -4,40 +4,11 @@ import type { CrmOperation } from '../../../lambdas/core/crm/response-policy';
 import { readRecords, type SourceRecord } from '../../../lambdas/core/files/read-records';
 import { requiredColumns, type FileKind } from '../../../lambdas/core/files/record-schemas';
 import { FAILURE_COLUMN, reportFile } from '../../../lambdas/core/ledger/file-report';
+import { conflicting, exists, notYet, ok, refused as invalidData } from '../../support/crm-outcomes';
 import { chunksOf, collect } from '../helpers';
 
 const SHA = 'e'.repeat(64);
 const USERS_HEADER = 'customer_id,first_name,last_name,email,phone,country,created_at,notes';
-
-const ok = (line: number): RecordOutcome => ({ line, status: 'succeeded', code: 200 });
-const exists = (line: number): RecordOutcome => ({
-  line,
-  status: 'update',
-  code: 8006,
-  reason: '8006',
-  error: 'CUSTOMER_EXISTS',
-});
-const notYet = (line: number): RecordOutcome => ({
-  line,
-  status: 'retry-later',
-  code: 4404,
-  reason: '4404',
-  error: 'CUSTOMER_NOT_FOUND',
-});
-const invalidData = (line: number): RecordOutcome => ({
-  line,
-  status: 'failed',
-  code: 3217,
-  reason: '3217',
-  error: 'INVALID_DATA',
-});
-const conflicting = (line: number): RecordOutcome => ({
-  line,
-  status: 'failed',
-  code: 200,
-  reason: 'CONFLICTING_PROFILE',
-  error: 'CONFLICTING_PROFILE',
-});
 
 interface Scenario {
   readonly kind: FileKind;

@@ -2,15 +2,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CallMessageSchema, type CallQueue, type QueuedCall } from '../../../lambdas/core/crm/call-message';
 import type { CallAnswer, RecordOutcome } from '../../../lambdas/core/crm/dispatch-call';
-import type { PhaseCounters, PhaseState } from '../../../lambdas/core/ledger/phase-counters';
-import {
-  carriedLines,
-  preparePhaseSlice,
-  type AnswerSource,
-  type PhaseDeps,
-} from '../../../lambdas/core/workflow/prepare-phase';
+import { carriedLines, preparePhaseSlice, type AnswerSource } from '../../../lambdas/core/workflow/prepare-phase';
 import { prepareFile } from '../../../lambdas/core/files/prepare-file';
 import { generateFiles } from '../../../lambdas/local/cli/generate-files';
+import { phaseDeps } from '../../support/prepare-deps';
 import { MemoryStore } from '../files/in-memory-pipeline';
 import { tempDir } from '../helpers';
 
@@ -78,34 +73,6 @@ class FakeQueue implements CallQueue {
       this.inFlight--;
     }
   }
-}
-
-function phaseDeps(store: MemoryStore, queue: CallQueue, answers: AnswerSource) {
-  const totals: { phase: string; batches: number }[] = [];
-  const state = (phase: string, batches?: number): PhaseState => ({
-    fileId: FILE_ID,
-    phase,
-    ...(batches === undefined ? {} : { batches }),
-    answered: 0,
-    update: 0,
-    retryLater: 0,
-  });
-  const phases = {
-    setBatchTotal: (_fileId: string, phase: string, batches: number) => {
-      totals.push({ phase, batches });
-      return Promise.resolve(state(phase, batches));
-    },
-  } as unknown as PhaseCounters;
-  const deps: PhaseDeps = {
-    store,
-    queue,
-    phases,
-    answers,
-    notifier: { succeed: () => Promise.resolve() },
-    limits: { maxRecords: 100, maxBytes: 200 * 1024 },
-    acceptedEncodings: ['csv', 'jsonl', 'gzip'],
-  };
-  return { deps, totals };
 }
 
 describe('carriedLines', () => {

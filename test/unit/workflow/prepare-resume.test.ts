@@ -4,7 +4,6 @@ import { CallMessageSchema, type CallQueue, type QueuedCall } from '../../../lam
 import type { CallAnswer, RecordOutcome } from '../../../lambdas/core/crm/dispatch-call';
 import type { ObjectRef } from '../../../lambdas/core/files/object-store';
 import type { PrepareCheckpoint } from '../../../lambdas/core/files/prepare-file';
-import type { PhaseCounters } from '../../../lambdas/core/ledger/phase-counters';
 import {
   preparePhaseSlice,
   type AnswerSource,
@@ -12,6 +11,7 @@ import {
   type SliceResult,
 } from '../../../lambdas/core/workflow/prepare-phase';
 import { CheckpointSchema, MAX_CHECKPOINT_CHARS } from '../../../lambdas/prepare-file/contract';
+import { phaseDeps } from '../../support/prepare-deps';
 import { MemoryStore } from '../files/in-memory-pipeline';
 
 /** An object store that counts the bytes its reads hand out. */
@@ -85,25 +85,8 @@ function answersOf(lines: readonly number[], status: (line: number) => RecordOut
   };
 }
 
-function depsOf(store: MemoryStore, queue: CallQueue, answers: AnswerSource = answersOf([], () => 'succeeded')) {
-  const totals: { phase: string; batches: number }[] = [];
-  const phases = {
-    setBatchTotal: (fileId: string, phase: string, batches: number) => {
-      totals.push({ phase, batches });
-      return Promise.resolve({ fileId, phase, batches, answered: 0, update: 0, retryLater: 0 });
-    },
-  } as unknown as PhaseCounters;
-  const deps: PhaseDeps = {
-    store,
-    queue,
-    phases,
-    answers,
-    notifier: { succeed: () => Promise.resolve() },
-    limits: { maxRecords: 100, maxBytes: 200 * 1024 },
-    acceptedEncodings: ['csv', 'jsonl', 'gzip'],
-  };
-  return { deps, totals };
-}
+const depsOf = (store: MemoryStore, queue: CallQueue, answers: AnswerSource = answersOf([], () => 'succeeded')) =>
+  phaseDeps(store, queue, answers);
 
 /** Runs a phase to its end in slices, each told to stop after every chunk, passing each checkpoint on as the state machine does (through its JSON). */
 async function inSlices(deps: PhaseDeps, file: ObjectRef, fileId: string, phase = 'ADD', from?: string) {
