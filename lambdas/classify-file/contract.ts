@@ -13,9 +13,36 @@ export const ClassificationSchema = z.object({
   versionId: z.string().optional(),
 });
 
+const Offset = z.number().int().min(0);
+const PositionBase = { bytes: Offset, line: z.number().int().min(1), gzip: z.boolean() };
+
+/**
+ * Where the next slice of the identity and readability pass goes on (lambdas/core/files/identify-file.ts
+ * IdentifyCheckpoint): what the head decided, the reader's position (a line boundary) and, for a plain file,
+ * the SHA-256 state of the bytes before it.
+ */
+export const IdentifyCheckpointSchema = z.object({
+  kind: z.enum(FILE_KINDS),
+  by: z.enum(['metadata', 'tag', 'name', 'header']),
+  format: z.enum(['csv', 'jsonl']),
+  position: z.discriminatedUnion('format', [
+    z.object({ ...PositionBase, format: z.literal('csv'), columns: z.array(z.string()) }),
+    z.object({ ...PositionBase, format: z.literal('jsonl'), seenRecord: z.boolean() }),
+  ]),
+  sha256State: z.string().max(1024).optional(),
+});
+
 /** The state machine's two calls of this function (statemachines/file-ingestion.asl.json). */
 const Input = z.discriminatedUnion('action', [
-  z.object({ action: z.literal('classify'), file: FileRefSchema }),
+  z.object({
+    action: z.literal('classify'),
+    file: FileRefSchema,
+    /** The slice before's result (`$.classification`): absent, or `{done: false}` with no checkpoint, on the first. */
+    resume: z
+      .object({ done: z.literal(false), checkpoint: IdentifyCheckpointSchema.optional() })
+      .nullable()
+      .optional(),
+  }),
   z.object({
     action: z.literal('claim'),
     file: FileRefSchema,
@@ -23,16 +50,23 @@ const Input = z.discriminatedUnion('action', [
   }),
 ]);
 
-/** classify: kind and SHA-256 of a landed file (or why it is of no known kind); claim: its claim by SHA-256. */
+/** classify: kind and SHA-256 of a landed file (or why it is of no known kind), in resumable slices; claim: its claim by SHA-256. */
 export const classifyFileContract = defineContract({
   name: 'classify-file',
   description: 'Classifies a landed file and claims it by SHA-256',
   timeoutSeconds: 15 * 60,
   input: Input,
   outputs: {
+    /** `done: false` with a checkpoint while the pass goes on in another invocation; the last slice's is `done: true`. */
     classify: z.union([
-      ClassificationSchema,
-      z.object({ kind: z.literal('unknown'), reason: z.string(), size: z.number().int().min(0) }),
+      ClassificationSchema.extend({ done: z.literal(true) }),
+      z.object({
+        kind: z.literal('unknown'),
+        reason: z.string(),
+        size: z.number().int().min(0),
+        done: z.literal(true),
+      }),
+      z.object({ done: z.literal(false), checkpoint: IdentifyCheckpointSchema }),
     ]),
     claim: z.discriminatedUnion('outcome', [
       z.object({ outcome: z.literal('claimed') }),

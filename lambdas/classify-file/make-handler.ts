@@ -1,11 +1,12 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
 import { DynamoDbFileRegistry } from '../adapters/aws/dynamodb-file-registry';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store';
 import { stateMachineErrors } from '../adapters/aws/task-errors';
 import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
-import { identifyFile, type IdentifyOptions } from '../core/files/identify-file';
+import { identifyFile, isStopped, type IdentifyOptions } from '../core/files/identify-file';
 import type { ObjectReader } from '../core/files/object-store';
 import type { FileRegistry } from '../core/ledger/file-claim';
 import { classifyFileContract as contract, type ClassifyFileEnvironment } from './contract';
@@ -17,15 +18,37 @@ export interface ClassifyFileDeps {
   readonly telemetry: Telemetry<'classify-file'>;
 }
 
-/** classify: kind and SHA-256 of a landed file; claim: its claim in the registry. */
+/**
+ * A slice ends this long before the Lambda's timeout, so its checkpoint is returned: as prepare's, 60 s or a
+ * quarter of the function's time when that is shorter.
+ */
+const SLICE_MARGIN_MS = 60_000;
+const sliceMarginMs = (timeAtStartMs: number) => Math.min(SLICE_MARGIN_MS, timeAtStartMs / 4);
+
+/** classify: kind and SHA-256 of a landed file, in slices resumed from a checkpoint; claim: its claim in the registry. */
 export function makeHandler(deps: ClassifyFileDeps) {
   const { logger } = deps.telemetry;
-  return middy(async (event: unknown) => {
+  return middy(async (event: unknown, context: Context) => {
     const input = contract.input.parse(event);
     if (input.action === 'classify') {
-      const identified = await identifyFile(deps.store, input.file, deps.settings);
-      logger.info('file classified', { key: input.file.key, kind: identified.kind, size: identified.size });
-      return identified;
+      const from = input.resume?.checkpoint;
+      const started = Date.now();
+      const marginMs = sliceMarginMs(context.getRemainingTimeInMillis());
+      const result = await identifyFile(deps.store, input.file, deps.settings, {
+        ...(from ? { from } : {}),
+        shouldStop: () => context.getRemainingTimeInMillis() < marginMs,
+      });
+      if (isStopped(result)) {
+        logger.info('classify slice read', {
+          key: input.file.key,
+          resumedAt: from?.position.bytes ?? 0,
+          stoppedAt: result.checkpoint.position.bytes,
+          ms: Date.now() - started,
+        });
+        return result;
+      }
+      logger.info('file classified', { key: input.file.key, kind: result.kind, size: result.size });
+      return { ...result, done: true as const };
     }
     const { kind, sha256, versionId } = input.classification;
     const claim = await deps.registry.claim({

@@ -65,6 +65,8 @@ interface Scenario {
   claim?: 'claimed' | 'duplicate' | 'redelivered';
   /** Slices the prepare step takes. */
   slices?: number;
+  /** Slices the classify step takes. @default 1 */
+  classifySlices?: number;
   /** Slices the finalise step takes. @default 1 */
   finaliseSlices?: number;
   /** What each phase's await returns, by phase. */
@@ -93,12 +95,21 @@ function world(scenario: Scenario) {
       outputSchema(name, action)?.parse(result);
       return result;
     };
+  // Classify's slices: each but the last returns where the next goes on (a checkpoint as the real function's).
+  let classifySlices = 0;
+  const classifySlice = (resume: { done: false; checkpoint?: { position: { line: number } } }) => {
+    classifySlices++;
+    if (classifySlices < (scenario.classifySlices ?? 1)) {
+      return { done: false, checkpoint: classifyCheckpointAt(classifySlices, resume.checkpoint?.position.line ?? 1) };
+    }
+    return scenario.kind === 'unknown'
+      ? { kind: 'unknown', reason: 'unknown file kind: ...', size: 1234, done: true }
+      : { kind: scenario.kind, by: 'name', sha256: SHA, size: 1234, format: 'csv', done: true };
+  };
   const lambdas: Record<string, LocalLambda> = {
     'classify-file': lambda('classify-file', (p) =>
       p.action === 'classify'
-        ? scenario.kind === 'unknown'
-          ? { kind: 'unknown', reason: 'unknown file kind: ...', size: 1234 }
-          : { kind: scenario.kind, by: 'name', sha256: SHA, size: 1234, format: 'csv' }
+        ? classifySlice(p.resume as { done: false; checkpoint?: { position: { line: number } } })
         : {
             outcome: scenario.claim ?? 'claimed',
             ...(scenario.claim === 'duplicate' ? { duplicateOf: 'users_x_20261124.csv' } : {}),
@@ -191,6 +202,21 @@ const checkpointAt = (batch: number) => ({
   sha256State: 'AAAA',
 });
 
+/** A classify checkpoint as the real function returns it (lambdas/classify-file/contract.ts IdentifyCheckpointSchema). */
+const classifyCheckpointAt = (slice: number, lineBefore: number) => ({
+  kind: 'users',
+  by: 'name',
+  format: 'csv',
+  position: {
+    bytes: slice * 40_000,
+    line: lineBefore + 400,
+    gzip: false,
+    format: 'csv',
+    columns: ['customer_id', 'email'],
+  },
+  sha256State: 'AAAA',
+});
+
 /** A finalise checkpoint as the real function returns it (lambdas/finalise-file/contract.ts FinaliseCheckpointSchema). */
 const finaliseCheckpointAt = (slice: number) => ({
   position: { bytes: slice * 50_000, line: slice * 1000 + 2, gzip: false, format: 'csv', columns: ['customer_id'] },
@@ -274,6 +300,51 @@ describe('file-ingestion state machine', () => {
       'Finalised',
     ]);
     expect(output.summary).toMatchObject({ status: 'succeeded', done: true });
+  });
+
+  it('classify in 3 slices: each goes on from the checkpoint the one before returned, then the claim', async () => {
+    const { actions, calls, entered, output } = await run({ kind: 'users', classifySlices: 3 });
+    expect(actions.slice(0, 4)).toEqual([
+      'classify-file:classify',
+      'classify-file:classify',
+      'classify-file:classify',
+      'classify-file:claim',
+    ]);
+    const classifies = calls.filter((c) => c.payload.action === 'classify').map((c) => c.payload.resume);
+    const first = classifyCheckpointAt(1, 1);
+    expect(classifies).toEqual([
+      { done: false },
+      { done: false, checkpoint: first },
+      { done: false, checkpoint: classifyCheckpointAt(2, first.position.line) },
+    ]);
+    expect(entered.slice(2, 10)).toEqual([
+      'StartClassify',
+      'ClassifyFile',
+      'IsClassified',
+      'ClassifyFile',
+      'IsClassified',
+      'ClassifyFile',
+      'IsClassified',
+      'IsKnownKind',
+    ]);
+    const claim = calls.find((c) => c.payload.action === 'claim')?.payload;
+    expect(claim?.classification).toMatchObject({ kind: 'users', sha256: SHA, format: 'csv', done: true });
+    expect(output.summary).toMatchObject({ status: 'succeeded' });
+  });
+
+  it('classify in 3 slices of an unknown kind: quarantined with the same input as in one', async () => {
+    const { actions, calls } = await run({ kind: 'unknown', classifySlices: 3 }, 'report.pdf');
+    expect(actions).toEqual([
+      'classify-file:classify',
+      'classify-file:classify',
+      'classify-file:classify',
+      'finalise-file:quarantine',
+    ]);
+    expect(calls.at(-1)?.payload).toEqual({
+      action: 'quarantine',
+      file: { bucket: 'landing', key: 'report.pdf', size: 1234 },
+      error: { Error: 'File.UnknownKind', Cause: 'unknown file kind: ...' },
+    });
   });
 
   it('8006 -> the UPD phase re-batches those records, then finalise', async () => {
