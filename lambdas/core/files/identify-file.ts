@@ -2,9 +2,9 @@ import type { Encoding } from '../config';
 import { ErrorNames, FileRejectedError } from '../errors';
 import { classifyFile, type ClassifiedBy } from './classify-file';
 import { encodingFromName, notAccepted, readHead, sniffFormat, type RecordFormat } from './file-encoding';
-import { ResumableSha256 } from './file-identity';
 import type { ObjectReader, ObjectRef } from './object-store';
-import { readRecords, type ChunkPositions, type ReadPosition } from './read-records';
+import { readFromPosition, readHashedRecords } from './read-from';
+import type { ReadPosition } from './read-records';
 import { requiredColumns, type FileKind } from './record-schemas';
 
 /** Bytes read from the start of a file to classify it: enough for any header or first record. */
@@ -58,10 +58,6 @@ export interface IdentifySliceOptions {
   readonly from?: IdentifyCheckpoint;
   /** Asked after each chunk of records: true ends the slice there, with a checkpoint. */
   readonly shouldStop?: () => boolean;
-}
-
-async function* emptyBytes(): AsyncGenerator<Uint8Array> {
-  // Nothing past the checkpoint.
 }
 
 /**
@@ -121,27 +117,22 @@ export async function identifyFile(
   // (not validated), so a file that breaks as its encoding further down (binary, broken gzip, quoting) is
   // refused here, before any of it is sent.
   const from = slice.from;
-  const start = from && !from.position.gzip ? from.position.bytes : 0;
-  if (start > 0 && !from?.sha256State) throw new RangeError('a checkpoint in a plain file needs its SHA-256 state');
-  const hash = await ResumableSha256.resume(start, start > 0 ? from?.sha256State : undefined);
-  const source =
-    start === 0 ? store.read(ref) : start >= head.size ? emptyBytes() : store.read(ref, { start, end: head.size - 1 });
-  let positions: ChunkPositions | undefined;
-  let hashable = start;
-  const records = readRecords(hash.pass(source), {
+  const source = await readFromPosition(store, ref, from?.position, head.size);
+  const {
+    hash,
+    records,
+    positions: chunkPositions,
+  } = await readHashedRecords(source, {
     name: ref.key,
     requiredColumns: requiredColumns(decided.kind),
     acceptedEncodings: options.acceptedEncodings,
     ...(options.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: options.maxDecompressedBytes }),
     ...(from ? { from: from.position } : {}),
-    onPositions: (chunk) => {
-      if (!chunk.end.gzip) hash.advanceTo(hashable);
-      hashable = chunk.end.bytes;
-      positions = chunk;
-    },
+    ...(from?.sha256State ? { sha256State: from.sha256State } : {}),
   });
   for await (const _chunk of records) {
     // Parsing is all; a slice stops only past a chunk, so each makes progress.
+    const positions = chunkPositions();
     if (positions && slice.shouldStop?.()) {
       const position = positions.end;
       return {

@@ -1,7 +1,7 @@
 import type { Encoding } from '../config';
-import { ResumableSha256 } from './file-identity';
 import { BatchPlanner, type BatchLimits, type PlannedBatch } from './plan-batches';
-import { readRecords, type ChunkPositions, type ReadPosition, type SourceRecord } from './read-records';
+import { readHashedRecords } from './read-from';
+import type { ChunkPositions, ReadPosition, SourceRecord } from './read-records';
 import { invalid, requiredColumns, validateRecord, type FileKind } from './record-schemas';
 
 /** A record refused before sending: never sent, reported with its line and reason. */
@@ -31,7 +31,7 @@ export interface PrepareOptions extends BatchLimits {
   readonly firstBatch?: number;
   /**
    * Go on from the checkpoint an earlier slice of the same phase returned: the source then holds the bytes from
-   * {@link resumeRangeOf} (a plain file from the checkpoint's byte, a gzip file whole), and batches are numbered
+   * {@link resumeOffset} (a plain file from the checkpoint's byte, a gzip file whole), and batches are numbered
    * from its `nextBatch`.
    */
   readonly from?: PrepareCheckpoint;
@@ -95,12 +95,6 @@ export interface PrepareCheckpoint {
   readonly sha256State?: string;
 }
 
-/** The bytes a slice resuming from `checkpoint` reads: a plain file from the checkpoint on, a gzip file whole. */
-export const resumeRangeOf = (checkpoint: PrepareCheckpoint | undefined): { readonly start: number } | undefined =>
-  checkpoint && !checkpoint.position.gzip && checkpoint.position.bytes > 0
-    ? { start: checkpoint.position.bytes }
-    : undefined;
-
 /** Defaults of the send window: why these numbers, see {@link SendWindow}. */
 export const BATCHES_PER_SEND = 10;
 const SENDS_IN_FLIGHT = 16;
@@ -114,9 +108,6 @@ const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
  */
 export async function prepareFile(source: AsyncIterable<Uint8Array>, options: PrepareOptions): Promise<PrepareSummary> {
   const from = options.from;
-  const ranged = resumeRangeOf(from);
-  if (ranged && !from?.sha256State) throw new RangeError('a checkpoint in a plain file needs its SHA-256 state');
-  const hash = await ResumableSha256.resume(ranged?.start ?? 0, ranged && from?.sha256State, options.maxFileSizeBytes);
   const planner = new BatchPlanner(options, from?.nextBatch ?? 0);
   const window = new SendWindow(options.onBatches, {
     sends: options.sendsInFlight ?? SENDS_IN_FLIGHT,
@@ -129,19 +120,14 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
   let batchCount = 0;
   // The positions of the chunk in hand. Bytes before the previous chunk's end are hashed as they go: every
   // later batch starts at or after it.
-  let positions: ChunkPositions | undefined;
-  let hashable = ranged?.start ?? 0;
-  const records = readRecords(hash.pass(source), {
+  const { hash, records, positions } = await readHashedRecords(source, {
     name: options.name,
     requiredColumns: requiredColumns(options.kind),
     ...(options.acceptedEncodings ? { acceptedEncodings: options.acceptedEncodings } : {}),
     ...(options.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: options.maxDecompressedBytes }),
     ...(from ? { from: from.position } : {}),
-    onPositions: (chunk) => {
-      if (!chunk.end.gzip) hash.advanceTo(hashable);
-      hashable = chunk.end.bytes;
-      positions = chunk;
-    },
+    ...(from?.sha256State ? { sha256State: from.sha256State } : {}),
+    ...(options.maxFileSizeBytes === undefined ? {} : { maxHashedBytes: options.maxFileSizeBytes }),
   });
   const firstBatch = from ? from.nextBatch : (options.firstBatch ?? 0);
   // The batch being filled: where its first record starts (the checkpoint, were the slice to stop now), the
@@ -149,7 +135,7 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
   let open:
     { position: ReadPosition; sha256State?: string; received: number; accepted: number; rejected: number } | undefined;
   const openBatch = (line: number) => {
-    const position = (positions as ChunkPositions).lineStart(line);
+    const position = (positions() as ChunkPositions).lineStart(line);
     open = {
       position,
       ...(position.gzip ? {} : { sha256State: hash.saveAt(position.bytes) }),
@@ -186,7 +172,7 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
     if (!complete) {
       // Stopped after a chunk: at the start of the open batch (re-read by the next slice), or, with none open,
       // just past the chunk.
-      const end = (positions as ChunkPositions).end;
+      const end = (positions() as ChunkPositions).end;
       const at = open ?? { position: end, ...(end.gzip ? {} : { sha256State: hash.saveAt(end.bytes) }) };
       checkpoint = {
         position: at.position,

@@ -9,6 +9,7 @@ import {
   type PartUploads,
   type TextUpload,
 } from '../files/object-store';
+import { readFromPosition } from '../files/read-from';
 import { readRecords, type ReadPosition } from '../files/read-records';
 import type { FileKind } from '../files/record-schemas';
 import type { CallAnswer } from '../crm/dispatch-call';
@@ -258,14 +259,6 @@ function lazyReportUpload(open: () => Promise<ReportUpload>, from: boolean): Pro
   };
 }
 
-/** The bytes a slice reads: a plain file from its position on (a ranged GET), a gzip file whole. */
-async function sourceBytes(store: ObjectStore, file: ObjectRef, from: ReadPosition | undefined) {
-  if (!from || from.gzip || from.bytes === 0) return store.read(file);
-  const { size } = await store.head(file);
-  if (from.bytes >= size) return (async function* () {})();
-  return store.read(file, { start: from.bytes, end: size - 1 });
-}
-
 /**
  * The finalise step of a processed file: reconciles it (every record succeeded or failed, nothing pending,
  * else Ledger.Mismatch and nothing is archived), writes summary.json, results.csv and the failed-records file,
@@ -326,7 +319,7 @@ export async function finaliseFileSlice(
         sha256: input.fileId,
         kind: input.kind,
         format: input.format,
-        source: readRecords(await sourceBytes(deps.store, input.file, from?.position), {
+        source: readRecords(await readFromPosition(deps.store, input.file, from?.position), {
           name: input.file.key,
           acceptedEncodings: deps.acceptedEncodings,
           ...(deps.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: deps.maxDecompressedBytes }),

@@ -4,7 +4,8 @@ import type { CallAnswer } from '../crm/dispatch-call';
 import { ErrorNames, PipelineError } from '../errors';
 import type { ObjectRef, ObjectStore } from '../files/object-store';
 import type { BatchLimits } from '../files/plan-batches';
-import { LineSet, prepareFile, resumeRangeOf, type PrepareCheckpoint } from '../files/prepare-file';
+import { LineSet, prepareFile, type PrepareCheckpoint } from '../files/prepare-file';
+import { readFromPosition } from '../files/read-from';
 import type { FileKind } from '../files/record-schemas';
 import { CARRIED_STATUS, resumeIfComplete, type PhaseCounters, type TaskNotifier } from '../ledger/phase-counters';
 
@@ -88,7 +89,7 @@ export async function preparePhaseSlice(
   const onlyLines = slice.from ? await carriedLines(deps.answers, slice.fileId, slice.phase, slice.from) : undefined;
   const meta = { fileId: slice.fileId, phase: slice.phase, operation: operationFor(slice.kind, slice.phase) };
   const checkpoint = slice.checkpoint?.nextBatch === slice.firstBatch ? slice.checkpoint : undefined;
-  const summary = await prepareFile(await readFrom(deps.store, slice.file, checkpoint), {
+  const summary = await prepareFile(await readFromPosition(deps.store, slice.file, checkpoint?.position), {
     name: slice.file.key,
     kind: slice.kind,
     ...deps.limits,
@@ -123,20 +124,3 @@ export async function preparePhaseSlice(
     ...(summary.checkpoint ? { checkpoint: summary.checkpoint } : {}),
   };
 }
-
-/**
- * The bytes a slice reads: a plain file from its checkpoint on (a ranged GET, so the slices of a file read it
- * about once in all), a gzip file from its start (inflated and dropped up to the checkpoint, unparsed).
- */
-async function readFrom(
-  store: ObjectStore,
-  file: ObjectRef,
-  checkpoint: PrepareCheckpoint | undefined,
-): Promise<AsyncIterable<Uint8Array>> {
-  const range = resumeRangeOf(checkpoint);
-  if (!range) return store.read(file);
-  const { size } = await store.head(file);
-  return range.start >= size ? emptyBytes() : store.read(file, { start: range.start, end: size - 1 });
-}
-
-async function* emptyBytes(): AsyncGenerator<Uint8Array> {}
