@@ -8,21 +8,8 @@ import { createTelemetry } from '../../lambdas/adapters/aws/telemetry';
 import { classifyFileContract } from '../../lambdas/classify-file/contract';
 import { makeHandler } from '../../lambdas/classify-file/make-handler';
 import type { FileRegistry } from '../../lambdas/core/ledger/file-claim';
-import type { ObjectRef } from '../../lambdas/core/files/object-store';
 import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
-
-/** Counts the bytes the object store's reads hand out, and the ranges asked for. */
-class CountingS3Store extends S3ObjectStore {
-  bytesRead = 0;
-  ranges: ({ start: number; end: number } | undefined)[] = [];
-  override async *read(ref: ObjectRef, range?: { start: number; end: number }): AsyncIterable<Uint8Array> {
-    this.ranges.push(range);
-    for await (const chunk of super.read(ref, range)) {
-      this.bytesRead += chunk.length;
-      yield chunk;
-    }
-  }
-}
+import { countingReads } from '../support/counting-reads';
 
 function usersCsv(records: number, last = ''): Buffer {
   const rows = ['customer_id,first_name,last_name,email,country,created_at,note'];
@@ -61,7 +48,7 @@ describe('classify-file handler: slices resume from the checkpoint they return (
   let lastSlices = 0;
   /** Loops the handler as the state machine does: StartClassify's `{done: false}`, then each slice's result. */
   async function classify(key: string, short: boolean) {
-    const store = new CountingS3Store(s3.client());
+    const store = countingReads(new S3ObjectStore(s3.client()));
     const handler = makeHandler({
       store,
       registry: noRegistry,

@@ -18,6 +18,7 @@ import { startLocalDynamoDb, TABLES, type LocalDynamoDb } from '../../lambdas/lo
 import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
 import { answerPhases, crm } from '../support/crm-outcomes';
 import { finaliseDeps } from '../unit/files/in-memory-pipeline';
+import { countingReads } from '../support/counting-reads';
 
 /**
  * Finalise in many slices against the embedded S3 and the ledger on dynalite: each slice stops after a couple
@@ -61,21 +62,6 @@ function partnerFile(kind: FileKind, count: number, format: 'csv' | 'jsonl'): st
     );
   }
   return `${rows.join('\n')}\n`;
-}
-
-/** Counts the bytes read of one object (the source), and the ranges asked for it. */
-class CountingS3Store extends S3ObjectStore {
-  sourceKey = '';
-  bytesRead = 0;
-  ranges: ({ start: number; end: number } | undefined)[] = [];
-  override async *read(ref: ObjectRef, range?: { start: number; end: number }): AsyncIterable<Uint8Array> {
-    const counted = ref.key === this.sourceKey;
-    if (counted) this.ranges.push(range);
-    for await (const chunk of super.read(ref, range)) {
-      if (counted) this.bytesRead += chunk.length;
-      yield chunk;
-    }
-  }
 }
 
 describe('finalise in slices: the same reports as one run (embedded S3, ledger on dynalite)', () => {
@@ -146,8 +132,7 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
     );
     if (!once.done) throw new Error('one run stopped');
 
-    const store = new CountingS3Store(s3.client());
-    store.sourceKey = key;
+    const store = countingReads(new S3ObjectStore(s3.client()), (ref) => ref.key === key);
     const deps = depsFor(store, 'archive2');
     const file = { bucket: 'landing2', key };
     let from: FinaliseCheckpoint | undefined;

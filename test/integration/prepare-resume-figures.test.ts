@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { CallQueue, QueuedCall } from '../../lambdas/core/crm/call-message';
-import type { ObjectRef } from '../../lambdas/core/files/object-store';
 import type { PrepareCheckpoint } from '../../lambdas/core/files/prepare-file';
 import { preparePhaseSlice } from '../../lambdas/core/workflow/prepare-phase';
 import { phaseDeps } from '../support/prepare-deps';
 import { MemoryStore } from '../unit/files/in-memory-pipeline';
+import { countingReads } from '../support/counting-reads';
 
 /**
  * Figures, not a timed assertion: a plain (and a gzip) users CSV prepared in SLICES slices, each stopped once it
@@ -14,16 +14,6 @@ import { MemoryStore } from '../unit/files/in-memory-pipeline';
  */
 const RECORDS = Number(process.env.PREPARE_RESUME_RECORDS ?? 20_000);
 const SLICES = Number(process.env.PREPARE_RESUME_SLICES ?? 20);
-
-class CountingStore extends MemoryStore {
-  bytesRead = 0;
-  override async *read(ref: ObjectRef, range?: { start: number; end: number }): AsyncGenerator<Uint8Array> {
-    for await (const chunk of super.read(ref, range)) {
-      this.bytesRead += chunk.length;
-      yield chunk;
-    }
-  }
-}
 
 class CountingQueue implements CallQueue {
   sent = 0;
@@ -41,7 +31,7 @@ function usersCsv(records: number): Buffer {
 
 async function run(bytes: Buffer, key: string, resume: boolean) {
   const file = { bucket: 'landing', key };
-  const store = new CountingStore(64 * 1024);
+  const store = countingReads(new MemoryStore(64 * 1024));
   await store.put(file, bytes);
   const queue = new CountingQueue();
   const { deps } = phaseDeps(store, queue);

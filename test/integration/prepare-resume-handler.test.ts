@@ -6,24 +6,11 @@ import { gzipSync } from 'node:zlib';
 import { S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
 import { createTelemetry } from '../../lambdas/adapters/aws/telemetry';
 import type { CallQueue, QueuedCall } from '../../lambdas/core/crm/call-message';
-import type { ObjectRef } from '../../lambdas/core/files/object-store';
 import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
 import { prepareFileContract } from '../../lambdas/prepare-file/contract';
 import { makeHandler } from '../../lambdas/prepare-file/make-handler';
 import { phaseDeps } from '../support/prepare-deps';
-
-/** Counts the bytes the object store's reads hand out, and the ranges asked for. */
-class CountingS3Store extends S3ObjectStore {
-  bytesRead = 0;
-  ranges: ({ start: number; end: number } | undefined)[] = [];
-  override async *read(ref: ObjectRef, range?: { start: number; end: number }): AsyncIterable<Uint8Array> {
-    this.ranges.push(range);
-    for await (const chunk of super.read(ref, range)) {
-      this.bytesRead += chunk.length;
-      yield chunk;
-    }
-  }
-}
+import { countingReads } from '../support/counting-reads';
 
 class KeepingQueue implements CallQueue {
   readonly messages: string[] = [];
@@ -64,7 +51,7 @@ describe('prepare-file handler: slices resume from the checkpoint they return (e
   afterAll(() => s3.close());
 
   async function runPhase(key: string, bytes: Buffer, short: boolean) {
-    const store = new CountingS3Store(s3.client());
+    const store = countingReads(new S3ObjectStore(s3.client()));
     const queue = new KeepingQueue();
     const handler = makeHandler({
       ...phaseDeps(store, queue).deps,

@@ -8,17 +8,7 @@ import {
 } from '../../../lambdas/core/files/identify-file';
 import type { ObjectRef } from '../../../lambdas/core/files/object-store';
 import { MemoryStore } from './in-memory-pipeline';
-
-/** Counts the bytes the store's reads hand out (the head's read included). */
-class CountingStore extends MemoryStore {
-  bytesRead = 0;
-  override async *read(ref: ObjectRef, range?: { start: number; end: number }): AsyncGenerator<Uint8Array> {
-    for await (const chunk of super.read(ref, range)) {
-      this.bytesRead += chunk.length;
-      yield chunk;
-    }
-  }
-}
+import { countingReads } from '../../support/counting-reads';
 
 const options: IdentifyOptions = {
   maxFileSizeBytes: 100 * 1024 * 1024,
@@ -73,7 +63,7 @@ describe('identifyFile in slices (resumed from checkpoints)', () => {
   ];
 
   it.each(cases)('%s: the same classification as in one invocation', async (_name, key, bytes) => {
-    const store = new CountingStore();
+    const store = countingReads(new MemoryStore());
     const ref = { bucket: 'landing', key };
     await store.put(ref, bytes);
     const whole = await identifyFile(store, ref, options);
@@ -84,7 +74,7 @@ describe('identifyFile in slices (resumed from checkpoints)', () => {
   });
 
   it("a plain file's slices read it about once in all", async () => {
-    const store = new CountingStore();
+    const store = countingReads(new MemoryStore());
     const ref = { bucket: 'landing', key: 'users_acme_20261124.csv' };
     const bytes = usersCsv(30_000);
     await store.put(ref, bytes);

@@ -13,20 +13,7 @@ import {
 import { CheckpointSchema, MAX_CHECKPOINT_CHARS } from '../../../lambdas/prepare-file/contract';
 import { phaseDeps } from '../../support/prepare-deps';
 import { MemoryStore } from '../files/in-memory-pipeline';
-
-/** An object store that counts the bytes its reads hand out. */
-class CountingStore extends MemoryStore {
-  bytesRead = 0;
-  reads: ({ start: number; end: number } | undefined)[] = [];
-
-  override async *read(ref: ObjectRef, range?: { start: number; end: number }): AsyncGenerator<Uint8Array> {
-    this.reads.push(range);
-    for await (const chunk of super.read(ref, range)) {
-      this.bytesRead += chunk.length;
-      yield chunk;
-    }
-  }
-}
+import { countingReads } from '../../support/counting-reads';
 
 /** Users with a quoted multi-line note every 7th record (across many chunk boundaries), a bad email every 53rd. */
 function usersCsv(records: number): string {
@@ -131,7 +118,7 @@ describe('prepare slices resume from their checkpoint', () => {
     '%s: slices stopped after every chunk send every batch once, in order, the messages of one unsliced run',
     async (key, bytes) => {
       const file = { bucket: 'landing', key };
-      const store = new CountingStore(4096);
+      const store = countingReads(new MemoryStore(4096));
       await store.put(file, bytes);
       const fileId = sha256(bytes);
 
@@ -145,7 +132,7 @@ describe('prepare slices resume from their checkpoint', () => {
       expect(unsliced.complete).toBe(true);
 
       store.bytesRead = 0;
-      store.reads = [];
+      store.ranges = [];
       const sliced = new KeepingQueue();
       const { deps, totals } = depsOf(store, sliced);
       const results = await inSlices(deps, file, fileId);
@@ -160,10 +147,10 @@ describe('prepare slices resume from their checkpoint', () => {
       expect(results.reduce((sum, r) => sum + r.received, 0)).toBe(records);
       expect(results.reduce((sum, r) => sum + r.rejected, 0)).toBe(Math.ceil(records / 53));
       if (key.endsWith('.gz')) {
-        expect(store.reads.every((range) => range === undefined)).toBe(true);
+        expect(store.ranges.every((range) => range === undefined)).toBe(true);
       } else {
         // Each slice reads from its checkpoint: in all about the file once (a chunk more a slice), not slices x file.
-        expect(store.reads.slice(1).every((range) => range !== undefined && range.start > 0)).toBe(true);
+        expect(store.ranges.slice(1).every((range) => range !== undefined && range.start > 0)).toBe(true);
         expect(store.bytesRead).toBeLessThan(bytes.length + results.length * 3 * 4096);
       }
     },
@@ -172,7 +159,7 @@ describe('prepare slices resume from their checkpoint', () => {
   it('a later phase (onlyLines) resumes the same way: the carried lines, re-batched from 0, each once', async () => {
     const [key, bytes] = files[0];
     const file = { bucket: 'landing', key };
-    const store = new CountingStore(4096);
+    const store = countingReads(new MemoryStore(4096));
     await store.put(file, bytes);
     const fileId = sha256(bytes);
     const addLines: number[] = [];
@@ -203,7 +190,7 @@ describe('prepare slices resume from their checkpoint', () => {
   it('the SHA-256 check still holds: bytes changed past a checkpoint fail the slice that reaches the end', async () => {
     const [key, bytes] = files[0];
     const file = { bucket: 'landing', key };
-    const store = new CountingStore(4096);
+    const store = countingReads(new MemoryStore(4096));
     await store.put(file, bytes);
     const { deps, totals } = depsOf(store, new KeepingQueue());
     const first = await preparePhaseSlice(
