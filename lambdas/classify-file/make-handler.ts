@@ -10,6 +10,7 @@ import { identifyFile, isStopped, type IdentifyOptions } from '../core/files/ide
 import type { ObjectReader } from '../core/files/object-store';
 import type { FileRegistry } from '../core/ledger/file-claim';
 import { classifyFileContract as contract, type ClassifyFileEnvironment } from './contract';
+import { sliceDeadline } from '../adapters/aws/slice-deadline';
 
 export interface ClassifyFileDeps {
   readonly store: ObjectReader;
@@ -17,13 +18,6 @@ export interface ClassifyFileDeps {
   readonly settings: IdentifyOptions;
   readonly telemetry: Telemetry<'classify-file'>;
 }
-
-/**
- * A slice ends this long before the Lambda's timeout, so its checkpoint is returned: as prepare's, 60 s or a
- * quarter of the function's time when that is shorter.
- */
-const SLICE_MARGIN_MS = 60_000;
-const sliceMarginMs = (timeAtStartMs: number) => Math.min(SLICE_MARGIN_MS, timeAtStartMs / 4);
 
 /** classify: kind and SHA-256 of a landed file, in slices resumed from a checkpoint; claim: its claim in the registry. */
 export function makeHandler(deps: ClassifyFileDeps) {
@@ -33,10 +27,9 @@ export function makeHandler(deps: ClassifyFileDeps) {
     if (input.action === 'classify') {
       const from = input.resume?.checkpoint;
       const started = Date.now();
-      const marginMs = sliceMarginMs(context.getRemainingTimeInMillis());
       const result = await identifyFile(deps.store, input.file, deps.settings, {
         ...(from ? { from } : {}),
-        shouldStop: () => context.getRemainingTimeInMillis() < marginMs,
+        shouldStop: sliceDeadline(context),
       });
       if (isStopped(result)) {
         logger.info('classify slice read', {

@@ -248,7 +248,7 @@ export const SETTINGS = {
     scope: 'cli',
     flag: 'function-timeout',
     secret: false,
-    schema: integer(5, 900).default(900),
+    schema: integer(1, 900).default(900),
     help: "one machine: every handler's timeout, as Lambda's (the smaller of this and the function's own); shorter forces a scaled run's steps to slice",
   },
 } as const;

@@ -18,18 +18,11 @@ import {
   type FinalSummary,
 } from '../core/workflow/finalise-file';
 import { finaliseFileContract as contract, type FinaliseFileEnvironment, type FinaliseFileInput } from './contract';
+import { sliceDeadline } from '../adapters/aws/slice-deadline';
 
 export interface FinaliseFileDeps extends FinaliseDeps {
   readonly telemetry: Telemetry<'finalise-file'>;
 }
-
-/**
- * A finalise slice stops this long before the Lambda's timeout, so the carried text is saved and the
- * checkpoint returned: 60 s, or a quarter of a short invocation (as prepare's slices). The last slice asks no
- * more once the file is read: the archive copy (in parts above 5 GiB) runs in what is left.
- */
-const SLICE_MARGIN_MS = 60_000;
-const sliceMarginMs = (timeAtStartMs: number) => Math.min(SLICE_MARGIN_MS, timeAtStartMs / 4);
 
 /** finalise: reconcile, report and archive a processed file; duplicate and quarantine: the files not processed. */
 export function makeHandler(deps: FinaliseFileDeps) {
@@ -59,12 +52,11 @@ export function makeHandler(deps: FinaliseFileDeps) {
       const duplicate = { file: input.file, kind, fileId: sha256, duplicateOf: input.claim.duplicateOf };
       return { summary: await finaliseDuplicate(duplicate, deps) };
     }
-    const marginMs = sliceMarginMs(context.getRemainingTimeInMillis());
     const checkpoint = input.resume?.checkpoint as FinaliseCheckpoint | undefined;
     const slice = await finaliseFileSlice(
       { file: input.file, kind, fileId: sha256, format, retryPhases: input.retryAttempts },
       deps,
-      { ...(checkpoint ? { from: checkpoint } : {}), shouldStop: () => context.getRemainingTimeInMillis() < marginMs },
+      { ...(checkpoint ? { from: checkpoint } : {}), shouldStop: sliceDeadline(context) },
     );
     return slice.done ? { summary: slice.summary } : { checkpoint: slice.checkpoint };
   };

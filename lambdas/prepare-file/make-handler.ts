@@ -6,6 +6,7 @@ import { DynamoDbCallAnswers } from '../adapters/aws/dynamodb-call-answers';
 import { DynamoDbPhaseCounters } from '../adapters/aws/dynamodb-phase-counters';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store';
 import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
+import { sliceDeadline } from '../adapters/aws/slice-deadline';
 import { SqsCallQueue } from '../adapters/aws/sqs-call-queue';
 import { stateMachineErrors } from '../adapters/aws/task-errors';
 import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
@@ -26,14 +27,6 @@ export interface PrepareFileDeps extends PhaseDeps {
   readonly telemetry: Telemetry<'prepare-file'>;
 }
 
-/**
- * A slice ends this long before the Lambda's timeout, so the batches in hand are sent and the result returned:
- * 60 s, or a quarter of the function's time when that is shorter (a scaled run with a short timeout still
- * gets three quarters of each invocation for work).
- */
-const SLICE_MARGIN_MS = 60_000;
-const sliceMarginMs = (timeAtStartMs: number) => Math.min(SLICE_MARGIN_MS, timeAtStartMs / 4);
-
 /** segregate: the move under users/ or transactions/; prepare: one slice of a phase into the call queue. */
 export function makeHandler(deps: PrepareFileDeps) {
   const { logger } = deps.telemetry;
@@ -51,7 +44,6 @@ export function makeHandler(deps: PrepareFileDeps) {
     }
     const { resume, classification } = input;
     const started = Date.now();
-    const marginMs = sliceMarginMs(context.getRemainingTimeInMillis());
     const result = await preparePhaseSlice(
       {
         file: input.file,
@@ -63,7 +55,7 @@ export function makeHandler(deps: PrepareFileDeps) {
         ...(resume.checkpoint ? { checkpoint: resume.checkpoint } : {}),
       },
       deps,
-      () => context.getRemainingTimeInMillis() < marginMs,
+      sliceDeadline(context),
     );
     logger.info('phase slice enqueued', {
       fileId: classification.sha256,

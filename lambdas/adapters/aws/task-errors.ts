@@ -29,9 +29,20 @@ function mapError(error: unknown, event: unknown): PipelineError {
   return new PipelineError(ErrorNames.failed, `${failure.name ?? 'Error'}: ${failure.message ?? String(error)}`);
 }
 
+/**
+ * middy's own end of an invocation just before the Lambda timeout (its TimeoutError, caused by @middy/core): a
+ * cut-off like Lambda's Sandbox.Timedout, which the workflow retries from the Task's input (CUT_OFF_ERRORS), not an
+ * AWS hiccup; an SDK call that timed out is a TimeoutError too, and stays Pipeline.Transient.
+ */
+export const isInvocationCutOff = (error: unknown): boolean => {
+  const failure = error as { name?: unknown; cause?: { package?: unknown } } | undefined;
+  return failure?.name === 'TimeoutError' && failure.cause?.package === '@middy/core';
+};
+
 /** Middy middleware of the task handlers: {@link toStateMachineError} on every error, by the contract's names. */
 export const stateMachineErrors = (contract: { readonly errors: readonly ErrorName[] }): MiddlewareObj => ({
   onError: (request) => {
+    if (isInvocationCutOff(request.error)) return;
     request.error = toStateMachineError(request.error, request.event, contract.errors);
   },
 });

@@ -161,7 +161,14 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     startLocalAwsEndpoint(),
   ]);
   const crmUrl = options.crmUrl ?? settings.crmBaseUrl;
-  const simulator = crmUrl ? undefined : await startCrmSimulator(options.simulator);
+  // The simulator stands in for a CRM whose limit is the one the pipeline is configured for.
+  const simulator = crmUrl
+    ? undefined
+    : await startCrmSimulator({
+        callsPerWindow: settings.callsPerMinute,
+        windowMs: settings.limitWindowSeconds * 1000,
+        ...options.simulator,
+      });
   await db.createTable(LOCAL_NAMES.ledgerTable, TABLES.ledger);
   await db.createTable(LOCAL_NAMES.limiterTable, TABLES.limiter);
   for (const { source, credentials } of options.sources ?? []) {
