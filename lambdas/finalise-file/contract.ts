@@ -12,6 +12,7 @@ const Count = z.number().int().min(0);
 const AnswerPosition = z.object({ batch: Count, at: Count });
 const UploadCheckpoint = z.object({
   uploadId: z.string().min(1).optional(),
+  token: z.string().min(1).optional(),
   etags: z.array(z.string()),
   carry: z.string().min(1).optional(),
   staleCarry: z.string().min(1).optional(),
@@ -37,32 +38,6 @@ export const FinaliseCheckpointSchema = z.object({
   failedRecords: UploadCheckpoint.optional(),
 });
 
-/** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
-const Input = z.discriminatedUnion('action', [
-  z.object({
-    action: z.literal('finalise'),
-    file: FileRefSchema,
-    classification: Classification,
-    retryAttempts: z.number().int().min(0),
-    /** The slice before's result (`$.summary`): absent, or `{done: false}` with no checkpoint, on the first. */
-    resume: z
-      .object({ done: z.literal(false), checkpoint: FinaliseCheckpointSchema.optional() })
-      .nullable()
-      .optional(),
-  }),
-  z.object({
-    action: z.literal('duplicate'),
-    file: FileRefSchema,
-    classification: Classification,
-    claim: z.object({ duplicateOf: z.string() }),
-  }),
-  z.object({
-    action: z.literal('quarantine'),
-    file: FileRefSchema,
-    error: z.object({ Error: z.string().optional(), Cause: z.string().optional() }),
-  }),
-]);
-
 /** A finished file, as finalise returns it, `file.completed` carries it and summary.json holds it. */
 export const FinalSummarySchema = z.object({
   name: z.string(),
@@ -83,7 +58,42 @@ export const FinalSummarySchema = z.object({
   archived: FileRefSchema.optional(),
 });
 
-/** finalise: reconcile, report and archive a processed file; duplicate and quarantine: the files not processed. */
+/** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
+const Input = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('finalise'),
+    file: FileRefSchema,
+    classification: Classification,
+    retryAttempts: z.number().int().min(0),
+    /** The slice before's result (`$.summary`): absent, or `{done: false}` with no checkpoint, on the first. */
+    resume: z
+      .object({ done: z.literal(false), checkpoint: FinaliseCheckpointSchema.optional() })
+      .nullable()
+      .optional(),
+  }),
+  z.object({
+    /** After the last finalise slice: the source moved to the archive (in parts above 5 GiB), then file.completed. */
+    action: z.literal('archive'),
+    file: FileRefSchema,
+    summary: FinalSummarySchema.extend({ archived: FileRefSchema }),
+  }),
+  z.object({
+    action: z.literal('duplicate'),
+    file: FileRefSchema,
+    classification: Classification,
+    claim: z.object({ duplicateOf: z.string() }),
+  }),
+  z.object({
+    action: z.literal('quarantine'),
+    file: FileRefSchema,
+    error: z.object({ Error: z.string().optional(), Cause: z.string().optional() }),
+  }),
+]);
+
+/**
+ * finalise: reconcile and report a processed file, in slices; archive: then move it to the archive and emit
+ * file.completed; duplicate and quarantine: the files not processed.
+ */
 export const finaliseFileContract = defineContract({
   name: 'finalise-file',
   description: 'Reconciles, reports and archives (or quarantines) a file',
@@ -95,6 +105,7 @@ export const finaliseFileContract = defineContract({
       FinalSummarySchema.extend({ done: z.literal(true) }),
       z.object({ done: z.literal(false), checkpoint: FinaliseCheckpointSchema }),
     ]),
+    archive: FinalSummarySchema,
     duplicate: FinalSummarySchema,
     quarantine: FinalSummarySchema,
   },

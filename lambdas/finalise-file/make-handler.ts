@@ -10,6 +10,7 @@ import { S3ObjectStore } from '../adapters/aws/s3-object-store';
 import { stateMachineErrors } from '../adapters/aws/task-errors';
 import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
 import {
+  archiveFinished,
   finaliseDuplicate,
   finaliseFileSlice,
   quarantineFile,
@@ -24,7 +25,10 @@ export interface FinaliseFileDeps extends FinaliseDeps {
   readonly telemetry: Telemetry<'finalise-file'>;
 }
 
-/** finalise: reconcile, report and archive a processed file; duplicate and quarantine: the files not processed. */
+/**
+ * finalise: reconcile and report a processed file, in slices; archive: move it to the archive and emit
+ * file.completed; duplicate and quarantine: the files not processed.
+ */
 export function makeHandler(deps: FinaliseFileDeps) {
   const { logger, metrics, emit } = deps.telemetry;
 
@@ -47,6 +51,7 @@ export function makeHandler(deps: FinaliseFileDeps) {
     context: Context,
   ): Promise<{ summary: FinalSummary } | { checkpoint: FinaliseCheckpoint }> => {
     if (input.action === 'quarantine') return { summary: await quarantineFile(input, deps) };
+    if (input.action === 'archive') return { summary: await archiveFinished(input.file, input.summary, deps) };
     const { kind, sha256, format } = input.classification;
     if (input.action === 'duplicate') {
       const duplicate = { file: input.file, kind, fileId: sha256, duplicateOf: input.claim.duplicateOf };
@@ -70,12 +75,16 @@ export function makeHandler(deps: FinaliseFileDeps) {
       return { done: false as const, checkpoint: result.checkpoint };
     }
     const { summary } = result;
-    await reportMetrics(summary, input.action === 'finalise' ? input.classification.sha256 : undefined);
     // Counts and reasons only: no record data in logs.
     const { reports: _reports, archived: _archived, ...counts } = summary;
+    if (input.action === 'finalise') {
+      // The state machine's FinaliseFile loops while done is false, then ArchiveFile finishes the file.
+      logger.info('file reported', { key: input.file.key, ...counts });
+      return { ...summary, done: true as const };
+    }
+    await reportMetrics(summary, input.action === 'archive' ? input.summary.sha256 : undefined);
     logger.info('file finished', { action: input.action, key: input.file.key, ...counts });
-    // The state machine's FinaliseFile loops while done is false; the other actions end at once.
-    return input.action === 'finalise' ? { ...summary, done: true as const } : summary;
+    return summary;
   })
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))

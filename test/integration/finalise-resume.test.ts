@@ -181,6 +181,90 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
     }
   });
 
+  type Write = { kind: string; key: string; count: number };
+  /**
+   * A slice killed part way, as Lambda kills one at its timeout or out of memory: from `killAt` on, every write
+   * of the store fails (the process is gone), and the workflow retries the slice from its input.
+   */
+  const killedAt = (store: S3ObjectStore, killAt: (write: Write) => boolean) => {
+    let count = 0;
+    let dead = false;
+    const die = (kind: string, key: string) => {
+      dead ||= killAt({ kind, key, count: ++count });
+      if (dead) throw Object.assign(new Error('Task timed out'), { name: 'Sandbox.Timedout' });
+    };
+    const parts = store.parts;
+    const killing = Object.create(store) as S3ObjectStore;
+    Object.assign(killing, {
+      put: async (ref: ObjectRef, body: string, type: string) => (die('put', ref.key), store.put(ref, body, type)),
+      parts: {
+        ...parts,
+        uploadPart: async (ref: ObjectRef, id: string, n: number, body: Uint8Array) => (
+          die('part', ref.key),
+          parts.uploadPart(ref, id, n, body)
+        ),
+        complete: async (ref: ObjectRef, id: string, etags: readonly string[]) => (
+          die('complete', ref.key),
+          parts.complete(ref, id, etags)
+        ),
+        remove: async (ref: ObjectRef) => (die('remove', ref.key), parts.remove(ref)),
+      },
+    });
+    return killing;
+  };
+
+  it.each([
+    ['mid-slice, after some parts of its reports were sent', 'parts', (w: Write) => w.kind === 'part' && w.count >= 3],
+    ['after a checkpoint’s carry was written, before it was returned', 'carry', (w: Write) => w.kind === 'remove'],
+    [
+      'in the last slice, after the reports were completed, before the summary was written',
+      'summary',
+      (w: Write) => w.kind === 'put' && w.key.endsWith('summary.json'),
+    ],
+  ])('a slice killed %s is retried from its input: the same reports as one run', async (_when, slug, killAt) => {
+    const key = `incoming/acme/transactions/killed_${slug}.csv`;
+    const bytes = Buffer.from(partnerFile('transactions', 8000, 'csv'));
+    const fileId = await runPhases(bytes, key, 'transactions');
+    for (const bucket of ['landing1', 'landing2']) {
+      await s3.client().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+    }
+    const finished = { kind: 'transactions', fileId, format: 'csv', retryPhases: 2 } as const;
+    const whole = new S3ObjectStore(s3.client());
+    const once = await finaliseFileSlice(
+      { ...finished, file: { bucket: 'landing1', key } },
+      depsFor(whole, 'archive1'),
+    );
+    if (!once.done) throw new Error('one run stopped');
+
+    const store = new S3ObjectStore(s3.client());
+    const file = { bucket: 'landing2', key };
+    let from: FinaliseCheckpoint | undefined;
+    let killed = 0;
+    let sliced: FinalSummary | undefined;
+    for (let slices = 0; !sliced; slices++) {
+      const slice = async (target: S3ObjectStore) => {
+        let chunks = 0;
+        return finaliseFileSlice({ ...finished, file }, depsFor(target, 'archive2'), {
+          ...(from ? { from } : {}),
+          shouldStop: () => ++chunks % 2 === 0,
+          partBytes: 16 * 1024,
+        });
+      };
+      // Each slice is killed once at the chosen point (when it reaches it), then run again from the same input.
+      let result = await slice(killedAt(store, killAt)).catch((error: Error) => error);
+      if (result instanceof Error) {
+        expect(result.name).toBe('Sandbox.Timedout');
+        killed++;
+        result = await slice(store);
+      }
+      if (result.done) sliced = result.summary;
+      else from = FinaliseCheckpointSchema.parse(JSON.parse(JSON.stringify(result.checkpoint))) as FinaliseCheckpoint;
+      expect(slices).toBeLessThan(100);
+    }
+    expect(killed).toBeGreaterThanOrEqual(1);
+    expect(await reportsOf(store, sliced)).toEqual(await reportsOf(whole, once.summary));
+  });
+
   it("the handler returns done: false with its checkpoint until the last slice, whose summary is one run's", async () => {
     const key = 'incoming/acme/users/users_acme_20261125.csv';
     const bytes = Buffer.from(partnerFile('users', 8000, 'csv'));
@@ -195,7 +279,7 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
       return {
         functionName: 'finalise-file',
         awsRequestId: 'r1',
-        getRemainingTimeInMillis: () => (!short || calls++ < 2 ? 600_000 : 0),
+        getRemainingTimeInMillis: () => (!short || calls++ < 2 ? 600_000 : 1),
       } as unknown as Context;
     };
     const finalise = async (bucket: string, archive: string, short: boolean) => {

@@ -149,6 +149,10 @@ function world(scenario: Scenario) {
     'finalise-file': lambda('finalise-file', (p) => {
       if (p.action === 'quarantine') return { ...summary('failed'), reason: 'quarantined' };
       if (p.action === 'duplicate') return summary('duplicate');
+      if (p.action === 'archive') {
+        const { done: _done, ...finished } = p.summary as Record<string, unknown>;
+        return finished;
+      }
       // As the real function: done false with where the next slice goes on, until the last returns the summary.
       const resume = p.resume as { checkpoint?: ReturnType<typeof finaliseCheckpointAt> } | null;
       const slice = (resume?.checkpoint?.report.received ?? 0) / 1000 + 1;
@@ -174,6 +178,7 @@ async function run(scenario: Scenario, key = 'users_acme_20261124.csv') {
         'EnqueueUpdate',
         'EnqueueRetry',
         'FinaliseFile',
+        'ArchiveFile',
         'FinaliseDuplicate',
         'Quarantine',
       ].map((s) => [s, 0]),
@@ -257,6 +262,7 @@ describe('file-ingestion state machine', () => {
       'prepare-file:prepare:ADD',
       'await-phase:await:ADD',
       'finalise-file:finalise',
+      'finalise-file:archive',
     ]);
     // Each slice resumes from what the last one returned.
     expect(calls[3]?.payload.resume).toEqual({ phase: 'ADD', from: null, done: false, slices: 0, batches: 0 });
@@ -272,16 +278,23 @@ describe('file-ingestion state machine', () => {
     // The await step gets the file, the phase and the task token; prepare works on the segregated key.
     expect(calls[6]?.payload).toEqual({ action: 'await', fileId: SHA, phase: 'ADD', taskToken: 'local-task-token' });
     expect(calls[3]?.payload.file).toMatchObject({ bucket: 'landing', key: 'users/users_acme_20261124.csv' });
-    expect(output.summary).toMatchObject({ status: 'succeeded' });
+    // The archive step moves the file finalise reported on, with the summary it returned.
+    expect(calls[8]?.payload).toEqual({
+      action: 'archive',
+      file: calls[7]?.payload.file,
+      summary: { ...summary('succeeded'), done: true },
+    });
+    expect(output.summary).toEqual(summary('succeeded'));
   });
 
   it('finalise in 3 slices: each goes on from the checkpoint the one before returned', async () => {
     const { output, actions, calls, entered } = await run({ kind: 'users', finaliseSlices: 3 });
-    expect(actions.slice(-4)).toEqual([
+    expect(actions.slice(-5)).toEqual([
       'await-phase:await:ADD',
       'finalise-file:finalise',
       'finalise-file:finalise',
       'finalise-file:finalise',
+      'finalise-file:archive',
     ]);
     const finalises = calls.filter((c) => c.payload.action === 'finalise').map((c) => c.payload.resume);
     expect(finalises).toEqual([
@@ -289,7 +302,7 @@ describe('file-ingestion state machine', () => {
       { done: false, checkpoint: finaliseCheckpointAt(1) },
       { done: false, checkpoint: finaliseCheckpointAt(2) },
     ]);
-    expect(entered.slice(-8)).toEqual([
+    expect(entered.slice(-9)).toEqual([
       'StartFinalise',
       'FinaliseFile',
       'IsFinalised',
@@ -297,9 +310,10 @@ describe('file-ingestion state machine', () => {
       'IsFinalised',
       'FinaliseFile',
       'IsFinalised',
+      'ArchiveFile',
       'Finalised',
     ]);
-    expect(output.summary).toMatchObject({ status: 'succeeded', done: true });
+    expect(output.summary).toEqual(summary('succeeded'));
   });
 
   it('classify in 3 slices: each goes on from the checkpoint the one before returned, then the claim', async () => {
@@ -349,13 +363,14 @@ describe('file-ingestion state machine', () => {
 
   it('8006 -> the UPD phase re-batches those records, then finalise', async () => {
     const { actions, calls } = await run({ kind: 'users', phases: { ADD: { batches: 10, update: 7 } } });
-    expect(actions.slice(-4)).toEqual([
+    expect(actions.slice(-5)).toEqual([
       'await-phase:await:ADD',
       'prepare-file:prepare:UPD',
       'await-phase:await:UPD',
       'finalise-file:finalise',
+      'finalise-file:archive',
     ]);
-    expect(calls.at(-3)?.payload.resume).toEqual({ phase: 'UPD', from: 'ADD', done: false, slices: 0, batches: 0 });
+    expect(calls.at(-4)?.payload.resume).toEqual({ phase: 'UPD', from: 'ADD', done: false, slices: 0, batches: 0 });
   });
 
   it('CONFLICTING_PROFILE in the UPD phase is final: no further phase, finalise reports it', async () => {
@@ -367,7 +382,7 @@ describe('file-ingestion state machine', () => {
       'await-phase:await:ADD',
       'await-phase:await:UPD',
     ]);
-    expect(actions.at(-1)).toBe('finalise-file:finalise');
+    expect(actions.slice(-2)).toEqual(['finalise-file:finalise', 'finalise-file:archive']);
   });
 
   it.each([
@@ -376,7 +391,7 @@ describe('file-ingestion state machine', () => {
   ])('%s fails records without another phase', async (_case, kind) => {
     const { actions } = await run({ kind, phases: { ADD: { batches: 3 } } }, `${kind}_acme_20261124.csv`);
     expect(actions.filter((a) => a.startsWith('prepare-file:prepare')).every((a) => a.endsWith(':ADD'))).toBe(true);
-    expect(actions.at(-1)).toBe('finalise-file:finalise');
+    expect(actions.slice(-2)).toEqual(['finalise-file:finalise', 'finalise-file:archive']);
   });
 
   it('4404 then created: one RETRY phase after the wait, then finalise', async () => {
@@ -385,14 +400,15 @@ describe('file-ingestion state machine', () => {
       'trx_acme_20261124.csv',
     );
     expect(entered).toContain('WaitBeforeRetry');
-    expect(actions.slice(-4)).toEqual([
+    expect(actions.slice(-5)).toEqual([
       'await-phase:await:ADD',
       'prepare-file:prepare:RETRY1',
       'await-phase:await:RETRY1',
       'finalise-file:finalise',
+      'finalise-file:archive',
     ]);
-    expect(calls.at(-3)?.payload.resume).toMatchObject({ phase: 'RETRY1', from: 'ADD' });
-    expect(calls.at(-1)?.payload).toMatchObject({ action: 'finalise', retryAttempts: 1 });
+    expect(calls.at(-4)?.payload.resume).toMatchObject({ phase: 'RETRY1', from: 'ADD' });
+    expect(calls.at(-2)?.payload).toMatchObject({ action: 'finalise', retryAttempts: 1 });
   });
 
   it('4404 past the attempts: three RETRY phases, then finalise (the rest fail as 4404)', async () => {
@@ -425,7 +441,7 @@ describe('file-ingestion state machine', () => {
       ['RETRY2', 'RETRY1'],
       ['RETRY3', 'RETRY2'],
     ]);
-    expect(calls.at(-1)?.payload).toMatchObject({ action: 'finalise', retryAttempts: 3 });
+    expect(calls.at(-2)?.payload).toMatchObject({ action: 'finalise', retryAttempts: 3 });
   });
 
   it('a resume that never comes (a count lost to a crash): the wait times out, the check recounts, the file goes on', async () => {
@@ -435,12 +451,13 @@ describe('file-ingestion state machine', () => {
       phases: { ADD: { batches: 4, update: 2 } },
     });
     expect(entered).toEqual(expect.arrayContaining(['AwaitPhase', 'CheckPhase', 'IsPhaseComplete', 'PhaseComplete']));
-    expect(actions.slice(-5)).toEqual([
+    expect(actions.slice(-6)).toEqual([
       'await-phase:await:ADD',
       'await-phase:check:ADD',
       'prepare-file:prepare:UPD',
       'await-phase:await:UPD',
       'finalise-file:finalise',
+      'finalise-file:archive',
     ]);
     // The first check knows of no earlier one.
     expect(calls.find((c) => c.payload.action === 'check')?.payload).toEqual({
@@ -472,10 +489,12 @@ describe('file-ingestion state machine', () => {
       failures: {
         prepare: [cutOff('TimeoutError'), cutOff('Sandbox.Timedout')],
         finalise: [cutOff('Runtime.OutOfMemory')],
+        archive: [cutOff('Sandbox.Timedout')],
       },
     });
     expect(actions.filter((a) => a === 'prepare-file:prepare:ADD')).toHaveLength(3);
     expect(actions.filter((a) => a === 'finalise-file:finalise')).toHaveLength(2);
+    expect(actions.filter((a) => a === 'finalise-file:archive')).toHaveLength(2);
     expect(output.summary).toMatchObject({ status: 'succeeded' });
     const failure = (await run({
       kind: 'users',

@@ -39,9 +39,14 @@ export class S3ObjectStore implements ObjectStore {
 
   /** Multipart uploads that a later invocation goes on with (finalise's reports), by UploadId and ETags. */
   readonly parts: PartUploads = {
-    create: async (ref, contentType) => {
+    create: async (ref, contentType, metadata) => {
       const { UploadId } = await this.s3.send(
-        new CreateMultipartUploadCommand({ Bucket: ref.bucket, Key: ref.key, ContentType: contentType }),
+        new CreateMultipartUploadCommand({
+          Bucket: ref.bucket,
+          Key: ref.key,
+          ContentType: contentType,
+          ...(metadata ? { Metadata: { ...metadata } } : {}),
+        }),
       );
       if (!UploadId) throw new Error(`no UploadId for s3://${ref.bucket}/${ref.key}`);
       return UploadId;

@@ -48,8 +48,8 @@ export interface ObjectStore extends ObjectReader {
  * last at least 5 MiB, at most 10,000 parts).
  */
 export interface PartUploads {
-  /** @returns the upload's id. */
-  create(ref: ObjectRef, contentType: string): Promise<string>;
+  /** @returns the upload's id. `metadata` is the finished object's user metadata. */
+  create(ref: ObjectRef, contentType: string, metadata?: Readonly<Record<string, string>>): Promise<string>;
   /** @returns the part's ETag. */
   uploadPart(ref: ObjectRef, uploadId: string, partNumber: number, body: Uint8Array): Promise<string>;
   /** Joins the parts, numbered from 1 in the order of `etags`. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ErrorNames } from '../errors';
 import type { Encoding } from '../config';
 import type { RecordFormat } from '../files/file-encoding';
@@ -67,6 +68,11 @@ const JSON_TYPE = 'application/json';
 export interface UploadCheckpoint {
   /** Set once the first part is sent; a report shorter than a part is written whole at the end. */
   readonly uploadId?: string;
+  /**
+   * With `uploadId`: the finished object's `finalise-upload` metadata, so a retried last slice knows the upload
+   * was completed (S3 then no longer knows the UploadId) and writes nothing again.
+   */
+  readonly token?: string;
   /** The parts' ETags, part n at n - 1. */
   readonly etags: readonly string[];
   /** Key (archive bucket) of the text written since the last part: under a part, so not sendable yet. */
@@ -100,6 +106,9 @@ export interface FinaliseOptions {
   readonly partBytes?: number;
 }
 
+/** The metadata by which a completed report upload is recognised (its checkpoint's token). */
+const UPLOAD_TOKEN = 'finalise-upload';
+
 /** 8 MiB parts: 10 GB of results is ~1,200 ETags (~45 KB of checkpoint), well under Step Functions' 256 KiB. */
 const DEFAULT_PART_BYTES = 8 * 1024 * 1024;
 
@@ -111,6 +120,8 @@ interface ReportUpload extends TextSink {
   end(): Promise<void>;
   /** On a failure: `final` when no retry will go on with this upload (a mismatch, or one this slice began). */
   abort(final: boolean): Promise<void>;
+  /** Once the summary is kept (no retry needs them): deletes the carries this slice read. */
+  cleanUp(): Promise<void>;
 }
 
 /** Opens the upload on the first write only: no failed-records file when nothing failed. Not resumable. */
@@ -122,6 +133,7 @@ function streamedUpload(open: () => TextUpload): ReportUpload {
     checkpoint: () => Promise.reject(new Error('a streamed upload has no checkpoint')),
     end: async () => upload?.end(),
     abort: async () => upload?.abort(),
+    cleanUp: async () => undefined,
   };
 }
 
@@ -130,12 +142,17 @@ function streamedUpload(open: () => TextUpload): ReportUpload {
  * part, which S3 refuses unless it is the last) goes to a small carry object at a checkpoint and is read back
  * by the next slice: a slice cannot end on a part boundary (records do not line up with 5 MiB), and up to a
  * part of text is too large for the state's 256 KiB. Each carry has its own key, so a retried slice still
- * finds the one it began from; the one before is deleted at the next checkpoint, the rest at the end.
+ * finds the one it began from; the one before is deleted at the next checkpoint, the rest once the summary is
+ * kept (a last slice cut off after completing the upload is retried from the same checkpoint: it finds the
+ * object there with its token, writes nothing again, and still has its carry to read).
  */
 class PartedUpload implements ReportUpload {
   private texts: string[] = [];
   private bytes = 0;
   private uploadId: string | undefined;
+  private token: string | undefined;
+  /** The upload this slice went on with was completed by an earlier try of it: nothing more to write. */
+  private completed = false;
   private readonly etags: string[];
   /** The part being sent: one at a time, while the merge writes the next. */
   private sending: Promise<void> = Promise.resolve();
@@ -150,6 +167,7 @@ class PartedUpload implements ReportUpload {
     private readonly from: UploadCheckpoint | undefined,
   ) {
     this.uploadId = from?.uploadId;
+    this.token = from?.token;
     this.etags = [...(from?.etags ?? [])];
   }
 
@@ -168,6 +186,11 @@ class PartedUpload implements ReportUpload {
       target.partBytes,
       from,
     );
+    if (from?.uploadId && from.token) {
+      const head = await store.head(target.ref).catch(() => undefined);
+      upload.completed = head?.metadata[UPLOAD_TOKEN] === from.token;
+      if (upload.completed) return upload;
+    }
     if (from?.carry) {
       const bytes: Uint8Array[] = [];
       for await (const chunk of store.read({ bucket: target.ref.bucket, key: from.carry })) bytes.push(chunk);
@@ -183,13 +206,14 @@ class PartedUpload implements ReportUpload {
   }
 
   async write(text: string): Promise<void> {
-    if (!text) return;
+    if (!text || this.completed) return;
     this.texts.push(text);
     this.bytes += Buffer.byteLength(text);
     if (this.bytes >= this.partBytes) await this.sendPart();
   }
 
   async checkpoint(at: number): Promise<UploadCheckpoint> {
+    if (this.completed) return this.from as UploadCheckpoint;
     await this.sending;
     let carry: string | undefined;
     if (this.bytes > 0) {
@@ -200,6 +224,7 @@ class PartedUpload implements ReportUpload {
     if (this.from?.staleCarry) await this.parts.remove(this.carried(this.from.staleCarry));
     return {
       ...(this.uploadId ? { uploadId: this.uploadId } : {}),
+      ...(this.token ? { token: this.token } : {}),
       etags: [...this.etags],
       ...(carry ? { carry } : {}),
       ...(this.from?.carry && this.from.carry !== carry ? { staleCarry: this.from.carry } : {}),
@@ -207,6 +232,7 @@ class PartedUpload implements ReportUpload {
   }
 
   async end(): Promise<void> {
+    if (this.completed) return;
     if (this.uploadId === undefined) {
       await this.store.put(this.ref, this.texts.join(''), this.contentType);
     } else {
@@ -214,6 +240,9 @@ class PartedUpload implements ReportUpload {
       await this.sending;
       await this.parts.complete(this.ref, this.uploadId, this.etags);
     }
+  }
+
+  async cleanUp(): Promise<void> {
     for (const key of [this.from?.carry, this.from?.staleCarry]) {
       if (key) await this.parts.remove(this.carried(key));
     }
@@ -222,7 +251,7 @@ class PartedUpload implements ReportUpload {
   async abort(final: boolean): Promise<void> {
     // An upload a checkpoint holds is left for the retry that goes on with it, unless none will.
     await this.sending.catch(() => undefined);
-    if (this.uploadId === undefined || (this.from?.uploadId !== undefined && !final)) return;
+    if (this.completed || this.uploadId === undefined || (this.from?.uploadId !== undefined && !final)) return;
     await this.parts.abort(this.ref, this.uploadId).catch(() => undefined);
   }
 
@@ -235,7 +264,10 @@ class PartedUpload implements ReportUpload {
     this.texts = [];
     this.bytes = 0;
     await this.sending;
-    this.uploadId ??= await this.parts.create(this.ref, this.contentType);
+    if (this.uploadId === undefined) {
+      this.token = randomUUID();
+      this.uploadId = await this.parts.create(this.ref, this.contentType, { [UPLOAD_TOKEN]: this.token });
+    }
     this.sending = this.parts.uploadPart(this.ref, this.uploadId, this.etags.length + 1, body).then((etag) => {
       this.etags.push(etag);
     });
@@ -256,6 +288,7 @@ function lazyReportUpload(open: () => Promise<ReportUpload>, from: boolean): Pro
     checkpoint: async (at) => (await get()).checkpoint(at),
     end: async () => opened?.end(),
     abort: async (final) => opened?.abort(final),
+    cleanUp: async () => opened?.cleanUp(),
   };
 }
 
@@ -269,12 +302,28 @@ function lazyReportUpload(open: () => Promise<ReportUpload>, from: boolean): Pro
 export async function finaliseFile(input: FinishedFile, deps: FinaliseDeps): Promise<FinalSummary> {
   const slice = await finaliseFileSlice(input, deps);
   if (!slice.done) throw new Error('finalise without shouldStop stopped');
-  return slice.summary;
+  return archiveFinished(input.file, slice.summary, deps);
+}
+
+/**
+ * The archive step, after the last finalise slice: the source moved to the archive (S3 copies an object over
+ * 5 GiB in parts, minutes for 10 GB, so it has its own invocation), then `file.completed`. Safe to repeat: a
+ * move whose source is gone and target there is done, and delivering the reports again replaces them.
+ */
+export async function archiveFinished(
+  file: ObjectRef,
+  summary: FinalSummary,
+  deps: Pick<FinaliseDeps, 'store' | 'events'>,
+): Promise<FinalSummary> {
+  if (!summary.archived) throw new Error(`${summary.name}: a summary with nowhere to archive the file`);
+  await deps.store.move(file, summary.archived);
+  await deps.events.fileCompleted(summary);
+  return summary;
 }
 
 /**
  * {@link finaliseFile} across invocations: from `options.from`, until the end of the file (then the reports are
- * completed, the summary written and the source archived, as in one run) or until `shouldStop` says so after a
+ * completed and the summary written and kept, for {@link archiveFinished}) or until `shouldStop` says so after a
  * chunk of records, returning the checkpoint to go on from. The reports are byte for byte those of one run.
  */
 export async function finaliseFileSlice(
@@ -372,9 +421,9 @@ export async function finaliseFileSlice(
       JSON_TYPE,
     );
     await deps.outcomes.recordSummary(input.fileId, summary);
+    // Kept until now so that a retry of this slice could still read them (the lifecycle expires any left).
+    await Promise.all([results.cleanUp(), failed.cleanUp()]).catch(() => undefined);
   }
-  await deps.store.move(input.file, archived);
-  await deps.events.fileCompleted(summary);
   return { done: true, summary };
 }
 

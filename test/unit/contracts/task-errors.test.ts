@@ -4,7 +4,7 @@ import { createTelemetry } from '../../../lambdas/adapters/aws/telemetry';
 import * as awaitPhase from '../../../lambdas/await-phase/make-handler';
 import * as classifyFile from '../../../lambdas/classify-file/make-handler';
 import { FUNCTION_CONTRACTS } from '../../../lambdas/contracts/functions';
-import type { WorkflowTaskFunction } from '../../../lambdas/contracts/infrastructure';
+import { CUT_OFF_ERRORS, type WorkflowTaskFunction } from '../../../lambdas/contracts/infrastructure';
 import { ErrorNames, FileRejectedError } from '../../../lambdas/core/errors';
 import * as finaliseFile from '../../../lambdas/finalise-file/make-handler';
 import * as prepareFile from '../../../lambdas/prepare-file/make-handler';
@@ -24,14 +24,20 @@ const FAILURES: [string, Error, string][] = [
   ['a missing object', awsError('NoSuchKey', 404), ErrorNames.fileGone],
   ['access denied', awsError('AccessDenied', 403), ErrorNames.failed],
   ['a bug', new TypeError('x is undefined'), ErrorNames.failed],
+  // An SDK call that timed out (not the invocation): an AWS hiccup.
+  ['an AWS SDK timeout', Object.assign(new Error('socket timed out'), { name: 'TimeoutError' }), ErrorNames.transient],
 ];
 
-/** An adapter every call of which fails with `error`. */
+/** Given as the error: the adapters' calls wait for ever instead of failing. */
+const HANG = new Error('hang');
+
+/** An adapter every call of which fails with `error` (or, for HANG, never answers). */
 const failing = (error: Error) =>
   new Proxy(
     {},
     {
       get: () => () => {
+        if (error === HANG) return new Promise(() => undefined);
         throw error;
       },
     },
@@ -135,6 +141,20 @@ describe.each(Object.entries(handlers))('the %s task handler', (name, { build, e
       const error = await thrown(build(failure), event);
       expect({ event, name: error?.name }).toEqual({ event, name });
     }
+  });
+
+  it('leaves middy’s end of an invocation just before its timeout as TimeoutError, the cut-off the workflow retries', async () => {
+    const started = Date.now();
+    const shortContext = {
+      getRemainingTimeInMillis: () => 100 - (Date.now() - started),
+      awsRequestId: 'r',
+    } as unknown as Context;
+    const error = await build(HANG)(events[0], shortContext).then(
+      () => undefined,
+      (failure: unknown) => failure as Error,
+    );
+    expect(error?.name).toBe('TimeoutError');
+    expect(CUT_OFF_ERRORS).toContain(error?.name);
   });
 
   it('keeps the name of a pipeline error, and names an input the contract refuses Pipeline.Failed', async () => {
