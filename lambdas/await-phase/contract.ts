@@ -34,6 +34,7 @@ export const awaitPhaseContract = defineContract({
   name: 'await-phase',
   description: 'Stores a phase task token; checks a stalled phase',
   timeoutSeconds: 15 * 60,
+  memoryMb: 1024,
   input: Input,
   outputs: {
     await: z.object({ resumed: z.boolean() }),

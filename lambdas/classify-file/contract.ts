@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineContract, defineEnvironment, FileRefSchema, Sha256Schema } from '../contracts/function-contract';
+import { WHOLE_FILE_MEMORY_MB } from '../contracts/infrastructure';
 import { metricsOf } from '../contracts/telemetry';
 import { ErrorNames } from '../core/errors';
 import { FILE_KINDS } from '../core/files/record-schemas';
@@ -55,6 +56,7 @@ export const classifyFileContract = defineContract({
   name: 'classify-file',
   description: 'Classifies a landed file and claims it by SHA-256',
   timeoutSeconds: 15 * 60,
+  memoryMb: WHOLE_FILE_MEMORY_MB,
   input: Input,
   outputs: {
     /** `done: false` with a checkpoint while the pass goes on in another invocation; the last slice's is `done: true`. */

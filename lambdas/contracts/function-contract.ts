@@ -21,6 +21,8 @@ export interface FunctionContract<
   readonly description: string;
   /** The function's timeout, and so how long a local invocation may run. */
   readonly timeoutSeconds: number;
+  /** Lambda memory (MB), which also sets its CPU share: a full vCPU at 1,769 MB (docs/development.md). */
+  readonly memoryMb: number;
   readonly input: I;
   /** The output of each action (`default` when the function has one). */
   readonly outputs: O;
@@ -105,6 +107,7 @@ export interface AnyContract {
   readonly name: FunctionName;
   readonly description: string;
   readonly timeoutSeconds: number;
+  readonly memoryMb: number;
   readonly input: z.ZodType;
   readonly outputs: Readonly<Record<string, z.ZodType>>;
   readonly environment: { readonly settings: readonly PipelineSettingKey[]; readonly resources: z.ZodObject };

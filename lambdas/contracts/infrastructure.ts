@@ -30,6 +30,15 @@ export type WorkflowTaskFunction = (typeof WORKFLOW_TASK_FUNCTIONS)[keyof typeof
 export const TASK_TIMEOUT_MARGIN_SECONDS = 30;
 
 /**
+ * Memory of the steps that read a whole file (classify, prepare, finalise): 1,769 MB, the size at which Lambda
+ * gives a function one full vCPU. Their work is one thread parsing (CPU-bound) and their peak RSS stays under
+ * 140 MB at any size (`npm run bench:scale`), so memory buys only CPU: from 1,024 MB (0.58 vCPU) they run 1.73x
+ * faster for the same GB-seconds a record, and a 10 GiB gzip file needs fewer slices, each of which inflates the
+ * text before its checkpoint again. More than 1,769 MB adds a second vCPU that one thread does not use.
+ */
+export const WHOLE_FILE_MEMORY_MB = 1769;
+
+/**
  * The errors of a function cut off by its runtime rather than thrown by its code: a timeout (middy's TimeoutError
  * just before the end, Lambda's Sandbox.Timedout, the state's own States.Timeout), memory exhausted or the
  * process gone (Runtime.OutOfMemory, Runtime.ExitError, or Lambda.Unknown when Lambda names none). Each Task of

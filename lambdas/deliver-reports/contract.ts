@@ -26,6 +26,7 @@ export const deliverReportsContract = defineContract({
   name: 'deliver-reports',
   description: "Puts each file's summary and failed records where its partner looks",
   timeoutSeconds: 5 * 60,
+  memoryMb: 512,
   input: Input,
   outputs: {
     default: z.union([

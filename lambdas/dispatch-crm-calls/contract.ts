@@ -67,6 +67,8 @@ export const dispatchCrmCallsContract = defineContract({
   // most 60 s (Retry-After within the window; the back-off's ceilings 0.5-16 s are below it) = 360 s, + 30 s of
   // ledger and workflow requests = 529 s. lib/config.ts refuses a deployment whose settings need more.
   timeoutSeconds: 600,
+  // I/O-bound: it waits on the limiter's slot and the CRM's answer; 512 MB holds its batch of calls.
+  memoryMb: 512,
   input: Input,
   outputs: { default: z.object({ batchItemFailures: z.array(z.object({ itemIdentifier: z.string() })) }) },
   environment: defineEnvironment(

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineContract, defineEnvironment, FileRefSchema, Sha256Schema } from '../contracts/function-contract';
+import { WHOLE_FILE_MEMORY_MB } from '../contracts/infrastructure';
 import { metricsOf } from '../contracts/telemetry';
 import { ErrorNames } from '../core/errors';
 import { FILE_KINDS } from '../core/files/record-schemas';
@@ -98,6 +99,7 @@ export const finaliseFileContract = defineContract({
   name: 'finalise-file',
   description: 'Reconciles, reports and archives (or quarantines) a file',
   timeoutSeconds: 15 * 60,
+  memoryMb: WHOLE_FILE_MEMORY_MB,
   input: Input,
   outputs: {
     // done: false while the file needs more slices (the state machine loops on it), true with the summary.

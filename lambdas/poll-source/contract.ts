@@ -24,6 +24,7 @@ export const pollSourceContract = defineContract({
   name: 'poll-source',
   description: 'Collects complete files from a partner SFTP server into the landing zone',
   timeoutSeconds: 15 * 60,
+  memoryMb: 1024,
   input: z.object({ source: z.string().min(1) }),
   outputs: { default: PollOutcomeSchema },
   environment: defineEnvironment(

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineContract, defineEnvironment, FileRefSchema, Sha256Schema } from '../contracts/function-contract';
+import { WHOLE_FILE_MEMORY_MB } from '../contracts/infrastructure';
 import { metricsOf } from '../contracts/telemetry';
 import { PHASE_PATTERN } from '../core/crm/call-message';
 import { ErrorNames } from '../core/errors';
@@ -54,6 +55,7 @@ export const prepareFileContract = defineContract({
   name: 'prepare-file',
   description: 'Segregates a file and enqueues its CRM calls in slices',
   timeoutSeconds: 15 * 60,
+  memoryMb: WHOLE_FILE_MEMORY_MB,
   input: Input,
   outputs: {
     segregate: FileRefSchema,

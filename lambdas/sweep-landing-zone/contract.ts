@@ -11,6 +11,7 @@ export const sweepLandingZoneContract = defineContract({
   name: 'sweep-landing-zone',
   description: 'Starts the workflow of files an event missed',
   timeoutSeconds: 15 * 60,
+  memoryMb: 1024,
   // The schedule's event: nothing in it is read.
   input: z.unknown(),
   outputs: {

@@ -40,7 +40,6 @@ export class CrmDispatch extends Construct {
       contract: dispatchCrmCallsContract,
       key: props.key,
       logRetention: props.logRetention,
-      memorySize: 512,
       environment: dispatchCrmCallsContract.environment.build(
         {
           LEDGER_TABLE_NAME: props.ledgerTable.tableName,

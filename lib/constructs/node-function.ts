@@ -13,15 +13,13 @@ import { acknowledgeNag, acknowledgeWildcards } from './nag';
 const ROOT = join(__dirname, '../..');
 
 export interface IngestionFunctionProps {
-  /** The function's contract: its name (the folder under `lambdas/` whose `handler.ts` it runs), description, timeout. */
+  /** The function's contract: its name (the folder under `lambdas/` whose `handler.ts` it runs), description, timeout, memory. */
   readonly contract: AnyContract;
   /** Its environment, from the contract's builder (`contract.environment.build`): only what it reads. */
   readonly environment: Readonly<Record<string, string>>;
   readonly logRetention: RetentionDays;
   /** Encrypts the log group. */
   readonly key: IKey;
-  /** @default 1024 */
-  readonly memorySize?: number;
   /** Concurrent executions kept for this function (and its cap); none by default. */
   readonly reservedConcurrentExecutions?: number;
   /** Runs in these subnets (egress through their NAT), with these security groups; none: Lambda's own network. */
@@ -57,7 +55,7 @@ export class IngestionFunction extends Construct {
       description: props.contract.description,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
-      memorySize: props.memorySize ?? 1024,
+      memorySize: props.contract.memoryMb,
       timeout: Duration.seconds(props.contract.timeoutSeconds),
       tracing: Tracing.ACTIVE,
       logGroup,

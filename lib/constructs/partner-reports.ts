@@ -51,7 +51,6 @@ export class PartnerReports extends Construct {
       contract: deliverReportsContract,
       key: props.key,
       logRetention: props.logRetention,
-      memorySize: 512,
       ...(props.network && answering.length > 0 ? { vpc: props.network } : {}),
       environment: deliverReportsContract.environment.build(
         {

@@ -98,7 +98,6 @@ export class SourcePolling extends Construct {
       contract: pollSourceContract,
       key: props.key,
       logRetention: props.logRetention,
-      memorySize: 1024,
       ...(props.network ? { vpc: props.network } : {}),
       environment: pollSourceContract.environment.build(
         {

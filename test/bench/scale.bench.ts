@@ -3,12 +3,14 @@
  * preparePhaseSlice; finalise: finaliseFile), on real generated partner files (users and transactions; CSV, gzip
  * CSV, JSON Lines) at each size of `--records`, served by an object store over local files with ranged reads.
  * Each step runs in a fresh process pinned to one core (taskset, when present) with the heap capped at the
- * functions' 1,024 MB. Prints per step and file: records/s and MB/s of file bytes (CPU time), peak RSS, then at
- * Lambda's CPU share (1,024 MB is about 0.58 vCPU) the records one invocation takes in 840 s (15 minutes less the
- * 60 s slice margin) and the invocations a 10 GiB file of that format needs; finalise's CPU seconds per million
- * records at each size against the smallest (linear: at most 20% more per record). Files are generated once per size and removed.
- * Options: `--records 1000000,10000000`, `--formats csv,csv.gz,jsonl`, `--steps classify,prepare,finalise`,
- * `--kinds users,transactions`, `--runs N` (median, default 1), `--all-succeeded` (finalise's answers: every ADD
+ * functions' memory (1,769 MB, or `--memory MB`). Prints per step and file: records/s and MB/s of file bytes (CPU
+ * time), peak RSS, then at Lambda's CPU share (1,769 MB is one vCPU, 1,024 MB 0.58) the records one invocation
+ * takes in 840 s (15 minutes less the 60 s slice margin) and the invocations a 10 GiB file of that format needs; finalise's CPU seconds per million
+ * records at each size against the smallest (linear: at most 20% more per record); for gzip, what resuming costs
+ * (`resume-end`: the whole file inflated and dropped, as a slice resuming near the end does) and the invocations a
+ * 10 GiB gzip file then needs per step. Files are generated once per size and removed.
+ * Options: `--records 1000000,10000000`, `--formats csv,csv.gz,jsonl`, `--steps classify,prepare,finalise,resume-end`,
+ * `--kinds users,transactions`, `--runs N` (median, default 1), `--memory MB` (default 1769), `--all-succeeded` (finalise's answers: every ADD
  * succeeds, instead of 30% 8006 -> UPD for users and 6% 4404 -> RETRY1 -> RETRY2 for transactions).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -17,11 +19,15 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { FileKind } from '../../lambdas/core/files/record-schemas';
 import { generateFiles } from '../../lambdas/local/cli/generate-files';
+import { WHOLE_FILE_MEMORY_MB } from '../../lambdas/contracts/infrastructure';
 import { median, numberOption } from './bench-support';
 
-/** The functions' memory (lib/constructs/node-function.ts: 1,024 MB), and the CPU share Lambda gives it. */
-const HEAP_MB = 1024;
-const LAMBDA_VCPU = 1024 / 1769;
+/**
+ * The whole-file steps' memory (their contracts: WHOLE_FILE_MEMORY_MB) or `--memory MB`, as the heap cap, and the
+ * CPU share Lambda gives it: memory / 1,769 MB of a vCPU, at most one (a second one does nothing for one thread).
+ */
+const HEAP_MB = numberOption('--memory', WHOLE_FILE_MEMORY_MB);
+const LAMBDA_VCPU = Math.min(1, HEAP_MB / 1769);
 /** One invocation's working time: the 15-minute timeout less the 60 s margin a slice keeps. */
 const INVOCATION_S = 840;
 /** The largest file accepted (MAX_FILE_SIZE_BYTES), as uploaded. */
@@ -35,7 +41,7 @@ function listOption(flag: string, fallback: readonly string[]): string[] {
 
 const SIZES = listOption('--records', ['1000000', '10000000']).map(Number);
 const FORMATS = listOption('--formats', ['csv', 'csv.gz', 'jsonl']);
-const STEPS = listOption('--steps', ['classify', 'prepare', 'finalise']);
+const STEPS = listOption('--steps', ['classify', 'prepare', 'finalise', 'resume-end']);
 const KINDS = listOption('--kinds', ['users', 'transactions']) as FileKind[];
 const RUNS = numberOption('--runs', 1);
 const ANSWERS = process.argv.includes('--all-succeeded') ? 'ok' : 'mixed';
@@ -128,6 +134,8 @@ async function main() {
           const needsLines = STEPS.includes('prepare') || STEPS.includes('finalise');
           const lines = needsLines ? runWorker<LinesResult>(false, 'lines', dir, key, kind, linesFile) : undefined;
           for (const step of STEPS) {
+            // Resuming costs a plain file a ranged GET; only a gzip file pays for the text before the checkpoint.
+            if (step === 'resume-end' && !format.endsWith('.gz')) continue;
             const results = Array.from({ length: RUNS }, () =>
               runWorker<StepResult>(true, step, dir, key, kind, linesFile, lines?.sha256 ?? '', ANSWERS),
             );
@@ -157,6 +165,45 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
   printArithmetic(rows, facts);
+  printGzipResume(rows);
+}
+
+/**
+ * A gzip slice resuming at text position p first inflates and drops p (`resume-end` measures that rate), so each
+ * later slice has less of its invocation left for records: slice n gets (840 s - p / skip rate) x step rate more.
+ * Prints, per step at the largest size, the invocations a 10 GiB gzip file needs that way (against the flat
+ * figure above) and the most text a slice can drop inside one invocation: past it a gzip file cannot be finished.
+ */
+function printGzipResume(rows: Row[]) {
+  const largest = Math.max(...SIZES);
+  const skips = rows.filter((r) => r.step === 'resume-end' && r.records === largest);
+  if (skips.length === 0) return;
+  console.log(
+    `\ngzip slices inflate the text before their checkpoint again (resume-end: the rate it is dropped at), at ${size(largest)} records:`,
+  );
+  for (const skip of skips) {
+    const skipPerSecond = skip.perCpuSecond * LAMBDA_VCPU;
+    const fileRecords = atLambda(skip).fileRecords;
+    console.log(
+      `  ${skip.kind} ${skip.format}: dropped at ${k(skip.perCpuSecond)} records/s (${skip.mbPerSecond.toFixed(1)} MB/s of gzip), at Lambda ${k(skipPerSecond)}/s: ` +
+        `one slice can drop at most ${k(skipPerSecond * INVOCATION_S)} records (${((skipPerSecond * INVOCATION_S) / fileRecords).toFixed(1)} x a 10 GiB gzip file's ${k(fileRecords)})`,
+    );
+    for (const row of rows.filter((r) => r.kind === skip.kind && r.format === skip.format && r.records === largest)) {
+      if (row.step === 'resume-end') continue;
+      const perSecond = row.perCpuSecond * LAMBDA_VCPU;
+      let done = 0;
+      let invocations = 0;
+      while (done < fileRecords && invocations < 10_000) {
+        const left = INVOCATION_S - done / skipPerSecond;
+        if (left <= 0) break;
+        done += left * perSecond;
+        invocations++;
+      }
+      console.log(
+        `    ${row.step}: ${done >= fileRecords ? `${invocations} invocations` : 'cannot finish'} (flat, without re-inflating: ${atLambda(row).invocations})`,
+      );
+    }
+  }
 }
 
 /** Records one invocation takes at Lambda's CPU share, and invocations for a 10 GiB file of the row's format. */

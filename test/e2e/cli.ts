@@ -77,6 +77,16 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The processes of `pids` still alive after up to `withinMs`: helpers that watch their parent (dynalite's IPC
+ * channel, esbuild's stdin under tsx) follow it within moments, longer on a loaded machine.
+ */
+export async function survivors(pids: readonly number[], withinMs = 5000): Promise<number[]> {
+  const deadline = Date.now() + withinMs;
+  while (pids.some(alive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  return pids.filter(alive);
+}
+
 /** Pids of a process's descendants (children, their children, ...). */
 export function descendants(pid: number): number[] {
   const table = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' })

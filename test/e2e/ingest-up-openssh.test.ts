@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
 import type { FileResult } from '../../lambdas/local/cli/run-report';
 import { missingSftpClient, runSftpBatch } from '../support/openssh-client';
-import { alive, descendants, finished, portOpen, readLines, startIngest } from './cli';
+import { alive, descendants, finished, portOpen, readLines, startIngest, survivors } from './cli';
 
 const HEADER = 'customer_id,first_name,last_name,email,phone,country,created_at';
 const row = (n: number) => `W${n},Ada,Alder,ada${n}@example.com,,GB,2026-01-01T00:00:00Z`;
@@ -92,8 +92,7 @@ describeWithClient('ingest up with the OpenSSH client', () => {
       expect(result.code).toBe(0);
       expect(result.stderr).toContain('failed SFTP login as acme (password) from 127.0.0.1:');
       expect(result.stderr).not.toContain('not-the-password');
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      expect(helpers.filter(alive)).toEqual([]);
+      expect(await survivors(helpers)).toEqual([]);
       expect(await portOpen(sftp.port)).toBe(false);
 
       // Started again on the same report folder, the server shows the same host key: clients keep trusting it.

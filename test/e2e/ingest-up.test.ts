@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
 import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator/crm-simulator';
 import type { FileResult, RunReport } from '../../lambdas/local/cli/run-report';
-import { alive, descendants, finished, portOpen, readLines, runIngest, startIngest } from './cli';
+import { alive, descendants, finished, portOpen, readLines, runIngest, startIngest, survivors } from './cli';
 
 interface Connection {
   sftp: { host: string; port: number; hostKeyFingerprint: string };
@@ -111,10 +111,7 @@ describe('ingest up', () => {
       const result = await exited;
       expect(result.code).toBe(0);
       expect(result.stderr).toMatch(/interrupted \(SIGINT\); stopping/);
-      // Helpers that watch their parent (dynalite's IPC channel, esbuild's stdin under tsx) follow it within moments.
-      const deadline = Date.now() + 5000;
-      while (helpers.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      expect(helpers.filter(alive)).toEqual([]);
+      expect(await survivors(helpers)).toEqual([]);
       expect(await portOpen(connection.sftp.port)).toBe(false);
     } finally {
       if (alive(child.pid!)) child.kill('SIGKILL');

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunReport } from '../../lambdas/local/cli/run-report';
-import { alive, descendants, finished, runIngest, startIngest } from './cli';
+import { alive, descendants, finished, runIngest, startIngest, survivors } from './cli';
 
 const USERS_HEADER = 'customer_id,first_name,last_name,email,phone,country,created_at';
 const USERS = [USERS_HEADER, 'E1,Ada,Alder,ada@example.com,,GB,2026-01-01T00:00:00Z'].join('\n');
@@ -81,8 +81,7 @@ describe('a run ends', () => {
       const report = JSON.parse(result.stdout) as RunReport;
       expect(report.pending).toEqual(['users_acme_20261124_001.csv']);
       expect(report.totals.failed).toBe(0);
-      await sleep(2000);
-      expect(helpers.filter(alive)).toEqual([]);
+      expect(await survivors(helpers)).toEqual([]);
     } finally {
       if (alive(child.pid!)) child.kill('SIGKILL');
       await crm.close();

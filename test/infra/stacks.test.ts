@@ -501,8 +501,18 @@ describe('partner sources and reports', () => {
   });
 
   it('gives each function only the environment its contract reads: its resources and its settings', () => {
+    // The steps that read a whole file get a full vCPU (their work is one thread parsing: docs/development.md).
+    for (const name of ['classify-file', 'prepare-file', 'finalise-file'] as const) {
+      expect(FUNCTION_CONTRACTS[name].memoryMb).toBe(1769);
+    }
     const functions = Object.values(stack.findResources('AWS::Lambda::Function')) as {
-      Properties: { Handler: string; Description?: string; Timeout: number; Environment?: { Variables: object } };
+      Properties: {
+        Handler: string;
+        Description?: string;
+        Timeout: number;
+        MemorySize: number;
+        Environment?: { Variables: object };
+      };
     }[];
     const ours = functions.filter((fn) => fn.Properties.Handler === 'index.handler');
     expect(ours).toHaveLength(FUNCTION_NAMES.length);
@@ -510,6 +520,10 @@ describe('partner sources and reports', () => {
       const fn = ours.find((candidate) => candidate.Properties.Description === contract.description);
       expect(fn).toBeDefined();
       expect(fn?.Properties.Timeout).toBe(contract.timeoutSeconds);
+      expect({ name: contract.name, memory: fn?.Properties.MemorySize }).toEqual({
+        name: contract.name,
+        memory: contract.memoryMb,
+      });
       const variables = Object.keys(fn?.Properties.Environment?.Variables ?? {}).filter(
         (name) => name !== 'NODE_OPTIONS',
       );

@@ -39,13 +39,14 @@ export const localTimeoutSeconds = (name: FunctionName, settings: Pick<Config, '
 
 /** A Lambda context whose remaining time counts down from the function's timeout, as on AWS. */
 function lambdaContext(name: FunctionName, timeoutMs: number): Context {
+  const { memoryMb } = FUNCTION_CONTRACTS[name];
   const started = Date.now();
   return {
     functionName: name,
     functionVersion: '$LATEST',
     awsRequestId: `local-${started}-${Math.random().toString(36).slice(2)}`,
     invokedFunctionArn: localLambdaArn(name),
-    memoryLimitInMB: '1024',
+    memoryLimitInMB: String(memoryMb),
     getRemainingTimeInMillis: () => timeoutMs - (Date.now() - started),
   } as unknown as Context;
 }
