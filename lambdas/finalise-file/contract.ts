@@ -66,6 +66,11 @@ const Input = z.discriminatedUnion('action', [
     file: FileRefSchema,
     classification: Classification,
     retryAttempts: z.number().int().min(0),
+    /**
+     * Set by the definition that has the ArchiveFile step. An execution started under the definition before it
+     * (running when that was deployed) leaves it out: its last slice then archives too, as it used to.
+     */
+    archiveStep: z.literal(true).optional(),
     /** The slice before's result (`$.summary`): absent, or `{done: false}` with no checkpoint, on the first. */
     resume: z
       .object({ done: z.literal(false), checkpoint: FinaliseCheckpointSchema.optional() })

@@ -49,7 +49,7 @@ export function makeHandler(deps: FinaliseFileDeps) {
   const run = async (
     input: FinaliseFileInput,
     context: Context,
-  ): Promise<{ summary: FinalSummary } | { checkpoint: FinaliseCheckpoint }> => {
+  ): Promise<{ summary: FinalSummary; archived?: true } | { checkpoint: FinaliseCheckpoint }> => {
     if (input.action === 'quarantine') return { summary: await quarantineFile(input, deps) };
     if (input.action === 'archive') return { summary: await archiveFinished(input.file, input.summary, deps) };
     const { kind, sha256, format } = input.classification;
@@ -63,7 +63,10 @@ export function makeHandler(deps: FinaliseFileDeps) {
       deps,
       { ...(checkpoint ? { from: checkpoint } : {}), shouldStop: sliceDeadline(context) },
     );
-    return slice.done ? { summary: slice.summary } : { checkpoint: slice.checkpoint };
+    if (!slice.done) return { checkpoint: slice.checkpoint };
+    // A definition without ArchiveFile (an execution older than it): archive here, as its last step did.
+    if (!input.archiveStep) return { summary: await archiveFinished(input.file, slice.summary, deps), archived: true };
+    return { summary: slice.summary };
   };
 
   return middy(async (event: unknown, context: Context) => {
@@ -77,14 +80,17 @@ export function makeHandler(deps: FinaliseFileDeps) {
     const { summary } = result;
     // Counts and reasons only: no record data in logs.
     const { reports: _reports, archived: _archived, ...counts } = summary;
-    if (input.action === 'finalise') {
+    if (input.action === 'finalise' && !('archived' in result)) {
       // The state machine's FinaliseFile loops while done is false, then ArchiveFile finishes the file.
       logger.info('file reported', { key: input.file.key, ...counts });
       return { ...summary, done: true as const };
     }
-    await reportMetrics(summary, input.action === 'archive' ? input.summary.sha256 : undefined);
+    await reportMetrics(
+      summary,
+      input.action === 'duplicate' || input.action === 'quarantine' ? undefined : summary.sha256,
+    );
     logger.info('file finished', { action: input.action, key: input.file.key, ...counts });
-    return summary;
+    return input.action === 'finalise' ? { ...summary, done: true as const } : summary;
   })
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))

@@ -265,6 +265,50 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
     expect(await reportsOf(store, sliced)).toEqual(await reportsOf(whole, once.summary));
   });
 
+  it('archives in ArchiveFile when the definition has it, and in the last slice for an execution older than it', async () => {
+    const key = 'incoming/acme/users/users_acme_20261126.csv';
+    const bytes = Buffer.from(partnerFile('users', 500, 'csv'));
+    const fileId = await runPhases(bytes, key, 'users');
+    const classification = { kind: 'users', sha256: fileId, format: 'csv' } as const;
+    const context = { functionName: 'finalise-file', awsRequestId: 'r', getRemainingTimeInMillis: () => 600_000 };
+    const run = async (bucket: string, archiveStep: boolean) => {
+      await s3.client().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+      const completed: string[] = [];
+      const store = new S3ObjectStore(s3.client());
+      const handler = makeHandler({
+        ...depsFor(store, bucket === 'landing1' ? 'archive1' : 'archive2'),
+        events: { fileCompleted: async (summary) => void completed.push(summary.name) },
+        telemetry: createTelemetry('finalise-file', { output: new PassThrough() }),
+      });
+      const file = { bucket, key };
+      const output = (await handler(
+        { action: 'finalise', file, classification, retryAttempts: 0, ...(archiveStep ? { archiveStep } : {}) },
+        context as unknown as Context,
+      )) as FinalSummary & { done: boolean };
+      const stillThere = await store.head(file).then(
+        () => true,
+        () => false,
+      );
+      return { output, stillThere, completed, handler, file };
+    };
+    const withStep = await run('landing1', true);
+    expect(withStep.output.done).toBe(true);
+    expect({ stillThere: withStep.stillThere, completed: withStep.completed }).toEqual({
+      stillThere: true,
+      completed: [],
+    });
+    await withStep.handler(
+      { action: 'archive', file: withStep.file, summary: JSON.parse(JSON.stringify(withStep.output)) },
+      context as unknown as Context,
+    );
+    expect(withStep.completed).toEqual(['users_acme_20261126.csv']);
+    const older = await run('landing2', false);
+    expect({ stillThere: older.stillThere, completed: older.completed }).toEqual({
+      stillThere: false,
+      completed: ['users_acme_20261126.csv'],
+    });
+  });
+
   it("the handler returns done: false with its checkpoint until the last slice, whose summary is one run's", async () => {
     const key = 'incoming/acme/users/users_acme_20261125.csv';
     const bytes = Buffer.from(partnerFile('users', 8000, 'csv'));

@@ -46,6 +46,7 @@ const summary = (status: string) => ({
   failed: status === 'succeeded' ? 0 : 1,
   failures: {},
   reports: { bucket: 'archive', summary: 'reports/acme/users_acme_20261124.csv/eeee/summary.json' },
+  archived: { bucket: 'archive', key: 'users_acme_20261124.csv' },
 });
 
 const event = (key: string) => ({
@@ -87,6 +88,8 @@ function world(scenario: Scenario) {
     (payload) => {
       const p = payload as Record<string, unknown>;
       calls.push({ lambda: name, payload: p });
+      // And what the definition sends it must parse with its input schema: the ASL cannot drift from the contract.
+      FUNCTION_CONTRACTS[name as WorkflowTaskFunction].input.parse(p);
       const action = String(p.action ?? name);
       const failure = failures[action]?.shift();
       if (failure) throw failure;

@@ -26,6 +26,19 @@ describe('the task timeouts of file-ingestion.asl.json', () => {
     }
   });
 
+  it('retry a function cut off while it stores its task token too; the wait timing out goes to CheckPhase', () => {
+    const waits = tasks.filter(([, task]) => task.TimeoutSecondsPath !== undefined);
+    expect(waits.length).toBeGreaterThan(0);
+    for (const [name, state] of waits) {
+      const retry = (state.Retry ?? []).find((rule) => rule.ErrorEquals.includes('Sandbox.Timedout'));
+      expect({ name, errors: retry?.ErrorEquals, attempts: retry?.MaxAttempts }).toEqual({
+        name,
+        errors: CUT_OFF_ERRORS.filter((error) => error !== 'States.Timeout'),
+        attempts: 2,
+      });
+    }
+  });
+
   it("time a function's Task out just after the function's own timeout (its contract)", () => {
     const fixed = tasks.filter(([, state]) => state.TimeoutSeconds !== undefined);
     expect(fixed.length).toBeGreaterThan(0);

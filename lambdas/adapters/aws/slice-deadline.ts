@@ -8,17 +8,20 @@ import type { Context } from 'aws-lambda';
  */
 export const SLICE_MARGIN_MS = 60_000;
 
-/** What a slice throws when asked to go on after its invocation's time is up. */
+/**
+ * What a slice throws when asked to go on after its invocation's time is up. Named as middy's end of an
+ * invocation, `TimeoutError`: should it reach the workflow first, it is the same cut-off, retried from the input.
+ */
 export class InvocationOver extends Error {
-  override readonly name = 'InvocationOver';
+  override readonly name = 'TimeoutError';
 }
 
 /**
  * The `shouldStop` of a slice: true once the invocation is within its margin of the timeout. Past the timeout
- * itself it throws: middy has already ended the invocation with a TimeoutError and the workflow retries its input.
- * On Lambda the sandbox is gone by then; on one machine the abandoned handler must not go on writing beside that
- * retry. (middy's abort signal cannot say it: one middy handler shares one signal across the concurrent
- * invocations the local runtime makes.)
+ * itself it throws: middy has ended the invocation with a TimeoutError just before, and the workflow runs its
+ * input again. The handler's promise is abandoned, not stopped: on Lambda it may go on in the next invocation
+ * of the same sandbox, and on one machine beside the retry, so it must not go on writing. (middy's abort signal
+ * cannot say it: one middy handler shares one signal across the concurrent invocations the local runtime makes.)
  */
 export function sliceDeadline(context: Pick<Context, 'getRemainingTimeInMillis'>): () => boolean {
   const marginMs = Math.min(SLICE_MARGIN_MS, context.getRemainingTimeInMillis() / 2);

@@ -1,6 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import { ErrorNames, PipelineError, type ErrorName } from '../../core/errors';
 import { asTransient } from './clients';
+import { InvocationOver } from './slice-deadline';
 
 /**
  * The one mapping from what a task handler met to the names the state machine matches: the pipeline's own
@@ -35,6 +36,7 @@ function mapError(error: unknown, event: unknown): PipelineError {
  * AWS hiccup; an SDK call that timed out is a TimeoutError too, and stays Pipeline.Transient.
  */
 export const isInvocationCutOff = (error: unknown): boolean => {
+  if (error instanceof InvocationOver) return true;
   const failure = error as { name?: unknown; cause?: { package?: unknown } } | undefined;
   return failure?.name === 'TimeoutError' && failure.cause?.package === '@middy/core';
 };

@@ -187,7 +187,11 @@ class PartedUpload implements ReportUpload {
       from,
     );
     if (from?.uploadId && from.token) {
-      const head = await store.head(target.ref).catch(() => undefined);
+      // Not there: the upload is still open. Any other failure is the store's, for the retry to meet again.
+      const head = await store.head(target.ref).catch((error: unknown) => {
+        if ((error as { name?: string }).name === ErrorNames.fileGone) return undefined;
+        throw error;
+      });
       upload.completed = head?.metadata[UPLOAD_TOKEN] === from.token;
       if (upload.completed) return upload;
     }

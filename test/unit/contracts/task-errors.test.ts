@@ -1,5 +1,6 @@
 import type { Context } from 'aws-lambda';
 import { PassThrough } from 'node:stream';
+import { InvocationOver } from '../../../lambdas/adapters/aws/slice-deadline';
 import { createTelemetry } from '../../../lambdas/adapters/aws/telemetry';
 import * as awaitPhase from '../../../lambdas/await-phase/make-handler';
 import * as classifyFile from '../../../lambdas/classify-file/make-handler';
@@ -155,6 +156,11 @@ describe.each(Object.entries(handlers))('the %s task handler', (name, { build, e
     );
     expect(error?.name).toBe('TimeoutError');
     expect(CUT_OFF_ERRORS).toContain(error?.name);
+  });
+
+  it('names a slice asked to go on past its invocation’s end TimeoutError too, should it get there before middy', async () => {
+    const error = await thrown(build(new InvocationOver('over')), events[0]);
+    if (error) expect(error.name).toBe('TimeoutError');
   });
 
   it('keeps the name of a pipeline error, and names an input the contract refuses Pipeline.Failed', async () => {
