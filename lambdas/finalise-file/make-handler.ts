@@ -49,7 +49,7 @@ export function makeHandler(deps: FinaliseFileDeps) {
   const run = async (
     input: FinaliseFileInput,
     context: Context,
-  ): Promise<{ summary: FinalSummary; archived?: true } | { checkpoint: FinaliseCheckpoint }> => {
+  ): Promise<{ summary: FinalSummary } | { checkpoint: FinaliseCheckpoint }> => {
     if (input.action === 'quarantine') return { summary: await quarantineFile(input, deps) };
     if (input.action === 'archive') return { summary: await archiveFinished(input.file, input.summary, deps) };
     const { kind, sha256, format } = input.classification;
@@ -65,8 +65,7 @@ export function makeHandler(deps: FinaliseFileDeps) {
     );
     if (!slice.done) return { checkpoint: slice.checkpoint };
     // A definition without ArchiveFile (an execution older than it): archive here, as its last step did.
-    if (!input.archiveStep) return { summary: await archiveFinished(input.file, slice.summary, deps), archived: true };
-    return { summary: slice.summary };
+    return { summary: input.archiveStep ? slice.summary : await archiveFinished(input.file, slice.summary, deps) };
   };
 
   return middy(async (event: unknown, context: Context) => {
@@ -80,8 +79,9 @@ export function makeHandler(deps: FinaliseFileDeps) {
     const { summary } = result;
     // Counts and reasons only: no record data in logs.
     const { reports: _reports, archived: _archived, ...counts } = summary;
-    if (input.action === 'finalise' && !('archived' in result)) {
-      // The state machine's FinaliseFile loops while done is false, then ArchiveFile finishes the file.
+    // The file is finished unless ArchiveFile comes next (the state machine's FinaliseFile loops while done is false).
+    const finished = input.action !== 'finalise' || !input.archiveStep;
+    if (!finished) {
       logger.info('file reported', { key: input.file.key, ...counts });
       return { ...summary, done: true as const };
     }
