@@ -21,6 +21,7 @@ import type { CrmCustomer } from '../../lambdas/core/files/record-schemas';
 import { startCrmSimulator, type SimulatorStats } from '../../lambdas/local/crm-simulator/crm-simulator';
 import { generateFiles } from '../../lambdas/local/cli/generate-files';
 import type { RunReport } from '../../lambdas/local/cli/run-report';
+import { seededCustomers } from '../fixtures/crm-records';
 import { median, numberOption } from './bench-support';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -81,17 +82,8 @@ async function writeLoad(directory: string): Promise<CrmCustomer[]> {
   const [users] = await generateFiles({ users: USERS, transactions: 0, outDir: directory, customerPrefix: 'G' });
   // Uploaded in name order: the users file first.
   renameSync(users!.path, join(directory, 'a_users_demo_20261124_002.csv'));
-  const seeded = (prefix: string, count: number) =>
-    Array.from({ length: count }, (_, n) => ({
-      customerId: `${prefix}${String(n + 1).padStart(8, '0')}`,
-      firstName: 'Seeded',
-      lastName: 'Customer',
-      email: `seeded-${prefix}${n + 1}@example.com`,
-      country: 'GB',
-      createdAt: '2025-01-01T00:00:00Z',
-    }));
   // The customers of the transactions, and the first `--existing` share of the users file's (8006, then UPD).
-  return [...seeded('S', USERS), ...seeded('G', Math.round(USERS * EXISTING))];
+  return [...seededCustomers('S', USERS), ...seededCustomers('G', Math.round(USERS * EXISTING))];
 }
 
 async function runOnce(directory: string, customers: CrmCustomer[]) {

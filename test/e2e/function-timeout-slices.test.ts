@@ -5,6 +5,7 @@ import type { CrmCustomer } from '../../lambdas/core/files/record-schemas';
 import { startCrmSimulator, type SimulatorStats } from '../../lambdas/local/crm-simulator/crm-simulator';
 import { generateFiles } from '../../lambdas/local/cli/generate-files';
 import type { RunReport } from '../../lambdas/local/cli/run-report';
+import { seededCustomers } from '../fixtures/crm-records';
 import { runIngest } from './cli';
 
 /**
@@ -20,16 +21,6 @@ import { runIngest } from './cli';
 const USERS = 600_000;
 const TRANSACTIONS = 200_000;
 const SEEDED_SHARE = 0.3;
-
-const seeded = (prefix: string, count: number): CrmCustomer[] =>
-  Array.from({ length: count }, (_, n) => ({
-    customerId: `${prefix}${String(n + 1).padStart(8, '0')}`,
-    firstName: 'Seeded',
-    lastName: 'Customer',
-    email: `seeded-${prefix}${n + 1}@example.com`,
-    country: 'GB',
-    createdAt: '2025-01-01T00:00:00Z',
-  }));
 
 /** Every file under a directory with its bytes, by path relative to it. */
 function filesUnder(directory: string): Map<string, Buffer> {
@@ -83,7 +74,10 @@ describe('ingest run with a short function timeout', () => {
       sequence: 2,
     });
     renameSync(users!.path, join(directory, 'a_users_demo_20261124_002.csv'));
-    customers = [...seeded('S', transactionCustomers), ...seeded('G', Math.round(USERS * SEEDED_SHARE))];
+    customers = [
+      ...seededCustomers('S', transactionCustomers),
+      ...seededCustomers('G', Math.round(USERS * SEEDED_SHARE)),
+    ];
   }, 120_000);
   afterAll(() => {
     for (const path of temporary) rmSync(path, { recursive: true, force: true });

@@ -1,5 +1,4 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import type { Context } from 'aws-lambda';
 import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -10,6 +9,7 @@ import { makeHandler } from '../../lambdas/classify-file/make-handler';
 import type { FileRegistry } from '../../lambdas/core/ledger/file-claim';
 import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s3';
 import { countingReads } from '../support/counting-reads';
+import { sliceContext } from '../support/slice-context';
 
 function usersCsv(records: number, last = ''): Buffer {
   const rows = ['customer_id,first_name,last_name,email,country,created_at,note'];
@@ -20,19 +20,7 @@ function usersCsv(records: number, last = ''): Buffer {
   return Buffer.from(`${rows.join('\n')}\n${last}`);
 }
 
-/**
- * A Lambda context whose time is up as soon as the slice has begun: middy (its timeout) and the handler (the
- * slice's margin) are told 10 minutes, every later question (shouldStop) none, so each slice stops at its
- * first chance. Not short: plenty of time.
- */
-const contextOf = (short: boolean) => {
-  let calls = 0;
-  return {
-    functionName: 'classify-file',
-    awsRequestId: 'r1',
-    getRemainingTimeInMillis: () => (!short || calls++ < 2 ? 600_000 : 1),
-  } as unknown as Context;
-};
+const contextOf = (short: boolean) => sliceContext('classify-file', short);
 
 const noRegistry: FileRegistry = {
   claim: () => Promise.reject(new Error('no claim here')),

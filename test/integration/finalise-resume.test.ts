@@ -1,5 +1,4 @@
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { Context } from 'aws-lambda';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { DynamoDbCallAnswers } from '../../lambdas/adapters/aws/dynamodb-call-answers';
@@ -19,6 +18,7 @@ import { startLocalS3, type LocalS3 } from '../../lambdas/local/services/local-s
 import { answerPhases, crm } from '../support/crm-outcomes';
 import { finaliseDeps } from '../unit/files/in-memory-pipeline';
 import { countingReads } from '../support/counting-reads';
+import { sliceContext } from '../support/slice-context';
 
 /**
  * Finalise in many slices against the embedded S3 and the ledger on dynalite: each slice stops after a couple
@@ -270,7 +270,7 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
     const bytes = Buffer.from(partnerFile('users', 500, 'csv'));
     const fileId = await runPhases(bytes, key, 'users');
     const classification = { kind: 'users', sha256: fileId, format: 'csv' } as const;
-    const context = { functionName: 'finalise-file', awsRequestId: 'r', getRemainingTimeInMillis: () => 600_000 };
+    const context = sliceContext('finalise-file', false);
     const run = async (bucket: string, archiveStep: boolean) => {
       await s3.client().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
       const completed: string[] = [];
@@ -283,7 +283,7 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
       const file = { bucket, key };
       const output = (await handler(
         { action: 'finalise', file, classification, retryAttempts: 0, ...(archiveStep ? { archiveStep } : {}) },
-        context as unknown as Context,
+        context,
       )) as FinalSummary & { done: boolean };
       const stillThere = await store.head(file).then(
         () => true,
@@ -299,7 +299,7 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
     });
     await withStep.handler(
       { action: 'archive', file: withStep.file, summary: JSON.parse(JSON.stringify(withStep.output)) },
-      context as unknown as Context,
+      context,
     );
     expect(withStep.completed).toEqual(['users_acme_20261126.csv']);
     const older = await run('landing2', false);
@@ -317,15 +317,7 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
       await s3.client().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
     }
     const classification = { kind: 'users', sha256: fileId, format: 'csv' } as const;
-    /** middy and the slice's margin are told 10 minutes; when `short`, every later question none. */
-    const contextOf = (short: boolean) => {
-      let calls = 0;
-      return {
-        functionName: 'finalise-file',
-        awsRequestId: 'r1',
-        getRemainingTimeInMillis: () => (!short || calls++ < 2 ? 600_000 : 1),
-      } as unknown as Context;
-    };
+    const contextOf = (short: boolean) => sliceContext('finalise-file', short);
     const finalise = async (bucket: string, archive: string, short: boolean) => {
       const store = new S3ObjectStore(s3.client());
       const handler = makeHandler({

@@ -1,5 +1,4 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import type { Context } from 'aws-lambda';
 import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -11,6 +10,7 @@ import { prepareFileContract } from '../../lambdas/prepare-file/contract';
 import { makeHandler } from '../../lambdas/prepare-file/make-handler';
 import { phaseDeps } from '../support/prepare-deps';
 import { countingReads } from '../support/counting-reads';
+import { sliceContext } from '../support/slice-context';
 
 class KeepingQueue implements CallQueue {
   readonly messages: string[] = [];
@@ -35,19 +35,7 @@ function usersCsv(records: number): Buffer {
   return Buffer.from(`${rows.join('\n')}\n`);
 }
 
-/**
- * A Lambda context whose time is up as soon as the slice has begun: middy (its timeout) and the handler (the
- * slice's margin) are told 10 minutes, every later question (shouldStop) none, so each slice stops at its
- * first chance. Not short: plenty of time.
- */
-const contextOf = (short: boolean, answersWithTime = 2) => {
-  let calls = 0;
-  return {
-    functionName: 'prepare-file',
-    awsRequestId: 'r1',
-    getRemainingTimeInMillis: () => (!short || calls++ < answersWithTime ? 600_000 : 1),
-  } as unknown as Context;
-};
+const contextOf = (short: boolean, answersWithTime?: number) => sliceContext('prepare-file', short, answersWithTime);
 
 describe('prepare-file handler: slices resume from the checkpoint they return (embedded S3)', () => {
   let s3: LocalS3;

@@ -124,7 +124,7 @@ function* blocksOf(lines: Iterable<string>): Generator<string> {
 }
 
 /** `(n + 1)` as the id number, zero-padded so ids sort in file order. */
-const idOf = (prefix: string, n: number) => `${prefix}${String(n + 1).padStart(8, '0')}`;
+export const idOf = (prefix: string, n: number) => `${prefix}${String(n + 1).padStart(8, '0')}`;
 
 function* rows(kind: FileKind, count: number, options: Required<GenerateOptions>, bad: Record<string, number>) {
   const random = seedrandom.alea(`${options.seed}:${kind}`);
