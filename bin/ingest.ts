@@ -19,6 +19,7 @@ import {
   type CommandOptions,
   type PollOption,
 } from '../lambdas/local/cli/ingest-commands';
+import { runControl, runFilesList } from '../lambdas/local/cli/control-commands';
 import { PollSourceSchema } from '../lambdas/core/polling/poll-source';
 import type { SourceCredentials } from '../lambdas/adapters/sftp/sftp-folder';
 import { readFileSync } from 'node:fs';
@@ -277,6 +278,40 @@ export function buildProgram(): Command {
     const demoDefaults = process.env.RETRY_LATER_DELAY_S ? {} : { retryLaterDelay: '10' };
     process.exitCode = await runDemo(commandOptions({ ...demoDefaults, ...raw }, interruption()), io());
   });
+
+  // Against a running `ingest up` (found through its report directory): what is in flight, and an operator's hold.
+  const controlled = (command: Command) =>
+    command
+      .addOption(
+        new Option('--report-dir <dir>', 'the report directory of the running `ingest up`')
+          .env(SETTINGS.reportDir.env)
+          .default('./ingest-reports'),
+      )
+      .option('--json', 'print one JSON document');
+  controlled(
+    program
+      .command('files')
+      .description('the files in flight in a running `ingest up`: state, what each waits for, ETA'),
+  ).action(async (raw: { reportDir: string; json?: boolean }) => {
+    process.exitCode = await runFilesList({ reportDir: raw.reportDir, json: raw.json === true }, io());
+  });
+  const actions = {
+    pause: 'stop new CRM calls for a file (or every file of --partner) in a running `ingest up`, within seconds',
+    resume: 'let a paused file (or partner) send again',
+    cancel: 'send nothing more for a file (or every file of --partner): unsent records fail as CANCELLED',
+  } as const;
+  for (const [action, description] of Object.entries(actions) as [keyof typeof actions, string][]) {
+    controlled(
+      program
+        .command(action)
+        .description(description)
+        .argument('[file]', "the file's SHA-256, its first 8+ hex digits, or its name (see `ingest files`)")
+        .option('--partner <name>', 'every file of this partner'),
+    ).action(async (file: string | undefined, raw: { reportDir: string; json?: boolean; partner?: string }) => {
+      const target = { ...(file ? { file } : {}), ...(raw.partner ? { partner: raw.partner } : {}) };
+      process.exitCode = await runControl(action, target, { reportDir: raw.reportDir, json: raw.json === true }, io());
+    });
+  }
 
   return program;
 }

@@ -3,12 +3,14 @@ import { defineContract, defineEnvironment, Sha256Schema } from '../contracts/fu
 import { metricsOf } from '../contracts/telemetry';
 import { PHASE_PATTERN } from '../core/crm/call-message';
 import { ErrorNames } from '../core/errors';
+import { SCHEDULE_SETTINGS } from '../core/schedule/schedule';
 
 const Phase = z.string().regex(PHASE_PATTERN);
 
 /** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
 const Input = z.discriminatedUnion('action', [
   z.object({ action: z.literal('await'), fileId: Sha256Schema, phase: Phase, taskToken: z.string().min(1) }),
+  z.object({ action: z.literal('await-turn'), fileId: Sha256Schema, phase: Phase, taskToken: z.string().min(1) }),
   z.object({
     action: z.literal('check'),
     fileId: Sha256Schema,
@@ -32,15 +34,20 @@ export const PhaseResultSchema = z.object({
  */
 export const awaitPhaseContract = defineContract({
   name: 'await-phase',
-  description: 'Stores a phase task token; checks a stalled phase',
+  description: 'Stores a phase or turn task token; checks a stalled phase',
   timeoutSeconds: 15 * 60,
   memoryMb: 1024,
   input: Input,
   outputs: {
     await: z.object({ resumed: z.boolean() }),
+    'await-turn': z.object({ woken: z.boolean() }),
     check: PhaseResultSchema.extend({ complete: z.boolean(), recounted: z.boolean() }),
   },
-  environment: defineEnvironment({ LEDGER_TABLE_NAME: z.string().min(1) }, ['ledgerRetentionDays', 'logLevel']),
+  environment: defineEnvironment({ LEDGER_TABLE_NAME: z.string().min(1) }, [
+    'ledgerRetentionDays',
+    'logLevel',
+    ...SCHEDULE_SETTINGS,
+  ]),
   errors: [ErrorNames.transient, ErrorNames.failed],
   metrics: metricsOf('await-phase'),
 });

@@ -1,3 +1,4 @@
+import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
 import { z } from 'zod';
 import { defineContract, defineEnvironment, FileRefSchema, Sha256Schema } from '../contracts/function-contract';
 import { WHOLE_FILE_MEMORY_MB } from '../contracts/infrastructure';
@@ -48,6 +49,8 @@ const Input = z.discriminatedUnion('action', [
     action: z.literal('claim'),
     file: FileRefSchema,
     classification: ClassificationSchema.pick({ kind: true, sha256: true, versionId: true }),
+    /** When the file landed (the execution's start): the schedule orders files by it. */
+    landedAt: z.iso.datetime({ offset: true }).optional(),
   }),
 ]);
 
@@ -76,13 +79,10 @@ export const classifyFileContract = defineContract({
       z.object({ outcome: z.literal('redelivered') }),
     ]),
   },
-  environment: defineEnvironment({ LEDGER_TABLE_NAME: z.string().min(1) }, [
-    'maxFileSizeBytes',
-    'maxDecompressedBytes',
-    'acceptedEncodings',
-    'ledgerRetentionDays',
-    'logLevel',
-  ]),
+  environment: defineEnvironment(
+    { LEDGER_TABLE_NAME: z.string().min(1), LANDING_PREFIX: z.string().min(1).default(DEFAULT_LANDING_PREFIX) },
+    ['maxFileSizeBytes', 'maxDecompressedBytes', 'acceptedEncodings', 'ledgerRetentionDays', 'logLevel'],
+  ),
   errors: [
     ErrorNames.fileUnreadable,
     ErrorNames.fileTooLarge,

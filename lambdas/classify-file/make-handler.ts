@@ -9,6 +9,8 @@ import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
 import { identifyFile, isStopped, type IdentifyOptions } from '../core/files/identify-file';
 import type { ObjectReader } from '../core/files/object-store';
 import type { FileRegistry } from '../core/ledger/file-claim';
+import { partnerOf, type Schedule } from '../core/schedule/schedule';
+import { DynamoDbSchedule } from '../adapters/aws/dynamodb-schedule';
 import { classifyFileContract as contract, type ClassifyFileEnvironment } from './contract';
 import { sliceDeadline } from '../adapters/aws/slice-deadline';
 
@@ -16,6 +18,8 @@ export interface ClassifyFileDeps {
   readonly store: ObjectReader;
   readonly registry: FileRegistry;
   readonly settings: IdentifyOptions;
+  readonly schedule: Pick<Schedule, 'register'>;
+  readonly landingPrefix: string;
   readonly telemetry: Telemetry<'classify-file'>;
 }
 
@@ -50,6 +54,16 @@ export function makeHandler(deps: ClassifyFileDeps) {
       kind,
       ...(versionId ? { versionId } : {}),
     });
+    if (claim.outcome === 'claimed') {
+      // In the schedule from now: a transactions file landing with it waits for it if it is a users file.
+      await deps.schedule.register({
+        fileId: sha256,
+        name: input.file.key.split('/').pop() ?? input.file.key,
+        partner: partnerOf(input.file.key, deps.landingPrefix),
+        kind,
+        landedAt: input.landedAt ? new Date(input.landedAt).toISOString() : new Date().toISOString(),
+      });
+    }
     logger.info('file claim', { key: input.file.key, fileId: sha256, ...claim });
     return claim;
   })
@@ -65,6 +79,10 @@ export function awsDependencies(environment: ClassifyFileEnvironment, runtime: F
       retentionDays: environment.settings.ledgerRetentionDays,
     }),
     settings: environment.settings,
+    schedule: new DynamoDbSchedule(runtime.clients.dynamodb, environment.LEDGER_TABLE_NAME, {
+      retentionDays: environment.settings.ledgerRetentionDays,
+    }),
+    landingPrefix: environment.LANDING_PREFIX,
     telemetry: createTelemetry(contract.name, runtime.telemetry),
   };
 }

@@ -128,7 +128,7 @@ export const SETTINGS = {
   },
   retryLaterDelaySeconds: {
     env: 'RETRY_LATER_DELAY_S',
-    scope: 'deployment',
+    scope: 'pipeline',
     flag: 'retry-later-delay',
     secret: false,
     schema: integer(0, 86_400).default(60),
@@ -144,11 +144,79 @@ export const SETTINGS = {
   },
   phaseCheckSeconds: {
     env: 'PHASE_CHECK_INTERVAL_S',
-    scope: 'deployment',
+    scope: 'pipeline',
     flag: 'phase-check-interval',
     secret: false,
     schema: integer(1, 86_400).default(900),
     help: 'how long a phase waits for its last answer before it recounts the ledger (heals a lost counter update)',
+  },
+  sendWindowBatches: {
+    env: 'SEND_WINDOW_BATCHES',
+    scope: 'pipeline',
+    flag: 'send-window',
+    secret: false,
+    schema: integer(10, 100_000).default(100),
+    help: "batches of one file queued and unanswered at most (times its partner's weight); refilled as answers come, so files share the CRM budget in proportion to their windows",
+  },
+  partnerWeights: {
+    env: 'PARTNER_WEIGHTS',
+    scope: 'pipeline',
+    flag: 'partner-weights',
+    secret: false,
+    schema: z
+      .preprocess(
+        (value) =>
+          typeof value === 'string'
+            ? Object.fromEntries(
+                value
+                  .split(',')
+                  .map((part) => part.trim())
+                  .filter(Boolean)
+                  .map((part) => {
+                    const [name = '', weight = ''] = part.split('=');
+                    return [name.trim(), weight.trim() === '' ? Number.NaN : Number(weight)];
+                  }),
+              )
+            : value,
+        z.record(
+          z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'partner names are letters, digits, . _ -' }),
+          z.number({ error: 'must be partner=weight pairs, comma-separated' }).int().min(1).max(100),
+        ),
+      )
+      .default({}),
+    help: "a partner's share of the CRM budget against the others' (partner=weight, comma-separated, 1-100; default 1 each)",
+  },
+  orderingWindowSeconds: {
+    env: 'ORDERING_WINDOW_S',
+    scope: 'pipeline',
+    flag: 'ordering-window',
+    secret: false,
+    schema: integer(0, 86_400).default(300),
+    help: 'a transactions file waits for users files that landed before it or up to this many seconds after it; it holds its first call this long for them to land',
+  },
+  orderingScope: {
+    env: 'ORDERING_SCOPE',
+    scope: 'pipeline',
+    flag: 'ordering-scope',
+    secret: false,
+    schema: z.enum(['partner', 'any'], { error: 'must be partner or any' }).default('partner'),
+    help: "whose users files a transactions file waits for: its own partner's, or any partner's",
+  },
+  retryLaterMaxWaitSeconds: {
+    env: 'RETRY_LATER_MAX_WAIT_S',
+    scope: 'pipeline',
+    flag: 'retry-later-max-wait',
+    secret: false,
+    schema: integer(0, 30 * 86_400).default(86_400),
+    help: "longest 4404 records wait for their partner's users files in flight; past it they fail as 4404",
+  },
+  scheduleCheckSeconds: {
+    env: 'SCHEDULE_CHECK_S',
+    scope: 'pipeline',
+    flag: 'schedule-check-interval',
+    secret: false,
+    schema: integer(1, 3600).default(300),
+    help: 'a waiting or paused file is woken when what held it changes; it also asks again after this many seconds',
   },
   sweepIntervalMinutes: {
     env: 'SWEEP_INTERVAL_MINUTES',
@@ -350,7 +418,13 @@ export function configEnvironment(
     const setting = SETTINGS[key];
     const value = config[key];
     if (value === undefined || (setting.secret && !secrets)) continue;
-    env[setting.env] = Array.isArray(value) ? value.join(',') : String(value);
+    env[setting.env] = Array.isArray(value)
+      ? value.join(',')
+      : typeof value === 'object'
+        ? Object.entries(value as Record<string, unknown>)
+            .map(([name, item]) => `${name}=${String(item)}`)
+            .join(',')
+        : String(value);
   }
   return env;
 }

@@ -12,12 +12,15 @@ import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
 import { SqsRedelivery } from '../adapters/aws/sqs-redelivery';
 import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
 import { redeliveryBackoffSeconds } from '../core/crm/backoff';
-import { CallMessageSchema, type MessageRedelivery } from '../core/crm/call-message';
+import { CallMessageSchema, type CallQueue, type MessageRedelivery } from '../core/crm/call-message';
 import { CrmCallError, CrmClient, type AttemptReport, type CrmClientOptions } from '../core/crm/crm-client';
-import { dispatchCall, type CallAnswer, type CallAnswers } from '../core/crm/dispatch-call';
+import { cancelledAnswer, dispatchCall, type CallAnswer, type CallAnswers } from '../core/crm/dispatch-call';
 import { RateLimiter } from '../core/crm/rate-limiter';
 import { ErrorNames } from '../core/errors';
 import { countAnswer, type PhaseCounters, type TaskNotifier } from '../core/ledger/phase-counters';
+import { ScheduleControls } from '../core/schedule/schedule';
+import { DynamoDbSchedule } from '../adapters/aws/dynamodb-schedule';
+import { SqsCallQueue } from '../adapters/aws/sqs-call-queue';
 import { dispatchCrmCallsContract as contract, type DispatchCrmCallsEnvironment } from './contract';
 
 export interface DispatchCrmCallsDeps {
@@ -28,6 +31,12 @@ export interface DispatchCrmCallsDeps {
   readonly crm: Omit<CrmClientOptions, 'token' | 'onAttempt'> & { readonly token: CrmTokenSource };
   /** Hides a transiently failed message for its back-off; none: the queue's visibility timeout applies. */
   readonly redelivery?: MessageRedelivery;
+  /** An operator's pause or cancel of the calls' files; none: every call is made. */
+  readonly controls?: Pick<ScheduleControls, 'of'>;
+  /** Where a paused file's call goes back, hidden for `holdSeconds`. */
+  readonly requeue?: CallQueue;
+  /** @default 5 */
+  readonly holdSeconds?: number;
   readonly telemetry: Telemetry<'dispatch-crm-calls'>;
 }
 
@@ -88,6 +97,25 @@ export function makeHandler(deps: DispatchCrmCallsDeps) {
       batchIndex: message.batchIndex,
       operation: message.operation,
     };
+    const control = deps.controls ? await deps.controls.of(message.fileId) : {};
+    if (control.control === 'paused' && deps.requeue) {
+      // Held back: sent again, hidden a few seconds, and this delivery deleted (a fresh message, so a long pause
+      // never counts towards the dead-letter queue's receive limit). A duplicate is answered once, as ever.
+      await deps.requeue.send([
+        { body: record.body, records: message.records.length, delaySeconds: deps.holdSeconds ?? 5 },
+      ]);
+      emit('CallsHeld', 1, {});
+      return;
+    }
+    if (control.control === 'cancelled') {
+      const answer = cancelledAnswer(message);
+      const recorded = await deps.answers.recordAnswer(answer);
+      if (recorded === 'recorded') await countAnswer(answer, deps.phases, deps.notifier);
+      emit('CallsCancelled', 1, {});
+      reportAnswer(answer);
+      logger.info('batch cancelled unsent', { ...where, recorded });
+      return;
+    }
     try {
       // ApproximateReceiveCount 1: a first delivery (absent: treat as a possible redelivery).
       const firstDelivery = record.attributes?.ApproximateReceiveCount === '1';
@@ -101,6 +129,10 @@ export function makeHandler(deps: DispatchCrmCallsDeps) {
         return;
       }
       reportAnswer(result.answer);
+      emit('PartnerCalls', result.answer.attempts, {
+        Partner: control.partner || 'unknown',
+        Kind: message.operation === 'ADD_TRX' ? 'transactions' : 'users',
+      });
       // Only the delivery that stored the answer counts it, so a batch is never counted twice.
       const resumed = result.recorded === 'recorded' && (await countAnswer(result.answer, deps.phases, deps.notifier));
       logger.info('batch answered', {
@@ -167,7 +199,13 @@ export function awsDependencies(
       retryMaxDelayMs: settings.crmRetryMaxDelayMs,
       acquire: () => limiter.acquire(),
     },
-    ...(environment.CALL_QUEUE_URL ? { redelivery: new SqsRedelivery(clients.sqs, environment.CALL_QUEUE_URL) } : {}),
+    ...(environment.CALL_QUEUE_URL
+      ? {
+          redelivery: new SqsRedelivery(clients.sqs, environment.CALL_QUEUE_URL),
+          requeue: new SqsCallQueue(clients.sqs, environment.CALL_QUEUE_URL),
+        }
+      : {}),
+    controls: new ScheduleControls(new DynamoDbSchedule(clients.dynamodb, environment.LEDGER_TABLE_NAME)),
     telemetry: createTelemetry(contract.name, runtime.telemetry),
   };
 }

@@ -44,12 +44,18 @@ export const FinalSummarySchema = z.object({
   name: z.string(),
   sha256: z.string(),
   kind: z.enum([...FILE_KINDS, 'unknown']),
-  status: z.enum(['succeeded', 'partial', 'failed', 'duplicate']),
+  status: z.enum(['succeeded', 'partial', 'failed', 'duplicate', 'cancelled']),
   received: z.number().int().min(0),
   succeeded: z.number().int().min(0),
   failed: z.number().int().min(0),
   failures: z.record(z.string(), z.number().int().min(0)),
   reason: z.string().optional(),
+  /** When the file landed, its first call was queued, and its reports were written (ISO 8601). */
+  landedAt: z.string().optional(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  /** CRM calls the file took (retries included); none remain once it is finished. */
+  calls: z.object({ made: z.number().int().min(0), remaining: z.literal(0) }).optional(),
   reports: z.object({
     bucket: z.string().min(1),
     summary: z.string().min(1),

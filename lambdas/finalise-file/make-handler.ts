@@ -4,6 +4,9 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DynamoDbCallAnswers } from '../adapters/aws/dynamodb-call-answers';
 import { DynamoDbFileRegistry } from '../adapters/aws/dynamodb-file-registry';
+import { DynamoDbPhaseCounters } from '../adapters/aws/dynamodb-phase-counters';
+import { DynamoDbSchedule } from '../adapters/aws/dynamodb-schedule';
+import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
 import type { FunctionRuntime } from '../adapters/aws/lambda-entry';
 import { S3ObjectStore } from '../adapters/aws/s3-object-store';
@@ -100,9 +103,10 @@ export function makeHandler(deps: FinaliseFileDeps) {
 /** The function's adapters on AWS (or on the embedded services, with their clients). */
 export function awsDependencies(environment: FinaliseFileEnvironment, runtime: FunctionRuntime): FinaliseFileDeps {
   const { clients } = runtime;
+  const answers = new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME);
   return {
     store: new S3ObjectStore(clients.s3),
-    answers: new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME),
+    answers,
     outcomes: new DynamoDbFileRegistry(clients.dynamodb, environment.LEDGER_TABLE_NAME, {
       retentionDays: environment.settings.ledgerRetentionDays,
     }),
@@ -112,6 +116,9 @@ export function awsDependencies(environment: FinaliseFileEnvironment, runtime: F
     landingPrefix: environment.LANDING_PREFIX,
     acceptedEncodings: environment.settings.acceptedEncodings,
     maxDecompressedBytes: environment.settings.maxDecompressedBytes,
+    schedule: new DynamoDbSchedule(clients.dynamodb, environment.LEDGER_TABLE_NAME),
+    phases: new DynamoDbPhaseCounters(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers),
+    turnNotifier: new SfnTaskNotifier(clients.sfn),
     telemetry: createTelemetry(contract.name, runtime.telemetry),
   };
 }

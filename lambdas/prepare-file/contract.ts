@@ -5,6 +5,7 @@ import { metricsOf } from '../contracts/telemetry';
 import { PHASE_PATTERN } from '../core/crm/call-message';
 import { ErrorNames } from '../core/errors';
 import { FILE_KINDS } from '../core/files/record-schemas';
+import { SCHEDULE_SETTINGS } from '../core/schedule/schedule';
 import { DEFAULT_LANDING_PREFIX } from '../core/workflow/storage-keys';
 
 const Phase = z.string().regex(PHASE_PATTERN);
@@ -67,6 +68,12 @@ export const prepareFileContract = defineContract({
       batches: z.number().int().min(0),
       /** Where the next slice goes on from (only while not done); passed back as `resume.checkpoint`. */
       checkpoint: CheckpointSchema.optional(),
+      /** Present while the file may not send now (IsPrepared then waits SCHEDULE_CHECK_S): why. */
+      waiting: z.string().optional(),
+      /** With `waiting`: AwaitTurn's timeout, when the file asks again if nothing woke it. */
+      recheckSeconds: z.number().int().min(1).optional(),
+      /** The file was cancelled: the phase was closed with what was queued; NextPhase goes to finalise. */
+      cancelled: z.literal(true).optional(),
     }),
   },
   environment: defineEnvironment(
@@ -75,7 +82,15 @@ export const prepareFileContract = defineContract({
       CALL_QUEUE_URL: z.string().min(1),
       LANDING_PREFIX: z.string().min(1).default(DEFAULT_LANDING_PREFIX),
     },
-    ['batchSize', 'batchMaxBytes', 'acceptedEncodings', 'maxDecompressedBytes', 'ledgerRetentionDays', 'logLevel'],
+    [
+      'batchSize',
+      'batchMaxBytes',
+      'acceptedEncodings',
+      'maxDecompressedBytes',
+      'ledgerRetentionDays',
+      'logLevel',
+      ...SCHEDULE_SETTINGS,
+    ],
   ),
   errors: [
     ErrorNames.fileUnreadable,

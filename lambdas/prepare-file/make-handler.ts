@@ -12,7 +12,9 @@ import { stateMachineErrors } from '../adapters/aws/task-errors';
 import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
 import { ErrorNames, PipelineError } from '../core/errors';
 import type { ObjectStore } from '../core/files/object-store';
+import { partnerOf, scheduleRules } from '../core/schedule/schedule';
 import { preparePhaseSlice, type PhaseDeps } from '../core/workflow/prepare-phase';
+import { DynamoDbSchedule } from '../adapters/aws/dynamodb-schedule';
 import { segregatedKey } from '../core/workflow/storage-keys';
 import {
   prepareFileContract as contract,
@@ -53,10 +55,13 @@ export function makeHandler(deps: PrepareFileDeps) {
         ...(resume.from ? { from: resume.from } : {}),
         firstBatch: resume.batches,
         ...(resume.checkpoint ? { checkpoint: resume.checkpoint } : {}),
+        partner: partnerOf(input.file.key, deps.landingPrefix),
       },
       deps,
       sliceDeadline(context),
     );
+    if (result.waited) deps.telemetry.emit('ScheduleWait', result.waited.seconds, { Rule: result.waited.rule });
+    if (result.held) logger.info('file held', { fileId: classification.sha256, phase: resume.phase, ...result.held });
     logger.info('phase slice enqueued', {
       fileId: classification.sha256,
       phase: resume.phase,
@@ -72,10 +77,16 @@ export function makeHandler(deps: PrepareFileDeps) {
       result.checkpoint && JSON.stringify(result.checkpoint).length <= MAX_CHECKPOINT_CHARS
         ? result.checkpoint
         : undefined;
+    const waiting =
+      result.held && !result.complete
+        ? { waiting: result.held.reason, recheckSeconds: result.held.recheckSeconds }
+        : {};
     return {
       phase: resume.phase,
       from: resume.from ?? null,
       done: result.complete,
+      ...waiting,
+      ...(result.held?.state === 'cancelled' ? { cancelled: true as const } : {}),
       slices: resume.slices + 1,
       batches: result.nextBatch,
       ...(checkpoint ? { checkpoint } : {}),
@@ -102,6 +113,13 @@ export function awsDependencies(environment: PrepareFileEnvironment, runtime: Fu
     maxDecompressedBytes: environment.settings.maxDecompressedBytes,
     acceptedEncodings: environment.settings.acceptedEncodings,
     landingPrefix: environment.LANDING_PREFIX,
+    turn: {
+      schedule: new DynamoDbSchedule(clients.dynamodb, environment.LEDGER_TABLE_NAME, {
+        retentionDays: environment.settings.ledgerRetentionDays,
+      }),
+      rules: scheduleRules(environment.settings),
+      notifier: new SfnTaskNotifier(clients.sfn),
+    },
     telemetry: createTelemetry(contract.name, runtime.telemetry),
   };
 }

@@ -58,6 +58,8 @@ export class CrmDispatch extends Construct {
     Secret.fromSecretCompleteArn(this, 'CrmTokenRef', props.crmToken.secretArn).grantRead(this.function);
     props.key.grantDecrypt(this.function);
     props.stateMachine.grantTaskResponse(this.function);
+    // A paused file's queued call goes back on the queue, hidden for a few seconds (docs/design.md, Scheduling).
+    props.callQueue.grantSendMessages(this.function);
     this.function.addEventSource(
       new SqsEventSource(props.callQueue, {
         batchSize: CALL_QUEUE.eventSourceBatchSize,

@@ -66,7 +66,7 @@ export class IngestionWorkflow extends Construct {
     const classify = make(
       'ClassifyFile',
       classifyFileContract,
-      classifyFileContract.environment.build(ledger, settings),
+      classifyFileContract.environment.build({ ...ledger, LANDING_PREFIX: landingPrefix }, settings),
     );
     props.landingBucket.grantRead(classify);
     props.ledgerTable.grantReadWriteData(classify);

@@ -40,6 +40,8 @@ describe('classify-file handler: slices resume from the checkpoint they return (
     const handler = makeHandler({
       store,
       registry: noRegistry,
+      schedule: { register: () => Promise.resolve() },
+      landingPrefix: 'incoming/',
       settings: { maxFileSizeBytes: 100 * 1024 * 1024, acceptedEncodings: ['csv', 'jsonl', 'gzip'] },
       telemetry: createTelemetry('classify-file', { output: new PassThrough() }),
     });

@@ -48,6 +48,8 @@ describe('the file workflow on the embedded services', () => {
       env: {
         RETRY_LATER_DELAY_S: '1',
         RETRY_LATER_ATTEMPTS: '3',
+        // No hold for users files landing with a transactions file: the late users file lands while it sends.
+        ORDERING_WINDOW_S: '0',
         CRM_RETRY_BASE_DELAY_MS: '50',
       },
       concurrency: 3,

@@ -15,7 +15,12 @@ describe('docs/configuration.md', () => {
     const defaults = ConfigSchema.parse({}) as Record<string, unknown>;
     for (const [key, setting] of Object.entries(SETTINGS)) {
       const value = defaults[key];
-      const shown = value === undefined ? '—' : Array.isArray(value) ? value.join(',') : String(value);
+      const shown =
+        value === undefined || (typeof value === 'object' && Object.keys(value as object).length === 0)
+          ? '—'
+          : Array.isArray(value)
+            ? value.join(',')
+            : String(value);
       expect(configuration).toContain(`| \`${setting.env}\` | \`--${setting.flag}\` | \`${key}\` | ${shown}`);
     }
   });

@@ -39,8 +39,14 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
     return this.update(
       answer.fileId,
       answer.phase,
-      'ADD answered :one, #update :update, retryLater :retryLater SET answeredAt = :now, expiresAt = :expiresAt',
-      { ':one': 1, ':update': update, ':retryLater': retryLater, ':now': new Date().toISOString() },
+      'ADD answered :one, #update :update, retryLater :retryLater, calls :calls SET answeredAt = :now, expiresAt = :expiresAt',
+      {
+        ':one': 1,
+        ':update': update,
+        ':retryLater': retryLater,
+        ':calls': answer.attempts,
+        ':now': new Date().toISOString(),
+      },
       { '#update': 'update' },
     );
   }
@@ -53,9 +59,11 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
     let answered = 0;
     let update = 0;
     let retryLater = 0;
+    let calls = 0;
     for await (const answer of this.answers.answers(fileId, phase)) {
       const carried = carriedOver(answer.outcomes);
       answered++;
+      calls += answer.attempts;
       update += carried.update;
       retryLater += carried.retryLater;
     }
@@ -63,11 +71,12 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
       return await this.update(
         fileId,
         phase,
-        'SET answered = :answered, #update = :update, retryLater = :retryLater, recountedAt = :now, expiresAt = :expiresAt',
+        'SET answered = :answered, #update = :update, retryLater = :retryLater, calls = :calls, recountedAt = :now, expiresAt = :expiresAt',
         {
           ':answered': answered,
           ':update': update,
           ':retryLater': retryLater,
+          ':calls': calls,
           ':expected': expected,
           ':zero': 0,
           ':now': new Date().toISOString(),
@@ -117,6 +126,7 @@ function toState(fileId: string, phase: string, item: Record<string, unknown> | 
     answered: Number(item?.answered ?? 0),
     update: Number(item?.update ?? 0),
     retryLater: Number(item?.retryLater ?? 0),
+    calls: Number(item?.calls ?? 0),
     ...(typeof item?.taskToken === 'string' ? { taskToken: item.taskToken } : {}),
   };
 }

@@ -22,3 +22,9 @@ export const sourceKey = (source: string) => `source#${source}`;
 export const seenKey = (path: string) => `seen#${path}`;
 export const collectionKey = (file: { path: string; size: number; modifiedAt: number }) =>
   `collect#${file.path}#${file.size}#${file.modifiedAt}`;
+
+/** The schedule (lambdas/core/schedule): one partition, an item per file in flight and per partner. */
+export const SCHEDULE_PARTITION = 'schedule';
+export const scheduledFileKey = (fileId: string) => `file#${fileId}`;
+export const schedulePartnerKey = (partner: string) => `partner#${partner}`;
+export const LANDINGS_SORT_KEY = 'landings';

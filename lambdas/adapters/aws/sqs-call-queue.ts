@@ -61,6 +61,7 @@ export class SqsCallQueue implements CallQueue {
       Id: String(i),
       MessageBody: call.body,
       MessageAttributes: { [RECORDS_ATTRIBUTE]: { DataType: 'Number', StringValue: String(call.records) } },
+      ...(call.delaySeconds ? { DelaySeconds: call.delaySeconds } : {}),
     }));
     for (let attempt = 1; ; attempt++) {
       const { Failed = [] } = await this.sqs.send(

@@ -72,6 +72,8 @@ export function callMessageBody(
 export interface QueuedCall {
   readonly body: string;
   readonly records: number;
+  /** Hidden this long first (at most 900 s): a paused file's call held back. */
+  readonly delaySeconds?: number;
 }
 
 /** The port to the call queue (SQS): one message per call; sent in order, at least once. */

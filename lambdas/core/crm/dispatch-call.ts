@@ -95,3 +95,29 @@ export async function dispatchCall(
   };
   return { status: 'answered', answer, recorded: await deps.answers.recordAnswer(answer) };
 }
+
+/** The reason of records a cancel stopped before they were sent. */
+export const CANCELLED = 'CANCELLED';
+
+/**
+ * The answer of a queued call whose file was cancelled: nothing is sent, every record fails as CANCELLED, and
+ * the answer is stored and counted like any other, so the phase completes and finalise reports them.
+ */
+export function cancelledAnswer(
+  message: Pick<CallMessage, 'fileId' | 'phase' | 'batchIndex' | 'operation' | 'lines'>,
+): CallAnswer {
+  return {
+    fileId: message.fileId,
+    phase: message.phase,
+    batchIndex: message.batchIndex,
+    operation: message.operation,
+    outcomes: message.lines.map((line) => ({
+      line,
+      status: 'failed' as const,
+      reason: CANCELLED,
+      error: 'cancelled by an operator before it was sent',
+    })),
+    attempts: 0,
+    replayed: false,
+  };
+}

@@ -10,7 +10,7 @@ export interface FileSummary {
   readonly name: string;
   readonly sha256: string;
   readonly kind: FileKind | 'unknown';
-  readonly status: 'succeeded' | 'partial' | 'failed' | 'duplicate';
+  readonly status: 'succeeded' | 'partial' | 'failed' | 'duplicate' | 'cancelled';
   readonly received: number;
   readonly succeeded: number;
   readonly failed: number;
@@ -67,7 +67,19 @@ export interface ReportInput {
   readonly from?: ReportProgress;
   /** Asked after each chunk of records is written: true ends the slice there, with its progress. @default never */
   readonly shouldStop?: () => boolean;
+  /**
+   * The file was cancelled: a record no call answered (never sent) or left waiting for a next phase (8006, 4404)
+   * fails as CANCELLED instead of being a ReconciliationError. @default false
+   */
+  readonly cancelled?: boolean;
 }
+
+/** What a cancel leaves of a record never sent (or never sent again). */
+const CANCELLED_OUTCOME = {
+  status: 'failed',
+  reason: 'CANCELLED',
+  error: 'cancelled by an operator before it was sent',
+} as const;
 
 /** Where an answer stream stands: the batch whose outcome `at` is the next one not taken. */
 export interface AnswerPosition {
@@ -265,6 +277,7 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
   const nextAddOutcome = async (line: number) => {
     const next = add.head();
     const outcome = next instanceof Promise ? await next : next;
+    if (input.cancelled && (!outcome || outcome.line > line)) return undefined;
     if (!outcome) throw new ReconciliationError(`line ${line}: accepted, but no ADD answer: the record is pending`);
     if (outcome.line !== line) {
       throw new ReconciliationError(
@@ -316,7 +329,14 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
         };
       } else {
         const first = await nextAddOutcome(record.line);
-        const { operations, outcome } = await resolve(record.line, first.outcome, first.operation, later);
+        const resolved = first
+          ? await resolve(record.line, first.outcome, first.operation, later)
+          : { operations: [] as CrmOperation[], outcome: { line: record.line, ...CANCELLED_OUTCOME } as RecordOutcome };
+        const { operations } = resolved;
+        let { outcome } = resolved;
+        if (input.cancelled && (outcome.status === 'update' || outcome.status === 'retry-later')) {
+          outcome = { line: record.line, ...CANCELLED_OUTCOME };
+        }
         if (outcome.status === 'update') {
           throw new ReconciliationError(`line ${record.line}: 8006 but no UPD answer: the record is pending`);
         }
@@ -369,7 +389,7 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
   if (received !== succeeded + failed)
     throw new ReconciliationError(`received ${received} != ${succeeded} succeeded + ${failed} failed`);
 
-  const status = failed === 0 ? 'succeeded' : succeeded === 0 ? 'failed' : 'partial';
+  const status = input.cancelled ? 'cancelled' : failed === 0 ? 'succeeded' : succeeded === 0 ? 'failed' : 'partial';
   const summary: FileSummary = {
     name: input.name,
     sha256: input.sha256,

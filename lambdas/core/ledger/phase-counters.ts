@@ -13,6 +13,8 @@ export interface PhaseState {
   readonly update: number;
   /** Records answered 4404: the next RETRY phase takes them. */
   readonly retryLater: number;
+  /** CRM calls its answers took (retries of a call included; a cancelled batch took none). */
+  readonly calls?: number;
   /** The waiting execution's task token, once the await step has stored it. */
   readonly taskToken?: string;
 }

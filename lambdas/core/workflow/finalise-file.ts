@@ -16,6 +16,8 @@ import type { FileKind } from '../files/record-schemas';
 import type { CallAnswer } from '../crm/dispatch-call';
 import type { FileOutcomes } from '../ledger/file-claim';
 import { reportFileSlice, type FileSummary, type ReportProgress, type TextSink } from '../ledger/file-report';
+import type { PhaseCounters } from '../ledger/phase-counters';
+import { partnerOf, wakeWaiting, type Schedule, type TurnNotifier } from '../schedule/schedule';
 import { duplicateKey, failedRecordsName, quarantineKey, reportPrefix } from './storage-keys';
 
 /** Where a finished file's reports are (the `file.completed` event and summary.json carry it). */
@@ -26,7 +28,16 @@ export interface ReportLocation {
   readonly failedRecords?: string;
 }
 
-export type FinalSummary = FileSummary & { readonly reports: ReportLocation; readonly archived?: ObjectRef };
+export type FinalSummary = FileSummary & {
+  readonly reports: ReportLocation;
+  readonly archived?: ObjectRef;
+  /** When the file landed, its first call was queued, and its reports were written (ISO 8601). */
+  readonly landedAt?: string;
+  readonly startedAt?: string;
+  readonly finishedAt?: string;
+  /** CRM calls the file took, retries included. */
+  readonly calls?: { readonly made: number; readonly remaining: 0 };
+};
 
 /** The port to the event bus: `file.completed` with the summary, for whoever watches (EventBridge). */
 export interface EventPublisher {
@@ -49,6 +60,12 @@ export interface FinaliseDeps {
   readonly acceptedEncodings: readonly Encoding[];
   /** Bytes of text (after gunzip) past which the file is refused (`MAX_DECOMPRESSED_BYTES`). @default no limit */
   readonly maxDecompressedBytes?: number;
+  /** The schedule: whether the file was cancelled, its times; it leaves the schedule once finished. */
+  readonly schedule?: Pick<Schedule, 'read' | 'update' | 'finish' | 'view'>;
+  /** The phases' counters, for the calls the file took. */
+  readonly phases?: Pick<PhaseCounters, 'read'>;
+  /** Wakes the files this one held (customers first), once it leaves the schedule. */
+  readonly turnNotifier?: TurnNotifier;
 }
 
 export interface FinishedFile {
@@ -339,11 +356,14 @@ export async function finaliseFileSlice(
   const archived = { bucket: deps.archiveBucket, key: input.file.key };
   const kept = (await deps.outcomes.read(input.fileId))?.summary as FinalSummary | undefined;
   let summary: FinalSummary;
+  const laterPhases =
+    input.kind === 'users' ? ['UPD'] : Array.from({ length: input.retryPhases }, (_, i) => `RETRY${i + 1}`);
+  const scheduled = kept ? undefined : await deps.schedule?.read(input.fileId);
   if (kept) {
     summary = kept;
   } else {
-    const laterPhases =
-      input.kind === 'users' ? ['UPD'] : Array.from({ length: input.retryPhases }, (_, i) => `RETRY${i + 1}`);
+    if (scheduled && !options.from)
+      await deps.schedule?.update(input.fileId, { state: 'finalising', phase: 'FINALISE' });
     const failedKey = `${prefix}${failedRecordsName(input.file.key, input.format)}`;
     const { parts } = deps.store;
     const from = parts ? options.from : undefined;
@@ -388,6 +408,7 @@ export async function finaliseFileSlice(
         failedRecords: failed,
         ...(from ? { from: from.report } : {}),
         ...(parts && options.shouldStop ? { shouldStop: options.shouldStop } : {}),
+        ...(scheduled?.control === 'cancelled' ? { cancelled: true } : {}),
       });
       if (!slice.done) {
         const position = end as ReadPosition;
@@ -409,8 +430,16 @@ export async function finaliseFileSlice(
       await Promise.all([results.abort(final), failed.abort(final)]);
       throw error;
     }
+    let made = 0;
+    if (deps.phases) {
+      for (const phase of ['ADD', ...laterPhases]) made += (await deps.phases.read(input.fileId, phase)).calls ?? 0;
+    }
     summary = {
       ...reported,
+      ...(scheduled ? { landedAt: scheduled.landedAt } : {}),
+      ...(scheduled?.startedAt ? { startedAt: scheduled.startedAt } : {}),
+      finishedAt: new Date().toISOString(),
+      ...(deps.phases ? { calls: { made, remaining: 0 as const } } : {}),
       reports: {
         bucket: deps.archiveBucket,
         summary: `${prefix}summary.json`,
@@ -428,6 +457,16 @@ export async function finaliseFileSlice(
     // Kept until now so that a retry of this slice could still read them (the lifecycle expires any left).
     await Promise.all([results.cleanUp(), failed.cleanUp()]).catch(() => undefined);
   }
+  // Out of the schedule (again, for a retried slice): a transactions file waiting for it may go.
+  await deps.schedule?.finish(
+    {
+      fileId: input.fileId,
+      kind: input.kind,
+      partner: scheduled?.partner ?? partnerOf(input.file.key, deps.landingPrefix),
+    },
+    summary.finishedAt ?? new Date().toISOString(),
+  );
+  if (deps.schedule && deps.turnNotifier) await wakeWaiting(deps.schedule, deps.turnNotifier);
   return { done: true, summary };
 }
 
@@ -517,6 +556,10 @@ export async function quarantineFile(
     JSON_TYPE,
   );
   await deps.store.move(input.file, quarantined, { 'failure-reason': metadataValue(reason) });
+  if (input.fileId && input.kind) {
+    const partner = partnerOf(input.file.key, deps.landingPrefix);
+    await deps.schedule?.finish({ fileId: input.fileId, kind: input.kind, partner }, new Date().toISOString());
+  }
   await deps.events.fileCompleted(summary);
   return summary;
 }

@@ -8,6 +8,8 @@ import { LineSet, prepareFile, type PrepareCheckpoint } from '../files/prepare-f
 import { readFromPosition } from '../files/read-from';
 import type { FileKind } from '../files/record-schemas';
 import { CARRIED_STATUS, resumeIfComplete, type PhaseCounters, type TaskNotifier } from '../ledger/phase-counters';
+import { recheckSeconds, wakeWaiting, type ScheduleRules } from '../schedule/schedule';
+import { SendTurn, type Stopped, type TurnDeps } from '../schedule/send-turn';
 
 /** Where a phase's answers are read back, in batch order. */
 export interface AnswerSource {
@@ -24,6 +26,8 @@ export interface PhaseDeps {
   readonly acceptedEncodings: readonly Encoding[];
   /** Bytes of text past which the file is refused (`MAX_DECOMPRESSED_BYTES`). @default no limit */
   readonly maxDecompressedBytes?: number;
+  /** The CRM budget's schedule (docs/design.md, Scheduling); without it every batch is sent at once. */
+  readonly turn?: TurnDeps;
 }
 
 export interface PhaseSlice {
@@ -41,6 +45,9 @@ export interface PhaseSlice {
    * (the phase's first slice, or one started before checkpoints existed), the file is read from its start.
    */
   readonly checkpoint?: PrepareCheckpoint;
+  /** The file's name and partner, for the schedule. */
+  readonly name?: string;
+  readonly partner?: string;
 }
 
 export interface SliceResult {
@@ -51,6 +58,20 @@ export interface SliceResult {
   readonly rejected: number;
   /** Where the next slice goes on from, when this one is not complete. */
   readonly checkpoint?: PrepareCheckpoint;
+  /**
+   * Why the slice stopped before the phase's end and may not go on now: `waiting` (a rule or a pause holds it;
+   * the state machine asks again after SCHEDULE_CHECK_S), `cancelled` or `gaveUp` (the phase was closed with
+   * the batches already queued: complete is then true).
+   */
+  readonly held?: {
+    readonly state: 'waiting' | 'paused' | 'cancelled';
+    readonly reason: string;
+    readonly gaveUp?: boolean;
+    /** Ask again after this long if nothing wakes the file first. */
+    readonly recheckSeconds: number;
+  };
+  /** This slice ended a wait of the file: how long, on which rule. */
+  readonly waited?: { readonly rule: string; readonly seconds: number };
 }
 
 /**
@@ -86,6 +107,34 @@ export async function preparePhaseSlice(
   shouldStop: () => boolean,
 ): Promise<SliceResult> {
   if (slice.phase !== 'ADD' && !slice.from) throw new RangeError(`phase ${slice.phase} needs the phase it follows`);
+  let turn: SendTurn | undefined;
+  if (deps.turn) {
+    const begun = await SendTurn.begin(
+      deps.turn,
+      deps.phases,
+      {
+        fileId: slice.fileId,
+        phase: slice.phase,
+        firstBatch: slice.firstBatch,
+        name: slice.name ?? slice.file.key.split('/').pop() ?? slice.file.key,
+        partner: slice.partner ?? '',
+        kind: slice.kind,
+      },
+      shouldStop,
+    );
+    if (!begun.first.send) {
+      if (closes(begun.first)) return closePhase(slice, deps, slice.firstBatch, begun.first);
+      return {
+        complete: false,
+        nextBatch: slice.firstBatch,
+        received: 0,
+        rejected: 0,
+        ...(slice.checkpoint ? { checkpoint: slice.checkpoint } : {}),
+        held: held(begun.first, deps.turn.rules),
+      };
+    }
+    turn = begun.turn;
+  }
   const onlyLines = slice.from ? await carriedLines(deps.answers, slice.fileId, slice.phase, slice.from) : undefined;
   const meta = { fileId: slice.fileId, phase: slice.phase, operation: operationFor(slice.kind, slice.phase) };
   const checkpoint = slice.checkpoint?.nextBatch === slice.firstBatch ? slice.checkpoint : undefined;
@@ -97,13 +146,38 @@ export async function preparePhaseSlice(
     ...(deps.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: deps.maxDecompressedBytes }),
     firstBatch: slice.firstBatch,
     ...(checkpoint ? { from: checkpoint } : {}),
-    shouldStop,
+    shouldStop: turn ? () => (turn as SendTurn).mustStop || shouldStop() : shouldStop,
     ...(onlyLines ? { onlyLines } : {}),
-    onBatches: (batches) =>
-      deps.queue.send(batches.map((batch) => ({ body: callMessageBody(batch, meta), records: batch.items.length }))),
+    onBatches: async (batches) => {
+      await turn?.admit(batches.length);
+      await deps.queue.send(
+        batches.map((batch) => ({ body: callMessageBody(batch, meta), records: batch.items.length })),
+      );
+    },
     // Validation failures need no storage: the report validates the file again (it is deterministic).
     onRejected: () => undefined,
   });
+  const stopped = turn?.stopped;
+  if (stopped && !summary.complete && closes(stopped)) {
+    return {
+      ...(await closePhase(slice, deps, summary.nextBatch, stopped)),
+      received: summary.received,
+      rejected: summary.rejected,
+    };
+  }
+  if (turn) {
+    // The ADD phase's batches in all, for the ETA, from the bytes read so far (a gzip file's text size is unknown).
+    const read = summary.checkpoint && !summary.checkpoint.position.gzip ? summary.checkpoint.position.bytes : 0;
+    const estimate =
+      !summary.complete && read > 0 && slice.phase === 'ADD'
+        ? Math.ceil((summary.nextBatch * (await deps.store.head(slice.file)).size) / read)
+        : undefined;
+    await turn.end({
+      complete: summary.complete,
+      nextBatch: summary.nextBatch,
+      ...(estimate === undefined ? {} : { batchesEstimate: estimate }),
+    });
+  }
   if (summary.complete) {
     if (summary.sha256 !== slice.fileId) {
       throw new PipelineError(
@@ -122,5 +196,35 @@ export async function preparePhaseSlice(
     received: summary.received,
     rejected: summary.rejected,
     ...(summary.checkpoint ? { checkpoint: summary.checkpoint } : {}),
+    ...(stopped && !summary.complete && deps.turn ? { held: held(stopped, deps.turn.rules) } : {}),
+    ...(turn?.waited ? { waited: turn.waited } : {}),
   };
+}
+
+/** A cancel, or a RETRY phase that waited past its bound, closes the phase with what is already queued. */
+const closes = (stopped: Stopped) => stopped.state === 'cancelled' || stopped.giveUp === true;
+
+const held = (stopped: Stopped, rules: ScheduleRules): NonNullable<SliceResult['held']> => ({
+  state: stopped.state,
+  reason: stopped.reason,
+  ...(stopped.giveUp ? { gaveUp: true } : {}),
+  recheckSeconds: recheckSeconds(stopped, rules),
+});
+
+/**
+ * Ends the phase at `batches` (those queued so far): its total is set, so it completes once they are answered
+ * (the dispatcher answers a cancelled file's queued batches CANCELLED without a call), and finalise reports the
+ * records never sent: CANCELLED, or 4404 for a RETRY phase that gave up.
+ */
+async function closePhase(slice: PhaseSlice, deps: PhaseDeps, batches: number, stopped: Stopped): Promise<SliceResult> {
+  await resumeIfComplete(await deps.phases.setBatchTotal(slice.fileId, slice.phase, batches), deps.notifier);
+  const turn = deps.turn as TurnDeps;
+  await turn.schedule.update(slice.fileId, {
+    state: 'awaiting',
+    phase: slice.phase,
+    sent: batches,
+    batchesEstimate: batches,
+  });
+  if (turn.notifier) await wakeWaiting(turn.schedule, turn.notifier);
+  return { complete: true, nextBatch: batches, received: 0, rejected: 0, held: held(stopped, turn.rules) };
 }

@@ -6,6 +6,7 @@ import type { CrmSimulatorOptions } from '../crm-simulator/crm-simulator';
 import { writeDemoLoad } from './demo-load';
 import { parseFileName } from '../../core/files/classify-file';
 import { sha256Of } from '../../core/files/file-identity';
+import { writeUpState } from './control-commands';
 import { RunStopped, startIngestRuntime, type IngestRuntime } from './ingest-runtime';
 import type { PollSource } from '../../core/polling/poll-source';
 import { connectSftpSource, type SourceCredentials } from '../../adapters/sftp/sftp-folder';
@@ -215,6 +216,8 @@ export async function runFiles(
           }
           await Promise.race([uploadOrRefuse(runtime, file, partner), runtime.stopped]);
         }
+        // Every file of the wave has landed: none of them need hold for more users files.
+        await Promise.race([runtime.closeLandings(wave.map((file) => basename(file))), runtime.stopped]);
       }
     },
   );
@@ -277,7 +280,10 @@ export async function runPolled(poll: PollOption, options: CommandOptions, io: C
         const outcome = await Promise.race([pollOnce(runtime, poll), runtime.stopped]);
         names.push(...outcome.collected.map((file) => basename(file.key)));
         // Every file listed is collected (or was): nothing is still being written.
-        if (outcome.waiting === 0) return;
+        if (outcome.waiting === 0) {
+          await Promise.race([runtime.closeLandings(names), runtime.stopped]);
+          return;
+        }
         await Promise.race([new Promise((resolve) => setTimeout(resolve, poll.intervalMs)), runtime.stopped]);
       }
     },
@@ -348,6 +354,7 @@ function keepPolling(runtime: IngestRuntime, poll: PollOption, io: CommandIo, js
 export async function runUp(options: CommandOptions, io: CommandIo): Promise<number> {
   const logFile = openLog(options.settings.reportDir);
   let runtime: IngestRuntime | undefined;
+  let removeUpState = () => undefined as void;
   try {
     runtime = await startRuntime(options, logFile.stream, true);
     const { sftp } = runtime;
@@ -391,6 +398,14 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
       else io.out(`${file.name}: pending, its workflow failed (${file.error}); redrive it or upload it again\n`);
     });
     const active = runtime;
+    // Found there by `ingest files`, `ingest pause`, `ingest resume` and `ingest cancel`.
+    removeUpState = writeUpState(options.settings.reportDir, {
+      pid: process.pid,
+      dynamodb: runtime.pipeline.db.endpoint,
+      stepFunctions: runtime.pipeline.stepFunctionsEndpoint,
+      callsPerMinute: options.settings.callsPerMinute,
+      partnerWeights: options.settings.partnerWeights,
+    });
     const polling = options.poll ? keepPolling(active, options.poll, io, options.json) : undefined;
     const reason = await withProgress(
       io,
@@ -405,6 +420,7 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
     io.err(`ingest: ${error.message}\n`);
     return 1;
   } finally {
+    removeUpState();
     await runtime?.close();
     logFile.close();
   }

@@ -77,6 +77,11 @@ export interface IngestRuntime {
   upload(path: string, partner: string): Promise<void>;
   /** Resolves when the file with this SHA-256 has been claimed (so a later copy of it is the duplicate). */
   waitForClaim(sha256: string): Promise<void>;
+  /**
+   * Once every named file is in the schedule or finished, tells the schedule nothing more lands: a transactions
+   * file then stops holding (ORDERING_WINDOW_S) for users files that might land with it.
+   */
+  closeLandings(names: readonly string[]): Promise<void>;
   /** Resolves when every named file is finished and reported; rejects with RunStopped. */
   waitFor(names: readonly string[]): Promise<void>;
   /** One line: files, records, calls in the last window against the limit, queue, ETA. */
@@ -240,6 +245,14 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
         await Promise.race([sleep(100), stopped]);
       }
     },
+    async closeLandings(names) {
+      for (;;) {
+        const known = new Set((await pipeline.schedule.view()).files.map((file) => file.name));
+        if (names.every((name) => finished.has(name) || known.has(name))) break;
+        await Promise.race([sleep(100), stopped]);
+      }
+      await pipeline.schedule.closeLandings(new Date().toISOString());
+    },
     async waitFor(names) {
       const wanted = new Set(names);
       for (;;) {
@@ -250,7 +263,8 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
       }
     },
     async progressLine(expectedFiles) {
-      const progress = await pipeline.progress();
+      const [progress, view] = await Promise.all([pipeline.progress(), pipeline.schedule.view()]);
+      const held = view.files.filter((file) => file.state === 'waiting').length;
       const inWindow = monitor.callsInLast(windowMs);
       const limit = settings.callsPerMinute;
       const waiting = progress.queued + progress.inFlight;
@@ -261,6 +275,7 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
         `records ${progress.recordsDone.toLocaleString('en-US')}`,
         `CRM calls last ${window} ${inWindow}/${limit}`,
         `queue ${waiting}`,
+        ...(held > 0 ? [`${held} file(s) waiting their turn`] : []),
         waiting > 0 ? `ETA ${duration(eta)}` : `elapsed ${duration((Date.now() - startedAt) / 1000)}`,
       ].join(' · ');
     },

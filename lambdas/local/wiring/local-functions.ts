@@ -88,7 +88,10 @@ export function localFunctions(
   const ledger = { LEDGER_TABLE_NAME: resources.ledgerTable };
   const landing = { LANDING_BUCKET_NAME: resources.landingBucket, LANDING_PREFIX: resources.landingPrefix };
   return {
-    'classify-file': build(FUNCTION_CONTRACTS['classify-file'], classifyFile, ledger),
+    'classify-file': build(FUNCTION_CONTRACTS['classify-file'], classifyFile, {
+      ...ledger,
+      LANDING_PREFIX: resources.landingPrefix,
+    }),
     'prepare-file': build(FUNCTION_CONTRACTS['prepare-file'], prepareFile, {
       ...ledger,
       CALL_QUEUE_URL: resources.callQueueUrl,

@@ -1,4 +1,6 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DynamoDbSchedule } from '../../adapters/aws/dynamodb-schedule';
+import type { Schedule } from '../../core/schedule/schedule';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { PassThrough } from 'node:stream';
@@ -93,6 +95,10 @@ export interface LocalPipeline {
   readonly s3: Awaited<ReturnType<typeof startLocalS3>>;
   readonly db: Awaited<ReturnType<typeof startLocalDynamoDb>>;
   readonly sqs: Awaited<ReturnType<typeof startLocalSqs>>;
+  /** The schedule the handlers share (files in flight, pauses, cancels), in the embedded ledger table. */
+  readonly schedule: Schedule;
+  /** The Step Functions stand-in's endpoint (SendTaskSuccess wakes a waiting file). */
+  readonly stepFunctionsEndpoint: string;
   /** Puts an object into the landing bucket, as Transfer Family does; its Object Created event starts the workflow. */
   land(key: string, body: Uint8Array | string, options?: { missEvent?: boolean }): Promise<void>;
   /** Starts an execution for an object, as the EventBridge rule (or the sweep) does. */
@@ -309,6 +315,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     s3,
     db,
     sqs,
+    schedule: new DynamoDbSchedule(db.client(), LOCAL_NAMES.ledgerTable),
+    stepFunctionsEndpoint: aws.endpoint,
     completed,
     failedExecutions,
     land: async (key, body, { missEvent = false } = {}) => {

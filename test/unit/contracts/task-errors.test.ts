@@ -57,6 +57,8 @@ const handlers: Record<WorkflowTaskFunction, { build: (error: Error) => Invoke; 
       classifyFile.makeHandler({
         store: failing(error) as never,
         registry: failing(error) as never,
+        schedule: failing(error) as never,
+        landingPrefix: 'incoming/',
         settings: { maxFileSizeBytes: 1000, acceptedEncodings: ['csv'] },
         telemetry: telemetry('classify-file'),
       }) as Invoke,
@@ -93,6 +95,8 @@ const handlers: Record<WorkflowTaskFunction, { build: (error: Error) => Invoke; 
       awaitPhase.makeHandler({
         phases: failing(error) as never,
         notifier: failing(error) as never,
+        schedule: failing(error) as never,
+        rules: failing(error) as never,
         telemetry: telemetry('await-phase'),
       }) as Invoke,
     events: [

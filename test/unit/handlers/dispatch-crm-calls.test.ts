@@ -36,6 +36,8 @@ async function loadHandler(
   };
   mocks.dynamodb.on(sdk.dynamodb.GetCommand).resolves({});
   mocks.dynamodb.on(sdk.dynamodb.PutCommand).resolves({});
+  // The schedule's view: no file paused or cancelled.
+  mocks.dynamodb.on(sdk.dynamodb.QueryCommand).resolves({ Items: [] });
   // The limiter's atomic slot update: answer as DynamoDB would for a schedule that is current.
   mocks.dynamodb
     .on(sdk.dynamodb.UpdateCommand)

@@ -1,0 +1,211 @@
+import type { PhaseCounters } from '../ledger/phase-counters';
+import {
+  turnOf,
+  wakeWaiting,
+  type Schedule,
+  type ScheduledFile,
+  type ScheduleRules,
+  type Turn,
+  type TurnNotifier,
+} from './schedule';
+
+/** The schedule's ports and rules, as prepare sees them. */
+export interface TurnDeps {
+  readonly schedule: Schedule;
+  readonly rules: ScheduleRules;
+  /** How often the phase's answered count is read while the window is full. @default 500 ms */
+  readonly pollMs?: number;
+  /** How often the view of the files in flight is read again (a pause, a users file landing). @default 2 s */
+  readonly viewMs?: number;
+  readonly now?: () => number;
+  /** Wakes the files a users file held once it stops refilling (AwaitTurn's tokens); none: they ask on their own. */
+  readonly notifier?: TurnNotifier;
+}
+
+export interface TurnSlice {
+  readonly fileId: string;
+  readonly phase: string;
+  /** Batches of the phase queued by earlier slices. */
+  readonly firstBatch: number;
+  /** For a file that the schedule does not know yet (claimed before the schedule existed). */
+  readonly name: string;
+  readonly partner: string;
+  readonly kind: ScheduledFile['kind'];
+}
+
+/** Why a slice stopped sending before its end, as the state machine hears it. */
+export type Stopped = Extract<Turn, { send: false }>;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * One prepare slice's turn at the CRM budget: asked once before the slice reads anything ({@link SendTurn.begin}),
+ * then before each hand-off of batches ({@link SendTurn.admit}), which waits while the file's window is full
+ * (its queued batches not yet answered) and lets them go as answers come. Every few seconds it reads the
+ * schedule again: a pause, a cancel, or a rule that now holds the file (a users file landed) ends the slice at
+ * its next batch boundary, the batches already handed on still going (at most one hand-off in flight past the
+ * window). What it sees is written back to the file's schedule entry, for the others' rules, the ETA and people.
+ */
+export class SendTurn {
+  private sent: number;
+  private answered = 0;
+  private window = 0;
+  private lastPoll = 0;
+  private lastView = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private stop: Stopped | { readonly state: 'deadline' } | undefined;
+  /** Set when this slice ended a wait: how long and for which rule (for the waiting-time metric). */
+  waited: { readonly rule: string; readonly seconds: number } | undefined;
+
+  private constructor(
+    private readonly deps: TurnDeps,
+    private readonly phases: Pick<PhaseCounters, 'read'>,
+    private readonly slice: TurnSlice,
+    private readonly shouldStop: () => boolean,
+    private entry: ScheduledFile,
+  ) {
+    this.sent = slice.firstBatch;
+  }
+
+  private now() {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /**
+   * Reads the schedule and decides. `send: false`: the slice sends nothing now (`state` says whether to wait, or
+   * that the file is cancelled, or with `giveUp` that a RETRY phase waited too long).
+   */
+  static async begin(
+    deps: TurnDeps,
+    phases: Pick<PhaseCounters, 'read'>,
+    slice: TurnSlice,
+    shouldStop: () => boolean,
+  ): Promise<{ turn: SendTurn; first: Turn }> {
+    let entry = await deps.schedule.read(slice.fileId);
+    if (!entry) {
+      const now = iso((deps.now ?? Date.now)());
+      await deps.schedule.register({ ...slice, landedAt: now });
+      entry = (await deps.schedule.read(slice.fileId)) ?? {
+        ...slice,
+        landedAt: now,
+        state: 'queued',
+        updatedAt: now,
+      };
+    }
+    const turn = new SendTurn(deps, phases, slice, shouldStop, entry);
+    const first = await turn.decide();
+    if (first.send) {
+      turn.window = first.window;
+      await turn.readAnswered();
+      await turn.publish({ state: 'sending' });
+    }
+    return { turn, first };
+  }
+
+  /** Why the slice must stop early, once something said so. */
+  get stopped(): Stopped | undefined {
+    return this.stop && this.stop.state !== 'deadline' ? this.stop : undefined;
+  }
+
+  /** True once the slice should end at its next batch boundary. */
+  get mustStop(): boolean {
+    return this.stop !== undefined;
+  }
+
+  private async decide(): Promise<Turn> {
+    const view = await this.deps.schedule.view();
+    this.lastView = this.now();
+    this.entry = view.files.find((file) => file.fileId === this.slice.fileId) ?? this.entry;
+    const sameWait = this.entry.phase === this.slice.phase && this.entry.waitingSince !== undefined;
+    const waitedSeconds = sameWait ? (this.now() - Date.parse(this.entry.waitingSince as string)) / 1000 : 0;
+    const turn = turnOf(this.entry, this.slice.phase, view, this.deps.rules, this.now(), waitedSeconds);
+    if (!turn.send) {
+      this.stop = turn;
+      const wasSending = this.entry.state === 'sending';
+      await this.deps.schedule.update(this.slice.fileId, {
+        state: 'waiting',
+        phase: this.slice.phase,
+        waitingFor: turn.reason,
+        waitingRule: turn.rule,
+        ...(sameWait && this.entry.waitingRule === turn.rule ? {} : { waitingSince: iso(this.now()) }),
+      });
+      if (wasSending) await this.wakeTransactions();
+    } else if (this.entry.waitingSince !== undefined) {
+      this.waited = {
+        rule: this.entry.waitingRule ?? 'Ordering',
+        seconds: (this.now() - Date.parse(this.entry.waitingSince)) / 1000,
+      };
+    }
+    return turn;
+  }
+
+  private async readAnswered() {
+    this.answered = (await this.phases.read(this.slice.fileId, this.slice.phase)).answered;
+    this.lastPoll = this.now();
+  }
+
+  private publish(changes: { state: ScheduledFile['state']; batchesEstimate?: number }) {
+    return this.deps.schedule.update(this.slice.fileId, {
+      ...changes,
+      phase: this.slice.phase,
+      sent: this.sent,
+      answered: this.answered,
+      waitingFor: null,
+      waitingSince: null,
+      waitingRule: null,
+      ...(this.entry.startedAt ? {} : { startedAt: iso(this.now()) }),
+    });
+  }
+
+  /** Waits until `batches` more fit in the window (or the slice must stop), then counts them as sent. */
+  admit(batches: number): Promise<void> {
+    const admitted = this.queue.then(() => this.waitForRoom(batches));
+    this.queue = admitted.catch(() => undefined);
+    return admitted;
+  }
+
+  private async waitForRoom(batches: number) {
+    const pollMs = this.deps.pollMs ?? 500;
+    const viewMs = this.deps.viewMs ?? 2000;
+    for (;;) {
+      if (this.stop) break;
+      if (this.now() - this.lastView >= viewMs) {
+        const turn = await this.decide();
+        if (!turn.send) break;
+        this.window = turn.window;
+        await this.publish({ state: 'sending' });
+      }
+      if (this.sent + batches - this.answered <= this.window) break;
+      if (this.shouldStop()) {
+        this.stop = { state: 'deadline' };
+        break;
+      }
+      if (this.now() - this.lastPoll < pollMs) await sleep(pollMs - (this.now() - this.lastPoll));
+      await this.readAnswered();
+    }
+    this.sent += batches;
+  }
+
+  /** A users file that stops refilling no longer holds transactions files back (users' calls first). */
+  private async wakeTransactions() {
+    if (this.slice.kind !== 'users' || !this.deps.notifier) return;
+    await wakeWaiting(this.deps.schedule, this.deps.notifier, (file) => file.kind === 'transactions');
+  }
+
+  /** The slice is over: `complete` once the phase's last batch is queued (it then awaits its answers). */
+  async end(result: { complete: boolean; nextBatch: number; batchesEstimate?: number }): Promise<void> {
+    if (this.stopped) return;
+    this.sent = result.nextBatch;
+    if (result.complete) this.entry = { ...this.entry, state: 'awaiting' };
+    await this.publish({
+      state: result.complete ? 'awaiting' : 'sending',
+      ...(result.complete
+        ? { batchesEstimate: result.nextBatch }
+        : result.batchesEstimate === undefined
+          ? {}
+          : { batchesEstimate: result.batchesEstimate }),
+    });
+    if (result.complete) await this.wakeTransactions();
+  }
+}
