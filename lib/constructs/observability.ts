@@ -65,7 +65,7 @@ const ANSWERING_STATUSES = Object.entries(CALL_RULES)
 
 /** The dispatcher's metrics that have no dimension but `service`. */
 const dispatchMetric = (
-  metricName: 'CrmThrottled' | 'CrmAuthRejected' | 'CrmCallFailed' | 'CrmLatency',
+  metricName: 'CrmThrottled' | 'CrmAuthRejected' | 'CrmCallFailed' | 'CrmLatency' | 'CallsHeld' | 'CallsCancelled',
   statistic = 'Sum',
 ) => handlerMetric(metricName, {}, statistic);
 
@@ -224,6 +224,23 @@ export class Observability extends Construct {
               props.stateMachine.metricSucceeded({ period: PERIOD }),
               failed,
             ],
+            width: 8,
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: 'CRM calls by partner and file kind',
+            left: [search('PartnerCalls')],
+            width: 8,
+          }),
+          new GraphWidget({
+            title: 'Time files waited for their turn (s), by rule',
+            left: [search('ScheduleWait')],
+            width: 8,
+          }),
+          new GraphWidget({
+            title: 'Calls held back (paused files) and cancelled unsent',
+            left: [dispatchMetric('CallsHeld'), dispatchMetric('CallsCancelled')],
             width: 8,
           }),
         ],

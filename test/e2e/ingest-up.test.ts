@@ -52,6 +52,9 @@ describe('ingest up', () => {
       reportDir,
       '--retry-later-delay',
       '1',
+      // The transactions file holds at most this long for more users files to land (ORDERING_WINDOW_S).
+      '--ordering-window',
+      '10',
     ]);
     const exited = finished(child);
     try {

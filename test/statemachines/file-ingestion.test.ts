@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import {
   loadDefinition,
   localLambdaArn,
@@ -31,6 +32,8 @@ const definition = () =>
 const outputSchema = (name: string, action: string) => {
   const contract = FUNCTION_CONTRACTS[name as WorkflowTaskFunction];
   if (name === 'await-phase' && action === 'await') return PhaseResultSchema;
+  // What a wake sends AwaitTurn (its result is dropped: ResultPath null).
+  if (name === 'await-phase' && action === 'await-turn') return z.object({}).strict();
   const outputs = contract.outputs as Record<string, { parse(value: unknown): unknown }>;
   const schema = outputs[action];
   if (!schema) throw new Error(`${name} has no action ${action}`);
@@ -76,6 +79,10 @@ interface Scenario {
   failures?: Record<string, Error[]>;
   /** Phases whose resume never comes (a count lost to a crash): only the periodic check sees them complete. */
   lost?: string[];
+  /** Prepare slices of a phase the schedule holds (they return `waiting`) before one may send. */
+  held?: Record<string, number>;
+  /** The phase whose prepare finds the file cancelled. */
+  cancelIn?: string;
 }
 
 const named = (name: string, message: string) => Object.assign(new Error(message), { name });
@@ -83,6 +90,7 @@ const named = (name: string, message: string) => Object.assign(new Error(message
 function world(scenario: Scenario) {
   const calls: { lambda: string; payload: Record<string, unknown> }[] = [];
   const failures = Object.fromEntries(Object.entries(scenario.failures ?? {}).map(([k, v]) => [k, [...v]]));
+  const held = { ...scenario.held };
   const lambda =
     (name: string, act: (payload: Record<string, unknown>) => unknown): LocalLambda =>
     (payload) => {
@@ -121,9 +129,17 @@ function world(scenario: Scenario) {
     'prepare-file': lambda('prepare-file', (p) => {
       if (p.action === 'segregate')
         return { ...(p.file as object), key: `${scenario.kind}/${String((p.file as { key: string }).key)}` };
-      const resume = p.resume as { phase: string; from: string | null; slices: number };
+      const resume = p.resume as { phase: string; from: string | null; slices: number; batches: number };
       const slices = resume.phase === 'ADD' ? (scenario.slices ?? 1) : 1;
       const result = scenario.phases?.[resume.phase] ?? { batches: 1 };
+      if ((held[resume.phase] ?? 0) > 0) {
+        held[resume.phase]!--;
+        const waiting = 'customers first: users_acme_20261124.csv still sending';
+        return { ...resume, slices: resume.slices + 1, done: false, waiting, recheckSeconds: 30 };
+      }
+      if (scenario.cancelIn === resume.phase) {
+        return { ...resume, slices: resume.slices + 1, done: true, cancelled: true };
+      }
       const done = resume.slices + 1 >= slices;
       return {
         phase: resume.phase,
@@ -136,6 +152,7 @@ function world(scenario: Scenario) {
       };
     }),
     'await-phase': lambda('await-phase', (p) => {
+      if (p.action === 'await-turn') return {};
       const phase = String(p.phase);
       const result = scenario.phases?.[phase] ?? { batches: 1 };
       const answer = {
@@ -252,6 +269,36 @@ describe('file-ingestion state machine', () => {
     expect((await run({ kind: 'users' }, 'incoming/reports/users_reports_20261124.csv')).actions).toContain(
       'classify-file:classify',
     );
+  });
+
+  it('a slice the schedule holds parks in AwaitTurn with its token, then asks again from where it was', async () => {
+    const { entered, actions, calls } = await run(
+      { kind: 'transactions', slices: 2, held: { ADD: 2 } },
+      'transactions_acme_20261124.csv',
+    );
+    const prepares = calls.filter((c) => c.payload.action === 'prepare').map((c) => c.payload.resume);
+    expect(prepares).toHaveLength(3);
+    expect(actions.filter((a) => a.startsWith('await-phase:await-turn'))).toEqual([
+      'await-phase:await-turn:ADD',
+      'await-phase:await-turn:ADD',
+    ]);
+    const turn = calls.find((c) => c.payload.action === 'await-turn')!.payload;
+    expect(turn).toMatchObject({ fileId: SHA, phase: 'ADD', taskToken: expect.any(String) });
+    // Held slices change nothing the next slice goes on from but the count of slices.
+    expect(prepares[1]).toMatchObject({ phase: 'ADD', batches: 0 });
+    expect(entered).toEqual(expect.arrayContaining(['AwaitTurn', 'AwaitPhase', 'FinaliseFile', 'Finalised']));
+  });
+
+  it('a cancelled file goes from its phase to finalise: no UPD for its 8006 records, no RETRY for its 4404', async () => {
+    const users = await run({ kind: 'users', cancelIn: 'ADD', phases: { ADD: { batches: 3, update: 40 } } });
+    expect(users.entered).not.toContain('StartUpdate');
+    expect(users.entered).toEqual(expect.arrayContaining(['AwaitPhase', 'NextPhase', 'StartFinalise', 'Finalised']));
+    const transactions = await run(
+      { kind: 'transactions', cancelIn: 'ADD', phases: { ADD: { batches: 3, retryLater: 7 } } },
+      'transactions_acme_20261124.csv',
+    );
+    expect(transactions.entered).not.toContain('WaitBeforeRetry');
+    expect(transactions.entered).toContain('Finalised');
   });
 
   it('all succeed: classify, claim, segregate, prepare in slices, await ADD, finalise', async () => {

@@ -185,7 +185,7 @@ export function partnerOf(key: string, landingPrefix: string): string {
  * file or its partner), then for transactions: customers first (a users file of the partner, or of any partner
  * with ORDERING_SCOPE=any, that landed before it or up to ORDERING_WINDOW_S after it and is still in flight;
  * before its first call, the file holds that long for such files to land, unless a one-machine run has closed
- * its landings), users' calls first (no users file of any partner is refilling its window), and for a RETRY
+ * its landings or a users file in flight when it landed has finished since), users' calls first (no users file of any partner is refilling its window), and for a RETRY
  * phase the retry delay after the partner's last users file ended. `waitedSeconds` is how long this phase has
  * been held already, for RETRY_LATER_MAX_WAIT_S.
  */
@@ -229,8 +229,22 @@ export function turnOf(
   if (before.length > 0) {
     return hold('Ordering', `customers first: ${names(before)} still sending`);
   }
+  // The hold ends early once nothing more can land (a one-machine run's uploads are over), or once a users
+  // file that was in flight when this one landed has finished: the partner's customers came with it.
   const closed = seconds(view.landingsClosedAt);
-  if (!retry && !file.startedAt && nowS < landed + rules.orderingWindowSeconds && !(closed >= landed)) {
+  const usersDone = Math.max(
+    ...Object.entries(view.usersFinishedAt)
+      .filter(([partner]) => rules.orderingScope === 'any' || partner === file.partner)
+      .map(([, at]) => seconds(at)),
+    Number.NEGATIVE_INFINITY,
+  );
+  if (
+    !retry &&
+    !file.startedAt &&
+    nowS < landed + rules.orderingWindowSeconds &&
+    !(closed >= landed) &&
+    !(usersDone > landed)
+  ) {
     const left = Math.ceil(landed + rules.orderingWindowSeconds - nowS);
     return {
       ...hold('Ordering', `holding up to ${left} s for users files landing with it (ORDERING_WINDOW_S)`),

@@ -158,6 +158,64 @@ describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)',
     expect(output).not.toContain('Alder');
   });
 
+  /** The schedule's view with this file in flight under an operator's control. */
+  const scheduled = (control: 'paused' | 'cancelled') => (sdk: Sdk, mocks: Mocks) => {
+    mocks.dynamodb.on(sdk.dynamodb.QueryCommand).resolves({
+      Items: [
+        {
+          pk: 'schedule',
+          sk: `file#${FILE}`,
+          fileId: FILE,
+          name: 'users_acme_20261124_001.csv',
+          partner: 'acme',
+          kind: 'users',
+          landedAt: '2026-11-24T00:00:00.000Z',
+          state: 'sending',
+          control,
+          updatedAt: new Date().toISOString(),
+        },
+      ],
+    });
+    mocks.sqs.on(sdk.sqs.SendMessageBatchCommand).resolves({ Successful: [{ Id: '0', MessageId: 'm', MD5OfMessageBody: '' }] });
+  };
+
+  it("holds a paused file's call back: sent again hidden for a few seconds, no CRM call, nothing answered", async () => {
+    const { module, mocks } = await load({ CRM_API_TOKEN: sim.token }, scheduled('paused'));
+    const body = callMessage(0, [customer('NEW')]);
+    const result = await invoke(module, [sqsRecord('m1', body)]);
+    expect(result.batchItemFailures).toEqual([]);
+    expect(sim.stats().callsAccepted).toBe(0);
+    expect(puts(mocks, 'ledger')).toHaveLength(0);
+    const resent = mocks.sqs.commandCalls(mocks.sdk.sqs.SendMessageBatchCommand);
+    expect(resent).toHaveLength(1);
+    const entry = (resent[0]!.args[0].input as { Entries: { MessageBody: string; DelaySeconds?: number }[] })
+      .Entries[0]!;
+    expect(JSON.parse(entry.MessageBody)).toEqual(body);
+    expect(entry.DelaySeconds).toBe(5);
+    expect(emitted()).toContain('"CallsHeld"');
+  });
+
+  it("answers a cancelled file's call CANCELLED without calling the CRM, and counts it", async () => {
+    const { module, mocks } = await load({ CRM_API_TOKEN: sim.token }, scheduled('cancelled'));
+    const result = await invoke(module, [sqsRecord('m1', callMessage(3, [customer('NEW'), customer('EXISTS')]))]);
+    expect(result.batchItemFailures).toEqual([]);
+    expect(sim.stats().callsAccepted).toBe(0);
+    const answer = puts(mocks, 'ledger')[0]?.args[0].input as { Item?: Record<string, unknown> } | undefined;
+    expect(answer?.Item).toMatchObject({
+      sk: 'answer#ADD#000000003',
+      attempts: 0,
+      outcomes: JSON.stringify([
+        [2, 'failed', null, 'CANCELLED', 'cancelled by an operator before it was sent'],
+        [3, 'failed', null, 'CANCELLED', 'cancelled by an operator before it was sent'],
+      ]),
+    });
+    const counted = mocks.dynamodb
+      .commandCalls(mocks.sdk.dynamodb.UpdateCommand)
+      .filter((c) => (c.args[0].input as { Key?: { sk?: string } }).Key?.sk === 'phase#ADD');
+    expect(counted).toHaveLength(1);
+    expect(emitted()).toContain('"CallsCancelled"');
+  });
+
   it('skips a batch the ledger has already answered (a redelivery costs no API call)', async () => {
     // sqsRecord() says ApproximateReceiveCount 2: a redelivery, so the ledger is asked first.
     const { module } = await load({ CRM_API_TOKEN: sim.token }, (sdk, mocks) => {
