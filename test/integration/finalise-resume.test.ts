@@ -1,4 +1,5 @@
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { withoutTimes } from '../support/summary-times';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { DynamoDbCallAnswers } from '../../lambdas/adapters/aws/dynamodb-call-answers';
@@ -106,7 +107,10 @@ describe('finalise in slices: the same reports as one run (embedded S3, ledger o
     return {
       results: await text(store, { bucket, key: summary.reports.results as string }),
       failed: await text(store, { bucket, key: summary.reports.failedRecords as string }),
-      summary: (await text(store, { bucket, key: summary.reports.summary })).replace(/archive[12]/g, 'archive'),
+      summary: withoutTimes(await text(store, { bucket, key: summary.reports.summary })).replace(
+        /archive[12]/g,
+        'archive',
+      ),
     };
   };
 
