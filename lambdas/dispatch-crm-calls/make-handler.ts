@@ -18,7 +18,7 @@ import { cancelledAnswer, dispatchCall, type CallAnswer, type CallAnswers } from
 import { RateLimiter } from '../core/crm/rate-limiter';
 import { ErrorNames } from '../core/errors';
 import { countAnswer, type PhaseCounters, type TaskNotifier } from '../core/ledger/phase-counters';
-import { ScheduleControls } from '../core/schedule/schedule';
+import { ScheduleControls, type FileControl } from '../core/schedule/schedule';
 import { DynamoDbSchedule } from '../adapters/aws/dynamodb-schedule';
 import { SqsCallQueue } from '../adapters/aws/sqs-call-queue';
 import { dispatchCrmCallsContract as contract, type DispatchCrmCallsEnvironment } from './contract';
@@ -38,6 +38,13 @@ export interface DispatchCrmCallsDeps {
   /** @default 5 */
   readonly holdSeconds?: number;
   readonly telemetry: Telemetry<'dispatch-crm-calls'>;
+}
+
+/** A call stopped after its limiter slot: its file was paused or cancelled meanwhile. */
+class HeldBack extends Error {
+  constructor(readonly control: FileControl) {
+    super(`file ${control}`);
+  }
 }
 
 /** SQS -> CRM: each message is one call; failed messages are reported back (partial batch response). */
@@ -97,31 +104,40 @@ export function makeHandler(deps: DispatchCrmCallsDeps) {
       batchIndex: message.batchIndex,
       operation: message.operation,
     };
-    const control = deps.controls ? await deps.controls.of(message.fileId) : {};
-    if (control.control === 'paused' && deps.requeue) {
-      // Held back: sent again, hidden a few seconds, and this delivery deleted (a fresh message, so a long pause
-      // never counts towards the dead-letter queue's receive limit). A duplicate is answered once, as ever.
-      await deps.requeue.send([
-        { body: record.body, records: message.records.length, delaySeconds: deps.holdSeconds ?? 5 },
-      ]);
-      emit('CallsHeld', 1, {});
-      return;
-    }
-    if (control.control === 'cancelled') {
+    const holdBack = async (control: FileControl) => {
+      if (control === 'paused') {
+        // Held back: sent again, hidden a few seconds, and this delivery deleted (a fresh message, so a long pause
+        // never counts towards the dead-letter queue's receive limit). A duplicate is answered once, as ever.
+        if (!deps.requeue) throw new Error(`batch ${message.batchIndex} of a paused file: no queue to hold it on`);
+        await deps.requeue.send([
+          { body: record.body, records: message.records.length, delaySeconds: deps.holdSeconds ?? 5 },
+        ]);
+        emit('CallsHeld', 1, {});
+        return;
+      }
       const answer = cancelledAnswer(message);
       const recorded = await deps.answers.recordAnswer(answer);
       if (recorded === 'recorded') await countAnswer(answer, deps.phases, deps.notifier);
       emit('CallsCancelled', 1, {});
       reportAnswer(answer);
       logger.info('batch cancelled unsent', { ...where, recorded });
-      return;
-    }
+    };
+    const { controls } = deps;
+    const control = controls ? await controls.of(message.fileId) : {};
+    if (control.control) return holdBack(control.control);
+    // Asked again once the limiter gives the call its slot: calls wait there for seconds at full pace.
+    const beforeSend = controls
+      ? async () => {
+          const now = await controls.of(message.fileId);
+          if (now.control) throw new HeldBack(now.control);
+        }
+      : undefined;
     try {
       // ApproximateReceiveCount 1: a first delivery (absent: treat as a possible redelivery).
       const firstDelivery = record.attributes?.ApproximateReceiveCount === '1';
       const result = await dispatchCall(
         message,
-        { client: await crmClient(), answers: deps.answers },
+        { client: await crmClient(), answers: deps.answers, ...(beforeSend ? { beforeSend } : {}) },
         { firstDelivery },
       );
       if (result.status === 'already-answered') {
@@ -143,6 +159,7 @@ export function makeHandler(deps: DispatchCrmCallsDeps) {
         phaseComplete: resumed,
       });
     } catch (error) {
+      if (error instanceof HeldBack) return holdBack(error.control);
       if (error instanceof CrmCallError) {
         emit(error.name === ErrorNames.crmAuthRejected ? 'CrmAuthRejected' : 'CrmCallFailed', 1, {});
         logger.error('CRM call failed; the batch stays queued and its records pending', {

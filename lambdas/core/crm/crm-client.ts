@@ -44,6 +44,11 @@ export interface CrmCall {
   /** `{"records":[...]}`, byte for byte the same on every retry. */
   readonly body: string;
   readonly recordCount: number;
+  /**
+   * Asked once the limiter has given the call its slot, just before it is sent: a throw stops it there (an
+   * operator paused or cancelled its file while it waited for the slot).
+   */
+  readonly beforeSend?: () => Promise<void>;
 }
 
 export type CallResult =
@@ -140,6 +145,7 @@ export class CrmClient {
         throw new CrmCallError(ErrorNames.crmAuthRejected, 'CRM credentials were rejected: circuit open');
       const waitStarted = Date.now();
       await this.options.acquire?.();
+      await call.beforeSend?.();
       const started = Date.now();
       const limiterWaitMs = started - waitStarted;
       let response: Response;

@@ -56,7 +56,7 @@ export type DispatchResult =
  */
 export async function dispatchCall(
   message: CallMessage,
-  deps: { client: CrmClient; answers: CallAnswers },
+  deps: { client: CrmClient; answers: CallAnswers; beforeSend?: () => Promise<void> },
   delivery: { firstDelivery?: boolean } = {},
 ): Promise<DispatchResult> {
   if (!delivery.firstDelivery && (await deps.answers.hasAnswer(message.fileId, message.phase, message.batchIndex))) {
@@ -67,6 +67,7 @@ export async function dispatchCall(
     idempotencyKey: idempotencyKey(message.fileId, message.phase, message.batchIndex),
     body: callBody(message),
     recordCount: message.records.length,
+    ...(deps.beforeSend ? { beforeSend: deps.beforeSend } : {}),
   });
   const outcomes: RecordOutcome[] =
     result.kind === 'answered'

@@ -40,6 +40,11 @@ export interface PrepareOptions extends BatchLimits {
    * cut so far is handed on and its `onBatches` settled, to be resumed from its `checkpoint`.
    */
   readonly shouldStop?: () => boolean;
+  /**
+   * Told after each chunk where the reading stands (its end) and the index past the last batch cut so far (handed
+   * on or not): enough to estimate the batches to come.
+   */
+  readonly onRead?: (end: ReadPosition, batchesCut: number) => void;
   /** Encodings accepted (`ACCEPTED_ENCODINGS`); another fails with `File.EncodingNotAccepted`. @default all */
   readonly acceptedEncodings?: readonly Encoding[];
   /**
@@ -148,6 +153,7 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
   // one handed on. `nextBatch` is only moved there once every send before it has settled: the checkpoint.
   let group: PlannedBatch[] = [];
   let handedEnd = firstBatch;
+  let batchesCut = firstBatch;
   let nextBatch = firstBatch;
   const handOn = async () => {
     if (group.length === 0) return;
@@ -215,7 +221,10 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
       }
       batchCount += batches.length;
       if (rejected.length > 0) await options.onRejected(rejected);
+      const cut = batches.length > 0 ? (batches[batches.length - 1] as PlannedBatch).index + 1 : undefined;
       await take(batches);
+      if (cut !== undefined) batchesCut = cut;
+      options.onRead?.((positions() as ChunkPositions).end, batchesCut);
       // Only once this slice has a batch of its own: a slice that stopped before would make no progress.
       const progressed = group.length > 0 || handedEnd > firstBatch;
       if (progressed && options.shouldStop?.()) return await finish(false);

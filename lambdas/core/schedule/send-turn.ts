@@ -57,6 +57,8 @@ export class SendTurn {
   private stop: Stopped | { readonly state: 'deadline' } | undefined;
   /** Set when this slice ended a wait: how long and for which rule (for the waiting-time metric). */
   waited: { readonly rule: string; readonly seconds: number } | undefined;
+  /** The phase's batches in all, as far as known yet (for the ETA): set by the slice. */
+  estimate: ((sent: number) => number | undefined) | undefined;
 
   private constructor(
     private readonly deps: TurnDeps,
@@ -145,8 +147,11 @@ export class SendTurn {
     this.lastPoll = this.now();
   }
 
-  private publish(changes: { state: ScheduledFile['state']; batchesEstimate?: number }) {
-    return this.deps.schedule.update(this.slice.fileId, {
+  private async publish(changes: { state: ScheduledFile['state']; batchesEstimate?: number }) {
+    const startedAt = this.entry.startedAt ?? iso(this.now());
+    const estimate = this.estimate?.(this.sent);
+    await this.deps.schedule.update(this.slice.fileId, {
+      ...(estimate === undefined ? {} : { batchesEstimate: estimate }),
       ...changes,
       phase: this.slice.phase,
       sent: this.sent,
@@ -154,8 +159,10 @@ export class SendTurn {
       waitingFor: null,
       waitingSince: null,
       waitingRule: null,
-      ...(this.entry.startedAt ? {} : { startedAt: iso(this.now()) }),
+      ...(this.entry.startedAt ? {} : { startedAt }),
     });
+    // Kept as first written: a later write in this slice, before the view is read again, leaves it alone.
+    this.entry = { ...this.entry, startedAt };
   }
 
   /** Waits until `batches` more fit in the window (or the slice must stop), then counts them as sent. */
@@ -194,17 +201,13 @@ export class SendTurn {
   }
 
   /** The slice is over: `complete` once the phase's last batch is queued (it then awaits its answers). */
-  async end(result: { complete: boolean; nextBatch: number; batchesEstimate?: number }): Promise<void> {
+  async end(result: { complete: boolean; nextBatch: number }): Promise<void> {
     if (this.stopped) return;
     this.sent = result.nextBatch;
     if (result.complete) this.entry = { ...this.entry, state: 'awaiting' };
     await this.publish({
       state: result.complete ? 'awaiting' : 'sending',
-      ...(result.complete
-        ? { batchesEstimate: result.nextBatch }
-        : result.batchesEstimate === undefined
-          ? {}
-          : { batchesEstimate: result.batchesEstimate }),
+      ...(result.complete ? { batchesEstimate: result.nextBatch } : {}),
     });
     if (result.complete) await this.wakeTransactions();
   }

@@ -137,6 +137,17 @@ export async function preparePhaseSlice(
   }
   const onlyLines = slice.from ? await carriedLines(deps.answers, slice.fileId, slice.phase, slice.from) : undefined;
   const meta = { fileId: slice.fileId, phase: slice.phase, operation: operationFor(slice.kind, slice.phase) };
+  // The phase's batches in all, for the ETA: a later phase's from the lines it carries; the ADD phase's from the
+  // share of the file read so far (unknown for gzip, whose text size is not known until its end).
+  let read = { bytes: 0, gzip: false, cut: 0 };
+  if (turn && onlyLines) {
+    const batches = Math.ceil(onlyLines.size / deps.limits.maxRecords);
+    turn.estimate = () => batches;
+  } else if (turn) {
+    const size = (await deps.store.head(slice.file)).size;
+    turn.estimate = (sent) =>
+      read.bytes > 0 && !read.gzip ? Math.max(sent, Math.ceil((read.cut * size) / read.bytes)) : undefined;
+  }
   const checkpoint = slice.checkpoint?.nextBatch === slice.firstBatch ? slice.checkpoint : undefined;
   const summary = await prepareFile(await readFromPosition(deps.store, slice.file, checkpoint?.position), {
     name: slice.file.key,
@@ -147,6 +158,9 @@ export async function preparePhaseSlice(
     firstBatch: slice.firstBatch,
     ...(checkpoint ? { from: checkpoint } : {}),
     shouldStop: turn ? () => (turn as SendTurn).mustStop || shouldStop() : shouldStop,
+    onRead: (end, cut) => {
+      read = { bytes: end.bytes, gzip: end.gzip, cut };
+    },
     ...(onlyLines ? { onlyLines } : {}),
     onBatches: async (batches) => {
       await turn?.admit(batches.length);
@@ -165,19 +179,7 @@ export async function preparePhaseSlice(
       rejected: summary.rejected,
     };
   }
-  if (turn) {
-    // The ADD phase's batches in all, for the ETA, from the bytes read so far (a gzip file's text size is unknown).
-    const read = summary.checkpoint && !summary.checkpoint.position.gzip ? summary.checkpoint.position.bytes : 0;
-    const estimate =
-      !summary.complete && read > 0 && slice.phase === 'ADD'
-        ? Math.ceil((summary.nextBatch * (await deps.store.head(slice.file)).size) / read)
-        : undefined;
-    await turn.end({
-      complete: summary.complete,
-      nextBatch: summary.nextBatch,
-      ...(estimate === undefined ? {} : { batchesEstimate: estimate }),
-    });
-  }
+  await turn?.end({ complete: summary.complete, nextBatch: summary.nextBatch });
   if (summary.complete) {
     if (summary.sha256 !== slice.fileId) {
       throw new PipelineError(
