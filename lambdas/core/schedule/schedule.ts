@@ -359,6 +359,7 @@ async function applyControl(
     const file = await schedule.read(target.fileId);
     if (!file) throw new ControlRefused(`no file ${target.fileId} in flight`);
     if (file.control === 'cancelled' && action !== 'cancel') throw new ControlRefused(`${file.name} is cancelled`);
+    if (file.state === 'finalising') throw new ControlRefused(`${file.name} is being finalised: its calls are over`);
     const control = action === 'pause' ? 'paused' : action === 'cancel' ? 'cancelled' : null;
     const changed = await schedule.setControl(file.fileId, control);
     if (!changed) throw new ControlRefused(`no file ${target.fileId} in flight`);
@@ -371,7 +372,7 @@ async function applyControl(
   if (action === 'pause') return files;
   const changed: ScheduledFile[] = [];
   for (const file of files) {
-    if (file.control === 'cancelled') continue;
+    if (file.control === 'cancelled' || file.state === 'finalising') continue;
     // A partner's resume also lifts a pause of one of its files; its cancel cancels each file in flight.
     if (action === 'resume' && file.control !== 'paused') continue;
     const after = await schedule.setControl(file.fileId, action === 'cancel' ? 'cancelled' : null);

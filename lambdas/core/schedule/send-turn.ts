@@ -130,7 +130,8 @@ export class SendTurn {
         phase: this.slice.phase,
         waitingFor: turn.reason,
         waitingRule: turn.rule,
-        ...(sameWait && this.entry.waitingRule === turn.rule ? {} : { waitingSince: iso(this.now()) }),
+        // From the phase's first wait, whatever holds it since: RETRY_LATER_MAX_WAIT_S bounds the whole wait.
+        ...(sameWait ? {} : { waitingSince: iso(this.now()) }),
       });
       if (wasSending) await this.wakeTransactions();
     } else if (this.entry.waitingSince !== undefined) {
