@@ -86,38 +86,83 @@ async function writeLoad(directory: string): Promise<CrmCustomer[]> {
   return [...seededCustomers('S', USERS), ...seededCustomers('G', Math.round(USERS * EXISTING))];
 }
 
-async function runOnce(directory: string, customers: CrmCustomer[]) {
-  const simulator = await startCrmSimulator({ callsPerWindow: LIMIT, windowMs: WINDOW_S * 1000, customers });
-  const reports = mkdtempSync(join(tmpdir(), 'bench-e2e-reports-'));
-  const args = [
-    join(__dirname, '../../bin/ingest.js'),
-    'run',
-    directory,
-    '--json',
+/** One `ingest run` of a bench: its own process, against a CRM simulator started here with the scaled limit. */
+export interface IngestRunOptions {
+  /** Files or directories, in the order `ingest run` is given them. */
+  readonly inputs: readonly string[];
+  /** Customers the CRM holds before the run. */
+  readonly customers: readonly CrmCustomer[];
+  readonly limit: number;
+  readonly windowS: number;
+  readonly concurrency: number;
+  readonly functionTimeoutS: number;
+  readonly jitterMs: number;
+  /** `--report-dir`: where the run writes its reports and ingest.log (the caller removes it). */
+  readonly reports: string;
+  /** @default 'WARN' */
+  readonly logLevel?: string;
+  /** More `ingest run` flags (`--retry-later-delay 15`). */
+  readonly extraArgs?: readonly string[];
+}
+
+export interface IngestRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  /** From the start of the process to its exit. */
+  readonly wallS: number;
+  readonly stats: SimulatorStats;
+  readonly peakTotal: number;
+  readonly peakMain: number;
+  /** The `ingest` arguments (after `node bin/ingest.js`) and the environment it was given beyond this one's. */
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** The flags of a bench's `ingest run` or `ingest up`: the simulator, the scaled limit, reports, log level, timeout. */
+export function ingestFlags(
+  options: Omit<IngestRunOptions, 'inputs' | 'customers' | 'jitterMs'>,
+  simulator: { readonly url: string; readonly token: string },
+): string[] {
+  return [
     '--crm-url',
     simulator.url,
     '--crm-token',
     simulator.token,
     '--calls-per-minute',
-    String(LIMIT),
+    String(options.limit),
     '--limit-window',
-    String(WINDOW_S),
+    String(options.windowS),
     '--concurrency',
-    String(CONCURRENCY),
+    String(options.concurrency),
     '--report-dir',
-    reports,
+    options.reports,
     '--log-level',
-    'WARN',
+    options.logLevel ?? 'WARN',
     '--function-timeout',
-    String(FUNCTION_TIMEOUT_S),
+    String(options.functionTimeoutS),
+    ...(options.extraArgs ?? []),
   ];
-  const env = { ...process.env, CRM_LIMITER_JITTER_MS: String(JITTER_MS) };
+}
+
+/** Runs `ingest run` to its end as its own process, sampling its RSS; the simulator's stats say how it paced. */
+export async function runIngest(options: IngestRunOptions): Promise<IngestRun> {
+  const simulator = await startCrmSimulator({
+    callsPerWindow: options.limit,
+    windowMs: options.windowS * 1000,
+    customers: [...options.customers],
+  });
+  const args = ['run', ...options.inputs, '--json', ...ingestFlags(options, simulator)];
+  const extraEnv = { CRM_LIMITER_JITTER_MS: String(options.jitterMs) };
+  const env = { ...process.env, ...extraEnv };
   const started = Date.now();
   // BENCH_CPU_PROFILE=DIR writes a CPU profile of the ingest process there (open it in Chrome's DevTools).
   const profile = process.env.BENCH_CPU_PROFILE
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`]
     : [];
-  const child = spawn(process.execPath, [...profile, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...profile, join(__dirname, '../../bin/ingest.js'), ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   let peakTotal = 0;
@@ -132,25 +177,61 @@ async function runOnce(directory: string, customers: CrmCustomer[]) {
   const wallS = (Date.now() - started) / 1000;
   const stats = (await (await fetch(`${simulator.url}/_sim/stats`)).json()) as SimulatorStats;
   await simulator.close();
-  rmSync(reports, { recursive: true, force: true });
+  return { code, stdout, wallS, stats, peakTotal, peakMain, args, env: extraEnv };
+}
+
+/**
+ * How a run paced, from the simulator: calls accepted, the least time the limit allows for them, the calling
+ * span's efficiency (first to last call), batch fill (records applied / (calls x batch size)), 429s, and the
+ * busiest rolling window against the limit.
+ */
+export function pacingOf(stats: SimulatorStats, limit: number, windowS: number, batchSize = BATCH) {
+  const calls = stats.callsAccepted;
+  const spanS = ((stats.lastCallAt ?? 0) - (stats.firstCallAt ?? 0)) / 1000;
+  return {
+    calls,
+    minimumS: (calls * windowS) / limit,
+    spanEfficiency: ((calls - 1) * windowS) / limit / spanS,
+    fill: stats.recordsApplied / (calls * batchSize),
+    throttled: stats.throttled,
+    busiest: stats.maxCallsInWindow / limit,
+  };
+}
+
+async function runOnce(directory: string, customers: CrmCustomer[]) {
+  const reports = mkdtempSync(join(tmpdir(), 'bench-e2e-reports-'));
+  let run: IngestRun;
+  try {
+    run = await runIngest({
+      inputs: [directory],
+      customers,
+      limit: LIMIT,
+      windowS: WINDOW_S,
+      concurrency: CONCURRENCY,
+      functionTimeoutS: FUNCTION_TIMEOUT_S,
+      jitterMs: JITTER_MS,
+      reports,
+    });
+  } finally {
+    rmSync(reports, { recursive: true, force: true });
+  }
+  const { code, stdout, wallS, stats, peakTotal, peakMain } = run;
   if (code !== 0) throw new Error(`ingest run exited ${code}`);
   const report = JSON.parse(stdout) as RunReport;
   const { received, succeeded, failed } = report.totals;
   if (received !== USERS + TRANSACTIONS || succeeded + failed !== received) {
     throw new Error(`records not accounted for: ${JSON.stringify(report.totals)}, ${USERS + TRANSACTIONS} written`);
   }
-  const calls = stats.callsAccepted;
-  const minimumS = (calls * WINDOW_S) / LIMIT;
-  const spanS = ((stats.lastCallAt ?? 0) - (stats.firstCallAt ?? 0)) / 1000;
+  const { calls, minimumS, spanEfficiency, fill, throttled, busiest } = pacingOf(stats, LIMIT, WINDOW_S);
   return {
     wallS,
     calls,
     minimumS,
     efficiency: minimumS / wallS,
-    spanEfficiency: ((calls - 1) * WINDOW_S) / LIMIT / spanS,
-    fill: stats.recordsApplied / (calls * BATCH),
-    throttled: stats.throttled,
-    busiest: stats.maxCallsInWindow / LIMIT,
+    spanEfficiency,
+    fill,
+    throttled,
+    busiest,
     records: received,
     succeeded,
     failed,
@@ -195,4 +276,5 @@ async function main() {
   }
 }
 
-void main();
+// Imported by other benches for runIngest and pacingOf: the load runs only when this file is the one run.
+if (require.main === module) void main();
