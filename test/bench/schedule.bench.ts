@@ -6,7 +6,7 @@
  *    simulator holds none), the transactions file landing first (explicit files keep the order given). Prints
  *    calls made / calls needed (ceil(users / 100) + ceil(transactions / 100); target <= 1.02), whether every record
  *    succeeded, and efficiency = least time the limit allows for the calls needed / wall time.
- * 2. Backfill and a small file: a `--backfill N` (400,000) users file, then a `--small N` (3,000: under 1% of the
+ * 2. Backfill and a small file: a `--backfill N` (800,000) users file, then a `--small N` (3,000: under 1% of the
  *    calls) users file of other customers landing after it. Prints each file's time to finish (finishedAt -
  *    landedAt in its summary.json) and the small file's as a share of the backfill's (target <= 0.1), and whether
  *    the two files' calls overlapped at all: `ingest run` uploads the small file a moment after the backfill, and
@@ -37,7 +37,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const USERS = numberOption('--users', 100_000);
 const TRANSACTIONS = numberOption('--transactions', 300_000);
-const BACKFILL = numberOption('--backfill', 400_000);
+const BACKFILL = numberOption('--backfill', 800_000);
 const SMALL = numberOption('--small', 3_000);
 const SMALL_AFTER_CALLS = numberOption('--small-after-calls', 1000);
 const LIMIT = numberOption('--limit', 1000);
