@@ -41,6 +41,12 @@ export interface PrepareOptions extends BatchLimits {
    */
   readonly shouldStop?: () => boolean;
   /**
+   * Asked before each hand-off of `batches` batches, in order, awaited: true hands them on; false ends the slice
+   * there, its checkpoint at the start of the first of them (nothing past the gate is sent). The gate may wait
+   * (for room in the file's window of calls). @default every hand-off goes
+   */
+  readonly gate?: (batches: number) => Promise<boolean>;
+  /**
    * Told after each chunk where the reading stands (its end) and the index past the last batch cut so far (handed
    * on or not): enough to estimate the batches to come.
    */
@@ -137,8 +143,17 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
   const firstBatch = from ? from.nextBatch : (options.firstBatch ?? 0);
   // The batch being filled: where its first record starts (the checkpoint, were the slice to stop now), the
   // hash state there, and the counts before it. A slice stops only at a batch boundary, so none is carried.
-  let open:
-    { position: ReadPosition; sha256State?: string; received: number; accepted: number; rejected: number } | undefined;
+  type BatchStart = {
+    position: ReadPosition;
+    sha256State?: string;
+    received: number;
+    accepted: number;
+    rejected: number;
+  };
+  let open: BatchStart | undefined;
+  // Where each batch cut but not yet handed on starts: a gate that refuses a hand-off ends the slice there.
+  const starts = new Map<number, BatchStart>();
+  let refused: PlannedBatch | undefined;
   const openBatch = (line: number) => {
     const position = (positions() as ChunkPositions).lineStart(line);
     open = {
@@ -155,27 +170,49 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
   let handedEnd = firstBatch;
   let batchesCut = firstBatch;
   let nextBatch = firstBatch;
+  /** Hands the group on, unless the gate refuses it: then false, and the slice ends at its first batch. */
   const handOn = async () => {
-    if (group.length === 0) return;
+    if (group.length === 0) return true;
     const batches = group;
+    if (options.gate && !(await options.gate(batches.length))) {
+      refused = batches[0];
+      return false;
+    }
     group = [];
     handedEnd = (batches[batches.length - 1] as PlannedBatch).index + 1;
+    for (const batch of batches) starts.delete(batch.index);
     await window.send(batches);
+    return true;
   };
   const take = async (batches: readonly PlannedBatch[]) => {
     for (const batch of batches) {
-      if (batch.index < firstBatch) continue;
+      if (batch.index < firstBatch) {
+        starts.delete(batch.index);
+        continue;
+      }
       group.push(batch);
-      if (group.length >= batchesPerSend) await handOn();
+      if (group.length >= batchesPerSend && !(await handOn())) return false;
     }
+    return true;
   };
   const finish = async (complete: boolean): Promise<PrepareSummary> => {
-    await handOn();
+    if (!refused) await handOn();
     await window.drain();
     nextBatch = handedEnd;
     let checkpoint: PrepareCheckpoint | undefined;
     let counts = { received, accepted, rejected: rejectedCount };
-    if (!complete) {
+    const stoppedAt = refused && starts.get(refused.index);
+    if (refused && !stoppedAt) throw new Error(`batch ${refused.index}: where it starts is not known`);
+    if (stoppedAt) {
+      // Refused by the gate: at the start of the first batch not handed on (the next slice cuts it again).
+      complete = false;
+      checkpoint = {
+        position: stoppedAt.position,
+        nextBatch,
+        ...(stoppedAt.sha256State === undefined ? {} : { sha256State: stoppedAt.sha256State }),
+      };
+      counts = { received: stoppedAt.received, accepted: stoppedAt.accepted, rejected: stoppedAt.rejected };
+    } else if (!complete) {
       // Stopped after a chunk: at the start of the open batch (re-read by the next slice), or, with none open,
       // just past the chunk.
       const end = (positions() as ChunkPositions).end;
@@ -214,7 +251,10 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
           continue;
         }
         const full = planner.add(record.line, JSON.stringify(result.record));
-        if (full) batches.push(full);
+        if (full) {
+          batches.push(full);
+          if (options.gate) starts.set(full.index, open as BatchStart);
+        }
         if (full || !open) openBatch(record.line);
         received++;
         accepted++;
@@ -222,7 +262,7 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
       batchCount += batches.length;
       if (rejected.length > 0) await options.onRejected(rejected);
       const cut = batches.length > 0 ? (batches[batches.length - 1] as PlannedBatch).index + 1 : undefined;
-      await take(batches);
+      if (!(await take(batches))) return await finish(false);
       if (cut !== undefined) batchesCut = cut;
       options.onRead?.((positions() as ChunkPositions).end, batchesCut);
       // Only once this slice has a batch of its own: a slice that stopped before would make no progress.
@@ -232,7 +272,8 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
     const last = planner.flush();
     if (last) {
       batchCount++;
-      await take([last]);
+      if (options.gate) starts.set(last.index, open as BatchStart);
+      if (!(await take([last]))) return await finish(false);
     }
     return await finish(true);
   } catch (error) {

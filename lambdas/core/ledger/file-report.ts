@@ -225,8 +225,13 @@ class OutcomeStream {
  * later phase's next outcome is this record's when it names its line; one for an earlier line named no record
  * the phases sent (a VALIDATION failure, or out of line order).
  */
-async function resolve(line: number, addOutcome: RecordOutcome, operation: CrmOperation, later: OutcomeStream[]) {
-  let operations: CrmOperation[] | undefined;
+async function resolve(
+  line: number,
+  addOutcome: RecordOutcome,
+  operation: CrmOperation | undefined,
+  later: OutcomeStream[],
+) {
+  const operations: CrmOperation[] = operation ? [operation] : [];
   let outcome = addOutcome;
   for (const stream of later) {
     const next = stream.head();
@@ -239,10 +244,11 @@ async function resolve(line: number, addOutcome: RecordOutcome, operation: CrmOp
       );
     }
     stream.take();
-    (operations ??= [operation]).push(answer.operation);
+    // A batch answered CANCELLED by the dispatcher was never sent: no operation, no attempt.
+    if (answer.attempts !== 0) operations.push(answer.operation);
     outcome = head;
   }
-  return { operations: operations ?? [operation], outcome };
+  return { operations, outcome };
 }
 
 /**
@@ -285,7 +291,8 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
       );
     }
     add.take();
-    return { outcome, operation: (add.answer as CallAnswer).operation };
+    const answer = add.answer as CallAnswer;
+    return { outcome, operation: answer.attempts !== 0 ? answer.operation : undefined };
   };
 
   let received = input.from?.received ?? 0;

@@ -44,8 +44,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * then before each hand-off of batches ({@link SendTurn.admit}), which waits while the file's window is full
  * (its queued batches not yet answered) and lets them go as answers come. Every few seconds it reads the
  * schedule again: a pause, a cancel, or a rule that now holds the file (a users file landed) ends the slice at
- * its next batch boundary, the batches already handed on still going (at most one hand-off in flight past the
- * window). What it sees is written back to the file's schedule entry, for the others' rules, the ETA and people.
+ * the next hand-off, which is not sent: nothing is queued past the window. What it sees is written back to the file's schedule entry, for the others' rules, the ETA and people.
  */
 export class SendTurn {
   private sent: number;
@@ -166,33 +165,41 @@ export class SendTurn {
     this.entry = { ...this.entry, startedAt };
   }
 
-  /** Waits until `batches` more fit in the window (or the slice must stop), then counts them as sent. */
-  admit(batches: number): Promise<void> {
+  /**
+   * Waits until `batches` more fit in the window, then counts them as sent: true. False, with nothing counted,
+   * once the slice must stop instead (a hold, a pause, a cancel, or its invocation's end while it waited): the
+   * slice then ends before those batches, and nothing past the window is ever queued.
+   */
+  admit(batches: number): Promise<boolean> {
     const admitted = this.queue.then(() => this.waitForRoom(batches));
-    this.queue = admitted.catch(() => undefined);
+    this.queue = admitted.then(
+      () => undefined,
+      () => undefined,
+    );
     return admitted;
   }
 
-  private async waitForRoom(batches: number) {
+  private async waitForRoom(batches: number): Promise<boolean> {
     const pollMs = this.deps.pollMs ?? 500;
     const viewMs = this.deps.viewMs ?? 2000;
     for (;;) {
-      if (this.stop) break;
+      if (this.stop) return false;
       if (this.now() - this.lastView >= viewMs) {
         const turn = await this.decide();
-        if (!turn.send) break;
+        if (!turn.send) return false;
         this.window = turn.window;
         await this.publish({ state: 'sending' });
       }
       if (this.sent + batches - this.answered <= this.window) break;
       if (this.shouldStop()) {
         this.stop = { state: 'deadline' };
-        break;
+        return false;
       }
       if (this.now() - this.lastPoll < pollMs) await sleep(pollMs - (this.now() - this.lastPoll));
       await this.readAnswered();
     }
     this.sent += batches;
+    return true;
   }
 
   /** A users file that stops refilling no longer holds transactions files back (users' calls first). */

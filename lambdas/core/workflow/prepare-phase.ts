@@ -162,12 +162,9 @@ export async function preparePhaseSlice(
       read = { bytes: end.bytes, gzip: end.gzip, cut };
     },
     ...(onlyLines ? { onlyLines } : {}),
-    onBatches: async (batches) => {
-      await turn?.admit(batches.length);
-      await deps.queue.send(
-        batches.map((batch) => ({ body: callMessageBody(batch, meta), records: batch.items.length })),
-      );
-    },
+    ...(turn ? { gate: (batches: number) => (turn as SendTurn).admit(batches) } : {}),
+    onBatches: (batches) =>
+      deps.queue.send(batches.map((batch) => ({ body: callMessageBody(batch, meta), records: batch.items.length }))),
     // Validation failures need no storage: the report validates the file again (it is deterministic).
     onRejected: () => undefined,
   });
