@@ -64,10 +64,12 @@ async function awaitTurn(deps: AwaitPhaseDeps, fileId: string, phase: string, ta
   const view = await deps.schedule.view();
   const file = view.files.find((entry) => entry.fileId === fileId);
   const now = Date.now();
-  const waited = file?.waitingSince && file.phase === phase ? (now - Date.parse(file.waitingSince)) / 1000 : 0;
+  const since = phase.startsWith('RETRY') ? file?.retryWaitingSince : undefined;
+  const waited = since ? (now - Date.parse(since)) / 1000 : 0;
   const turn = file ? turnOf(file, phase, view, deps.rules, now, waited) : undefined;
   if (turn && !turn.send && turn.state !== 'cancelled' && !turn.giveUp) return false;
-  await deps.schedule.update(fileId, { turnToken: null });
+  // Unless a wake took it meanwhile (and sent it).
+  if (!(await deps.schedule.takeTurnToken(fileId, taskToken))) return true;
   await deps.notifier.wake(taskToken);
   return true;
 }

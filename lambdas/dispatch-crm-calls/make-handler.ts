@@ -12,7 +12,12 @@ import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
 import { SqsRedelivery } from '../adapters/aws/sqs-redelivery';
 import { createTelemetry, type Telemetry } from '../adapters/aws/telemetry';
 import { redeliveryBackoffSeconds } from '../core/crm/backoff';
-import { CallMessageSchema, type CallQueue, type MessageRedelivery } from '../core/crm/call-message';
+import {
+  CallMessageSchema,
+  MAY_HAVE_BEEN_SENT_ATTRIBUTE,
+  type CallQueue,
+  type MessageRedelivery,
+} from '../core/crm/call-message';
 import { CrmCallError, CrmClient, type AttemptReport, type CrmClientOptions } from '../core/crm/crm-client';
 import { cancelledAnswer, dispatchCall, type CallAnswer, type CallAnswers } from '../core/crm/dispatch-call';
 import { RateLimiter } from '../core/crm/rate-limiter';
@@ -104,13 +109,25 @@ export function makeHandler(deps: DispatchCrmCallsDeps) {
       batchIndex: message.batchIndex,
       operation: message.operation,
     };
+    // A redelivery, or a held-back copy of one, may have reached the CRM before: a cancel must not claim it unsent.
+    const mayHaveBeenSent =
+      record.attributes?.ApproximateReceiveCount !== '1' ||
+      record.messageAttributes?.[MAY_HAVE_BEEN_SENT_ATTRIBUTE]?.stringValue === 'true';
+    /** What stops this call: a pause always; a cancel only while the call was surely never sent. */
+    const stopping = (control: FileControl | undefined) =>
+      control === 'paused' || (control === 'cancelled' && !mayHaveBeenSent) ? control : undefined;
     const holdBack = async (control: FileControl) => {
       if (control === 'paused') {
         // Held back: sent again, hidden a few seconds, and this delivery deleted (a fresh message, so a long pause
         // never counts towards the dead-letter queue's receive limit). A duplicate is answered once, as ever.
         if (!deps.requeue) throw new Error(`batch ${message.batchIndex} of a paused file: no queue to hold it on`);
         await deps.requeue.send([
-          { body: record.body, records: message.records.length, delaySeconds: deps.holdSeconds ?? 5 },
+          {
+            body: record.body,
+            records: message.records.length,
+            delaySeconds: deps.holdSeconds ?? 5,
+            ...(mayHaveBeenSent ? { mayHaveBeenSent: true } : {}),
+          },
         ]);
         emit('CallsHeld', 1, {});
         return;
@@ -124,12 +141,13 @@ export function makeHandler(deps: DispatchCrmCallsDeps) {
     };
     const { controls } = deps;
     const control = controls ? await controls.of(message.fileId) : {};
-    if (control.control) return holdBack(control.control);
+    const stop = stopping(control.control);
+    if (stop) return holdBack(stop);
     // Asked again once the limiter gives the call its slot: calls wait there for seconds at full pace.
     const beforeSend = controls
       ? async () => {
-          const now = await controls.of(message.fileId);
-          if (now.control) throw new HeldBack(now.control);
+          const now = stopping((await controls.of(message.fileId)).control);
+          if (now) throw new HeldBack(now);
         }
       : undefined;
     try {

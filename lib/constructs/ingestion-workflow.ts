@@ -136,23 +136,26 @@ export class IngestionWorkflow extends Construct {
       { finding: /^Resource::\*$/, reason: 'X-Ray and CloudWatch Logs delivery take no resource.' },
       { finding: /^Resource::<.+\.Arn>:\*$/, reason: 'Invoking the four task functions, in any version.' },
     ]);
-    // await-phase resumes an execution with its task token when the phase is already complete.
-    awaitPhase.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
-        resources: [
-          Arn.format(
-            {
-              service: 'states',
-              resource: 'stateMachine',
-              resourceName: stateMachineName,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            },
-            Stack.of(this),
-          ),
-        ],
-      }),
-    );
+    // await-phase resumes an execution with its task token when the phase is already complete (or its turn has
+    // come); prepare and finalise wake the executions waiting for their turn (AwaitTurn) when they release one.
+    for (const fn of [awaitPhase, prepare, finalise]) {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+          resources: [
+            Arn.format(
+              {
+                service: 'states',
+                resource: 'stateMachine',
+                resourceName: stateMachineName,
+                arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+              },
+              Stack.of(this),
+            ),
+          ],
+        }),
+      );
+    }
 
     new Rule(this, 'ObjectCreated', {
       description: 'A file landed: start its workflow',

@@ -219,6 +219,24 @@ describe('the stacks', () => {
     });
   });
 
+  it('lets the functions that wake a waiting file (prepare, finalise, await-phase) and the dispatcher answer task tokens; a paused call may go back on the queue', () => {
+    const policies = Object.entries(workflow.findResources('AWS::IAM::Policy'));
+    const policyOf = (prefix: string) =>
+      JSON.stringify(policies.filter(([id]) => id.startsWith(prefix)).map(([, policy]) => policy));
+    for (const prefix of [
+      'IngestionWorkflowPrepareFile',
+      'IngestionWorkflowFinaliseFile',
+      'IngestionWorkflowAwaitPhase',
+      'CrmDispatch',
+    ]) {
+      expect({ prefix, sendsTaskSuccess: policyOf(prefix).includes('states:SendTaskSuccess') }).toEqual({
+        prefix,
+        sendsTaskSuccess: true,
+      });
+    }
+    expect(policyOf('CrmDispatch')).toContain('sqs:SendMessage');
+  });
+
   it('deploys the same state machine file the tests execute, logging without execution data', () => {
     const [machine] = Object.values(workflow.findResources('AWS::StepFunctions::StateMachine')) as {
       Properties: {

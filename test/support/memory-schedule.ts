@@ -53,9 +53,17 @@ export class MemorySchedule implements Schedule {
     return Promise.resolve();
   }
 
+  takeTurnToken(fileId: string, taskToken: string): Promise<boolean> {
+    const file = this.files.get(fileId);
+    if (file?.turnToken !== taskToken) return Promise.resolve(false);
+    const { turnToken: _taken, ...rest } = file;
+    this.files.set(fileId, rest);
+    return Promise.resolve(true);
+  }
+
   setControl(fileId: string, control: FileControl | null): Promise<ScheduledFile | undefined> {
     const file = this.files.get(fileId);
-    if (!file) return Promise.resolve(undefined);
+    if (!file || file.state === 'finalising') return Promise.resolve(undefined);
     const { control: _previous, ...rest } = file;
     const next: ScheduledFile = { ...rest, ...(control ? { control } : {}), updatedAt: new Date().toISOString() };
     this.files.set(fileId, next);

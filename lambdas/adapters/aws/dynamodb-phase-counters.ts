@@ -30,8 +30,21 @@ export class DynamoDbPhaseCounters implements PhaseCounters {
     return toState(fileId, phase, Item);
   }
 
-  setBatchTotal(fileId: string, phase: string, batches: number): Promise<PhaseState> {
-    return this.update(fileId, phase, 'SET batches = :batches, expiresAt = :expiresAt', { ':batches': batches });
+  /** Never lowers a total already set (a cancel closing a phase after a retried slice queued more). */
+  async setBatchTotal(fileId: string, phase: string, batches: number): Promise<PhaseState> {
+    try {
+      return await this.update(
+        fileId,
+        phase,
+        'SET batches = :batches, expiresAt = :expiresAt',
+        { ':batches': batches },
+        undefined,
+        'attribute_not_exists(batches) OR batches <= :batches',
+      );
+    } catch (error) {
+      if (isConditionFailure(error)) return this.read(fileId, phase);
+      throw error;
+    }
   }
 
   countAnswer(answer: CallAnswer): Promise<PhaseState> {

@@ -125,14 +125,34 @@ export class DynamoDbSchedule implements Schedule {
     );
   }
 
+  async takeTurnToken(fileId: string, taskToken: string): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.fileKey(fileId),
+          UpdateExpression: 'REMOVE turnToken',
+          ConditionExpression: 'turnToken = :token',
+          ExpressionAttributeValues: { ':token': taskToken },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Not once the file is finalising: its calls are over, and its report must see one control throughout. */
   async setControl(fileId: string, control: FileControl | null): Promise<ScheduledFile | undefined> {
-    const values: Record<string, unknown> = { ':updatedAt': new Date().toISOString() };
+    const values: Record<string, unknown> = { ':updatedAt': new Date().toISOString(), ':finalising': 'finalising' };
     if (control) values[':control'] = control;
     return this.conditionalUpdate(
       fileId,
       control ? 'SET #control = :control, #updatedAt = :updatedAt' : 'SET #updatedAt = :updatedAt REMOVE #control',
-      { '#control': 'control', '#updatedAt': 'updatedAt' },
+      { '#control': 'control', '#updatedAt': 'updatedAt', '#state': 'state' },
       values,
+      '#state <> :finalising',
     );
   }
 
@@ -190,6 +210,7 @@ export class DynamoDbSchedule implements Schedule {
     expression: string,
     names: Record<string, string>,
     values: Record<string, unknown>,
+    condition?: string,
   ): Promise<ScheduledFile | undefined> {
     try {
       const { Attributes } = await this.documents.send(
@@ -199,7 +220,7 @@ export class DynamoDbSchedule implements Schedule {
           UpdateExpression: expression,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
-          ConditionExpression: 'attribute_exists(pk)',
+          ConditionExpression: condition ? `attribute_exists(pk) AND ${condition}` : 'attribute_exists(pk)',
           ReturnValues: 'ALL_NEW',
         }),
       );

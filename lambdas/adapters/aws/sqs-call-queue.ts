@@ -1,5 +1,10 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { RECORDS_ATTRIBUTE, type CallQueue, type QueuedCall } from '../../core/crm/call-message';
+import {
+  MAY_HAVE_BEEN_SENT_ATTRIBUTE,
+  RECORDS_ATTRIBUTE,
+  type CallQueue,
+  type QueuedCall,
+} from '../../core/crm/call-message';
 import { ErrorNames, PipelineError } from '../../core/errors';
 
 /** SendMessageBatch limits: 10 entries and 256 KiB of bodies (kept at the classic limit, which every queue has). */
@@ -60,7 +65,12 @@ export class SqsCallQueue implements CallQueue {
     let entries = calls.map((call, i) => ({
       Id: String(i),
       MessageBody: call.body,
-      MessageAttributes: { [RECORDS_ATTRIBUTE]: { DataType: 'Number', StringValue: String(call.records) } },
+      MessageAttributes: {
+        [RECORDS_ATTRIBUTE]: { DataType: 'Number', StringValue: String(call.records) },
+        ...(call.mayHaveBeenSent
+          ? { [MAY_HAVE_BEEN_SENT_ATTRIBUTE]: { DataType: 'String', StringValue: 'true' } }
+          : {}),
+      },
       ...(call.delaySeconds ? { DelaySeconds: call.delaySeconds } : {}),
     }));
     for (let attempt = 1; ; attempt++) {

@@ -74,6 +74,11 @@ export interface QueuedCall {
   readonly records: number;
   /** Hidden this long first (at most 900 s): a paused file's call held back. */
   readonly delaySeconds?: number;
+  /**
+   * The call may have reached the CRM already (a copy of a redelivered message held back): a cancel must not
+   * answer it CANCELLED, as it may have been applied; it is made, and the CRM replays its answer.
+   */
+  readonly mayHaveBeenSent?: boolean;
 }
 
 /** The port to the call queue (SQS): one message per call; sent in order, at least once. */
@@ -83,6 +88,9 @@ export interface CallQueue {
 
 /** The message attribute that carries a call's number of records. */
 export const RECORDS_ATTRIBUTE = 'Records';
+
+/** The message attribute of a held-back copy whose call may have reached the CRM already (`'true'`). */
+export const MAY_HAVE_BEEN_SENT_ATTRIBUTE = 'MayHaveBeenSent';
 
 /** The port to the queue's redelivery: a message whose call failed transiently is hidden for its back-off. */
 export interface MessageRedelivery {

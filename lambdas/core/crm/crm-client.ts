@@ -45,8 +45,8 @@ export interface CrmCall {
   readonly body: string;
   readonly recordCount: number;
   /**
-   * Asked once the limiter has given the call its slot, just before it is sent: a throw stops it there (an
-   * operator paused or cancelled its file while it waited for the slot).
+   * Asked once the limiter has given the call's first attempt its slot, just before it is sent: a throw stops it
+   * there (an operator paused or cancelled its file while it waited for the slot). Never before a retry.
    */
   readonly beforeSend?: () => Promise<void>;
 }
@@ -145,7 +145,8 @@ export class CrmClient {
         throw new CrmCallError(ErrorNames.crmAuthRejected, 'CRM credentials were rejected: circuit open');
       const waitStarted = Date.now();
       await this.options.acquire?.();
-      await call.beforeSend?.();
+      // Only before the first attempt: once one was made, the call may have been applied; it goes on to its answer.
+      if (attempt === 1) await call.beforeSend?.();
       const started = Date.now();
       const limiterWaitMs = started - waitStarted;
       let response: Response;

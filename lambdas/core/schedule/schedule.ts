@@ -33,6 +33,11 @@ export interface ScheduledFile {
   readonly waitingFor?: string;
   /** Since when it has been waiting for that (ISO), for the waiting-time metric and the 4404 bound. */
   readonly waitingSince?: string;
+  /**
+   * When its 4404 records were first held (the first RETRY phase that waited): RETRY_LATER_MAX_WAIT_S counts from
+   * here across all its RETRY phases.
+   */
+  readonly retryWaitingSince?: string;
   /** The rule it waits on (Ordering, Priority, RetryLater, Paused, Cancelled). */
   readonly waitingRule?: string;
   readonly control?: FileControl;
@@ -89,6 +94,8 @@ export interface Schedule {
   read(fileId: string): Promise<ScheduledFile | undefined>;
   /** Updates a file still in flight (one that is gone stays gone); stamps `updatedAt`. */
   update(fileId: string, changes: ScheduleChanges): Promise<void>;
+  /** Removes the file's turn token if it is still `taskToken` (a newer one stays): true when it was. */
+  takeTurnToken(fileId: string, taskToken: string): Promise<boolean>;
   /** Sets or clears a file's control; undefined when the file is not in flight. */
   setControl(fileId: string, control: FileControl | null): Promise<ScheduledFile | undefined>;
   setPartnerPaused(partner: string, paused: boolean): Promise<void>;
@@ -187,7 +194,7 @@ export function partnerOf(key: string, landingPrefix: string): string {
  * before its first call, the file holds that long for such files to land, unless a one-machine run has closed
  * its landings or a users file in flight when it landed has finished since), users' calls first (no users file of any partner is refilling its window), and for a RETRY
  * phase the retry delay after the partner's last users file ended. `waitedSeconds` is how long this phase has
- * been held already, for RETRY_LATER_MAX_WAIT_S.
+ * been held already (for a RETRY phase: since its 4404 records were first held), for RETRY_LATER_MAX_WAIT_S.
  */
 export function turnOf(
   file: ScheduledFile,
@@ -309,19 +316,28 @@ export interface TurnNotifier {
  * if it still may not; a wake that races another is harmless (the token is spent once).
  */
 export async function wakeWaiting(
-  schedule: Pick<Schedule, 'view' | 'update'>,
+  schedule: Pick<Schedule, 'view' | 'takeTurnToken'>,
   notifier: TurnNotifier,
   only?: (file: ScheduledFile) => boolean,
 ): Promise<number> {
   const view = await schedule.view();
   const waiting = view.files.filter((file) => file.turnToken && (!only || only(file)));
+  let woken = 0;
   await Promise.all(
     waiting.map(async (file) => {
-      await schedule.update(file.fileId, { turnToken: null });
-      await notifier.wake(file.turnToken as string);
+      const token = file.turnToken as string;
+      // Best effort: a wake that fails leaves the file to ask again after its recheck; the caller's own work
+      // (a phase's total, a report) must not fail for it.
+      try {
+        if (!(await schedule.takeTurnToken(file.fileId, token))) return;
+        await notifier.wake(token);
+        woken++;
+      } catch {
+        // Asked again at its recheck.
+      }
     }),
   );
-  return waiting.length;
+  return woken;
 }
 
 /** What an operator may do to a file in flight, or to every file of a partner. */
@@ -362,7 +378,12 @@ async function applyControl(
     if (file.state === 'finalising') throw new ControlRefused(`${file.name} is being finalised: its calls are over`);
     const control = action === 'pause' ? 'paused' : action === 'cancel' ? 'cancelled' : null;
     const changed = await schedule.setControl(file.fileId, control);
-    if (!changed) throw new ControlRefused(`no file ${target.fileId} in flight`);
+    if (!changed) {
+      const now = await schedule.read(file.fileId);
+      throw new ControlRefused(
+        now ? `${now.name} is being finalised: its calls are over` : `no file ${target.fileId} in flight`,
+      );
+    }
     return [changed];
   }
   const { partner } = target;

@@ -119,7 +119,10 @@ export class SendTurn {
     this.lastView = this.now();
     this.entry = view.files.find((file) => file.fileId === this.slice.fileId) ?? this.entry;
     const sameWait = this.entry.phase === this.slice.phase && this.entry.waitingSince !== undefined;
-    const waitedSeconds = sameWait ? (this.now() - Date.parse(this.entry.waitingSince as string)) / 1000 : 0;
+    // The 4404 bound counts across the RETRY phases, from the first time one was held.
+    const retry = this.slice.phase.startsWith('RETRY');
+    const retrySince = retry ? this.entry.retryWaitingSince : undefined;
+    const waitedSeconds = retrySince ? (this.now() - Date.parse(retrySince)) / 1000 : 0;
     const turn = turnOf(this.entry, this.slice.phase, view, this.deps.rules, this.now(), waitedSeconds);
     if (!turn.send) {
       this.stop = turn;
@@ -129,8 +132,9 @@ export class SendTurn {
         phase: this.slice.phase,
         waitingFor: turn.reason,
         waitingRule: turn.rule,
-        // From the phase's first wait, whatever holds it since: RETRY_LATER_MAX_WAIT_S bounds the whole wait.
+        // From the phase's first wait, whatever holds it since (the waiting-time metric).
         ...(sameWait ? {} : { waitingSince: iso(this.now()) }),
+        ...(retry && !retrySince ? { retryWaitingSince: iso(this.now()) } : {}),
       });
       if (wasSending) await this.wakeTransactions();
     } else if (this.entry.waitingSince !== undefined) {

@@ -61,7 +61,7 @@ export interface FinaliseDeps {
   /** Bytes of text (after gunzip) past which the file is refused (`MAX_DECOMPRESSED_BYTES`). @default no limit */
   readonly maxDecompressedBytes?: number;
   /** The schedule: whether the file was cancelled, its times; it leaves the schedule once finished. */
-  readonly schedule?: Pick<Schedule, 'read' | 'update' | 'finish' | 'view'>;
+  readonly schedule?: Pick<Schedule, 'read' | 'update' | 'finish' | 'view' | 'takeTurnToken'>;
   /** The phases' counters, for the calls the file took. */
   readonly phases?: Pick<PhaseCounters, 'read'>;
   /** Wakes the files this one held (customers first), once it leaves the schedule. */
@@ -358,12 +358,13 @@ export async function finaliseFileSlice(
   let summary: FinalSummary;
   const laterPhases =
     input.kind === 'users' ? ['UPD'] : Array.from({ length: input.retryPhases }, (_, i) => `RETRY${i + 1}`);
+  // Marked finalising before its control is read: from then on no pause or cancel is taken (setControl refuses),
+  // so every slice of the report sees the control the first one saw.
+  if (!kept && !options.from) await deps.schedule?.update(input.fileId, { state: 'finalising', phase: 'FINALISE' });
   const scheduled = kept ? undefined : await deps.schedule?.read(input.fileId);
   if (kept) {
     summary = kept;
   } else {
-    if (scheduled && !options.from)
-      await deps.schedule?.update(input.fileId, { state: 'finalising', phase: 'FINALISE' });
     const failedKey = `${prefix}${failedRecordsName(input.file.key, input.format)}`;
     const { parts } = deps.store;
     const from = parts ? options.from : undefined;
@@ -556,9 +557,11 @@ export async function quarantineFile(
     JSON_TYPE,
   );
   await deps.store.move(input.file, quarantined, { 'failure-reason': metadataValue(reason) });
-  if (input.fileId && input.kind) {
-    const partner = partnerOf(input.file.key, deps.landingPrefix);
-    await deps.schedule?.finish({ fileId: input.fileId, kind: input.kind, partner }, new Date().toISOString());
+  // A file refused after its claim (unreadable past its head, too large once inflated) leaves the schedule too.
+  const scheduled = fileId ? await deps.schedule?.read(fileId) : undefined;
+  if (scheduled && deps.schedule) {
+    await deps.schedule.finish(scheduled, new Date().toISOString());
+    if (deps.turnNotifier) await wakeWaiting(deps.schedule, deps.turnNotifier);
   }
   await deps.events.fileCompleted(summary);
   return summary;

@@ -123,7 +123,7 @@ export async function preparePhaseSlice(
       shouldStop,
     );
     if (!begun.first.send) {
-      if (closes(begun.first)) return closePhase(slice, deps, slice.firstBatch, begun.first);
+      if (closes(begun.first)) return closePhase(slice, deps, slice.firstBatch, begun.first, shouldStop);
       return {
         complete: false,
         nextBatch: slice.firstBatch,
@@ -171,7 +171,7 @@ export async function preparePhaseSlice(
   const stopped = turn?.stopped;
   if (stopped && !summary.complete && closes(stopped)) {
     return {
-      ...(await closePhase(slice, deps, summary.nextBatch, stopped)),
+      ...(await closePhase(slice, deps, summary.nextBatch, stopped, shouldStop)),
       received: summary.received,
       rejected: summary.rejected,
     };
@@ -200,6 +200,9 @@ export async function preparePhaseSlice(
   };
 }
 
+/** How long the answered count must stay still, twice, before a closed phase's total is set. */
+const CLOSE_SETTLE_MS = 3000;
+
 /** A cancel, or a RETRY phase that waited past its bound, closes the phase with what is already queued. */
 const closes = (stopped: Stopped) => stopped.state === 'cancelled' || stopped.giveUp === true;
 
@@ -215,7 +218,24 @@ const held = (stopped: Stopped, rules: ScheduleRules): NonNullable<SliceResult['
  * (the dispatcher answers a cancelled file's queued batches CANCELLED without a call), and finalise reports the
  * records never sent: CANCELLED, or 4404 for a RETRY phase that gave up.
  */
-async function closePhase(slice: PhaseSlice, deps: PhaseDeps, batches: number, stopped: Stopped): Promise<SliceResult> {
+async function closePhase(
+  slice: PhaseSlice,
+  deps: PhaseDeps,
+  queued: number,
+  stopped: Stopped,
+  shouldStop: () => boolean,
+): Promise<SliceResult> {
+  // A slice killed after queueing batches past its input's firstBatch leaves them to be answered (CANCELLED by
+  // the dispatcher, or made): wait until the answers stop coming (a held-back call comes back within 5 s), and
+  // count them in the total, so none of them is left out of the report.
+  let state = await deps.phases.read(slice.fileId, slice.phase);
+  for (let quiet = 0; quiet < 2 && !shouldStop();) {
+    await new Promise((resolve) => setTimeout(resolve, CLOSE_SETTLE_MS));
+    const next = await deps.phases.read(slice.fileId, slice.phase);
+    quiet = next.answered === state.answered ? quiet + 1 : 0;
+    state = next;
+  }
+  const batches = Math.max(queued, state.answered, state.batches ?? 0);
   await resumeIfComplete(await deps.phases.setBatchTotal(slice.fileId, slice.phase, batches), deps.notifier);
   const turn = deps.turn as TurnDeps;
   await turn.schedule.update(slice.fileId, {

@@ -40,7 +40,7 @@ export function startSqsEventSource(options: SqsEventSourceOptions): SqsEventSou
             QueueUrl: queueUrl,
             MaxNumberOfMessages: options.batchSize,
             WaitTimeSeconds: 1,
-            MessageAttributeNames: [RECORDS_ATTRIBUTE],
+            MessageAttributeNames: ['All'],
           }),
         )
         .catch(() => ({ Messages: [] }));
@@ -54,7 +54,18 @@ export function startSqsEventSource(options: SqsEventSourceOptions): SqsEventSou
             receiptHandle: m.ReceiptHandle ?? '',
             body: m.Body ?? '',
             attributes: { ApproximateReceiveCount: String(count) } as never,
-            messageAttributes: {},
+            // As Lambda's event source hands them on: every attribute, camel-cased fields.
+            messageAttributes: Object.fromEntries(
+              Object.entries(m.MessageAttributes ?? {}).map(([name, value]) => [
+                name,
+                {
+                  dataType: value.DataType ?? 'String',
+                  stringValue: value.StringValue,
+                  stringListValues: [],
+                  binaryListValues: [],
+                },
+              ]),
+            ),
             md5OfBody: m.MD5OfBody ?? '',
             eventSource: 'aws:sqs',
             eventSourceARN: options.queueArn,

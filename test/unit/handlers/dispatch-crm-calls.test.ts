@@ -176,7 +176,9 @@ describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)',
         },
       ],
     });
-    mocks.sqs.on(sdk.sqs.SendMessageBatchCommand).resolves({ Successful: [{ Id: '0', MessageId: 'm', MD5OfMessageBody: '' }] });
+    mocks.sqs
+      .on(sdk.sqs.SendMessageBatchCommand)
+      .resolves({ Successful: [{ Id: '0', MessageId: 'm', MD5OfMessageBody: '' }] });
   };
 
   it("holds a paused file's call back: sent again hidden for a few seconds, no CRM call, nothing answered", async () => {
@@ -197,7 +199,11 @@ describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)',
 
   it("answers a cancelled file's call CANCELLED without calling the CRM, and counts it", async () => {
     const { module, mocks } = await load({ CRM_API_TOKEN: sim.token }, scheduled('cancelled'));
-    const result = await invoke(module, [sqsRecord('m1', callMessage(3, [customer('NEW'), customer('EXISTS')]))]);
+    const first = {
+      ...sqsRecord('m1', callMessage(3, [customer('NEW'), customer('EXISTS')])),
+      attributes: { ApproximateReceiveCount: '1' },
+    } as unknown as SQSRecord;
+    const result = await invoke(module, [first]);
     expect(result.batchItemFailures).toEqual([]);
     expect(sim.stats().callsAccepted).toBe(0);
     const answer = puts(mocks, 'ledger')[0]?.args[0].input as { Item?: Record<string, unknown> } | undefined;
@@ -214,6 +220,23 @@ describe('dispatch-crm-calls handler (AWS SDK mocked, CRM simulator over HTTP)',
       .filter((c) => (c.args[0].input as { Key?: { sk?: string } }).Key?.sk === 'phase#ADD');
     expect(counted).toHaveLength(1);
     expect(emitted()).toContain('"CallsCancelled"');
+  });
+
+  it("makes a cancelled file's call that may have reached the CRM before (a redelivery, or a held-back copy of one): never CANCELLED", async () => {
+    const { module, mocks } = await load({ CRM_API_TOKEN: sim.token }, scheduled('cancelled'));
+    const heldCopy = {
+      ...sqsRecord('m2', callMessage(4, [customer('NEW')])),
+      attributes: { ApproximateReceiveCount: '1' },
+      messageAttributes: { MayHaveBeenSent: { dataType: 'String', stringValue: 'true' } },
+    } as unknown as SQSRecord;
+    // sqsRecord() says ApproximateReceiveCount 2: a redelivery.
+    const result = await invoke(module, [sqsRecord('m1', callMessage(3, [customer('OTHER')])), heldCopy]);
+    expect(result.batchItemFailures).toEqual([]);
+    expect(sim.stats().callsAccepted).toBe(2);
+    const outcomes = puts(mocks, 'ledger').map(
+      (c) => (c.args[0].input as unknown as { Item: { outcomes: string } }).Item.outcomes,
+    );
+    expect(outcomes.join()).not.toContain('CANCELLED');
   });
 
   it('skips a batch the ledger has already answered (a redelivery costs no API call)', async () => {
