@@ -262,9 +262,10 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
       batchCount += batches.length;
       if (rejected.length > 0) await options.onRejected(rejected);
       const cut = batches.length > 0 ? (batches[batches.length - 1] as PlannedBatch).index + 1 : undefined;
-      if (!(await take(batches))) return await finish(false);
       if (cut !== undefined) batchesCut = cut;
+      // Before the hand-offs, which may wait (a gate): an estimate of the batches to come is current meanwhile.
       options.onRead?.((positions() as ChunkPositions).end, batchesCut);
+      if (!(await take(batches))) return await finish(false);
       // Only once this slice has a batch of its own: a slice that stopped before would make no progress.
       const progressed = group.length > 0 || handedEnd > firstBatch;
       if (progressed && options.shouldStop?.()) return await finish(false);
