@@ -80,6 +80,8 @@ describe('ingest pause, resume, cancel and files against a running ingest up', (
       const connection = JSON.parse(first as string) as Connection;
       const acme = connection.users[0]!;
       const results = readLines(child, (lines) => lines.length >= 1, 120_000);
+      // Awaited below; should the test fail before, its rejection (the child killed) must not outlive it.
+      results.catch(() => undefined);
       const client = new SftpClient('partner', { error: () => undefined });
       await client.connect({
         host: connection.sftp.host,
