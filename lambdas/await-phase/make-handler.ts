@@ -63,10 +63,7 @@ async function awaitTurn(deps: AwaitPhaseDeps, fileId: string, phase: string, ta
   await deps.schedule.update(fileId, { turnToken: taskToken });
   const view = await deps.schedule.view();
   const file = view.files.find((entry) => entry.fileId === fileId);
-  const now = Date.now();
-  const since = phase.startsWith('RETRY') ? file?.retryWaitingSince : undefined;
-  const waited = since ? (now - Date.parse(since)) / 1000 : 0;
-  const turn = file ? turnOf(file, phase, view, deps.rules, now, waited) : undefined;
+  const turn = file ? turnOf(file, phase, view, deps.rules, Date.now()) : undefined;
   if (turn && !turn.send && turn.state !== 'cancelled' && !turn.giveUp) return false;
   // Unless a wake took it meanwhile (and sent it).
   if (!(await deps.schedule.takeTurnToken(fileId, taskToken))) return true;

@@ -10,6 +10,7 @@ import { identifyFile, isStopped, type IdentifyOptions } from '../core/files/ide
 import type { ObjectReader } from '../core/files/object-store';
 import type { FileRegistry } from '../core/ledger/file-claim';
 import { partnerOf, type Schedule } from '../core/schedule/schedule';
+import { fileNameOf } from '../core/workflow/storage-keys';
 import { DynamoDbSchedule } from '../adapters/aws/dynamodb-schedule';
 import { classifyFileContract as contract, type ClassifyFileEnvironment } from './contract';
 import { sliceDeadline } from '../adapters/aws/slice-deadline';
@@ -58,7 +59,7 @@ export function makeHandler(deps: ClassifyFileDeps) {
       // In the schedule from now: a transactions file landing with it waits for it if it is a users file.
       await deps.schedule.register({
         fileId: sha256,
-        name: input.file.key.split('/').pop() ?? input.file.key,
+        name: fileNameOf(input.file.key),
         partner: partnerOf(input.file.key, deps.landingPrefix),
         kind,
         landedAt: input.landedAt ? new Date(input.landedAt).toISOString() : new Date().toISOString(),

@@ -100,6 +100,14 @@ export async function dispatchCall(
 /** The reason of records a cancel stopped before they were sent. */
 export const CANCELLED = 'CANCELLED';
 
+/** What a cancel leaves of a record never sent (or never sent again): the dispatcher's answer, and the report's. */
+export const cancelledOutcome = (line: number): RecordOutcome => ({
+  line,
+  status: 'failed',
+  reason: CANCELLED,
+  error: 'cancelled by an operator before it was sent',
+});
+
 /**
  * The answer of a queued call whose file was cancelled: nothing is sent, every record fails as CANCELLED, and
  * the answer is stored and counted like any other, so the phase completes and finalise reports them.
@@ -112,12 +120,7 @@ export function cancelledAnswer(
     phase: message.phase,
     batchIndex: message.batchIndex,
     operation: message.operation,
-    outcomes: message.lines.map((line) => ({
-      line,
-      status: 'failed' as const,
-      reason: CANCELLED,
-      error: 'cancelled by an operator before it was sent',
-    })),
+    outcomes: message.lines.map(cancelledOutcome),
     attempts: 0,
     replayed: false,
   };

@@ -1,4 +1,4 @@
-import type { CallAnswer, RecordOutcome } from '../crm/dispatch-call';
+import { cancelledOutcome, type CallAnswer, type RecordOutcome } from '../crm/dispatch-call';
 import type { CrmOperation } from '../crm/response-policy';
 import { ErrorNames, PipelineError } from '../errors';
 import type { RecordFormat } from '../files/file-encoding';
@@ -73,13 +73,6 @@ export interface ReportInput {
    */
   readonly cancelled?: boolean;
 }
-
-/** What a cancel leaves of a record never sent (or never sent again). */
-const CANCELLED_OUTCOME = {
-  status: 'failed',
-  reason: 'CANCELLED',
-  error: 'cancelled by an operator before it was sent',
-} as const;
 
 /** Where an answer stream stands: the batch whose outcome `at` is the next one not taken. */
 export interface AnswerPosition {
@@ -338,11 +331,11 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
         const first = await nextAddOutcome(record.line);
         const resolved = first
           ? await resolve(record.line, first.outcome, first.operation, later)
-          : { operations: [] as CrmOperation[], outcome: { line: record.line, ...CANCELLED_OUTCOME } as RecordOutcome };
+          : { operations: [] as CrmOperation[], outcome: cancelledOutcome(record.line) };
         const { operations } = resolved;
         let { outcome } = resolved;
         if (input.cancelled && (outcome.status === 'update' || outcome.status === 'retry-later')) {
-          outcome = { line: record.line, ...CANCELLED_OUTCOME };
+          outcome = cancelledOutcome(record.line);
         }
         if (outcome.status === 'update') {
           throw new ReconciliationError(`line ${record.line}: 8006 but no UPD answer: the record is pending`);

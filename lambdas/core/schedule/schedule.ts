@@ -1,4 +1,5 @@
 import type { FileKind } from '../files/record-schemas';
+import { relativeKey } from '../workflow/storage-keys';
 
 /**
  * How files share the CRM budget (docs/design.md, Scheduling). Each file keeps at most a window of its batches
@@ -180,9 +181,7 @@ export const windowOf = (partner: string, rules: Pick<ScheduleRules, 'windowBatc
 
 /** The partner of a landed object: the first folder below the landing prefix (the SFTP home). */
 export function partnerOf(key: string, landingPrefix: string): string {
-  const relative = key.startsWith(landingPrefix)
-    ? key.slice(landingPrefix.length)
-    : key.replace(/^(users|transactions)\//, '');
+  const relative = relativeKey(key, landingPrefix);
   const slash = relative.indexOf('/');
   return slash > 0 ? relative.slice(0, slash) : '';
 }
@@ -192,9 +191,10 @@ export function partnerOf(key: string, landingPrefix: string): string {
  * file or its partner), then for transactions: customers first (a users file of the partner, or of any partner
  * with ORDERING_SCOPE=any, that landed before it or up to ORDERING_WINDOW_S after it and is still in flight;
  * before its first call, the file holds that long for such files to land, unless a one-machine run has closed
- * its landings or a users file in flight when it landed has finished since), users' calls first (no users file of any partner is refilling its window), and for a RETRY
- * phase the retry delay after the partner's last users file ended. `waitedSeconds` is how long this phase has
- * been held already (for a RETRY phase: since its 4404 records were first held), for RETRY_LATER_MAX_WAIT_S.
+ * its landings or a users file in flight when it landed has finished since), users' calls first (no users file of
+ * any partner is refilling its window), and for a RETRY phase the retry delay after the partner's last users file
+ * ended; a RETRY phase held past RETRY_LATER_MAX_WAIT_S since the file's 4404 records were first held
+ * (`retryWaitingSince`) gives up.
  */
 export function turnOf(
   file: ScheduledFile,
@@ -202,7 +202,6 @@ export function turnOf(
   view: ScheduleView,
   rules: ScheduleRules,
   now: number,
-  waitedSeconds = 0,
 ): Turn {
   if (file.control === 'cancelled')
     return { send: false, state: 'cancelled', rule: 'Cancelled', reason: 'cancelled by an operator' };
@@ -224,7 +223,8 @@ export function turnOf(
   );
   const ours = live.filter((other) => rules.orderingScope === 'any' || other.partner === file.partner);
   const retry = phase.startsWith('RETRY');
-  const overdue = retry && waitedSeconds >= rules.retryLaterMaxWaitSeconds;
+  // The 4404 bound counts across the RETRY phases, from the first time one was held.
+  const overdue = retry && nowS - seconds(file.retryWaitingSince) >= rules.retryLaterMaxWaitSeconds;
   const hold = (rule: 'Ordering' | 'Priority' | 'RetryLater', reason: string): Stopped =>
     overdue
       ? { send: false, state: 'waiting', rule, reason: `${reason}; waited past RETRY_LATER_MAX_WAIT_S`, giveUp: true }
@@ -338,6 +338,17 @@ export async function wakeWaiting(
     }),
   );
   return woken;
+}
+
+/** A file finished (or refused after its claim) leaves the schedule, and the files it may have held are woken. */
+export async function leaveSchedule(
+  schedule: Pick<Schedule, 'finish' | 'view' | 'takeTurnToken'>,
+  notifier: TurnNotifier | undefined,
+  file: Pick<ScheduledFile, 'fileId' | 'partner' | 'kind'>,
+  at: string,
+): Promise<void> {
+  await schedule.finish(file, at);
+  if (notifier) await wakeWaiting(schedule, notifier);
 }
 
 /** What an operator may do to a file in flight, or to every file of a partner. */

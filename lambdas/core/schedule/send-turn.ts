@@ -109,21 +109,12 @@ export class SendTurn {
     return this.stop && this.stop.state !== 'deadline' ? this.stop : undefined;
   }
 
-  /** True once the slice should end at its next batch boundary. */
-  get mustStop(): boolean {
-    return this.stop !== undefined;
-  }
-
   private async decide(): Promise<Turn> {
     const view = await this.deps.schedule.view();
     this.lastView = this.now();
     this.entry = view.files.find((file) => file.fileId === this.slice.fileId) ?? this.entry;
     const sameWait = this.entry.phase === this.slice.phase && this.entry.waitingSince !== undefined;
-    // The 4404 bound counts across the RETRY phases, from the first time one was held.
-    const retry = this.slice.phase.startsWith('RETRY');
-    const retrySince = retry ? this.entry.retryWaitingSince : undefined;
-    const waitedSeconds = retrySince ? (this.now() - Date.parse(retrySince)) / 1000 : 0;
-    const turn = turnOf(this.entry, this.slice.phase, view, this.deps.rules, this.now(), waitedSeconds);
+    const turn = turnOf(this.entry, this.slice.phase, view, this.deps.rules, this.now());
     if (!turn.send) {
       this.stop = turn;
       const wasSending = this.entry.state === 'sending';
@@ -134,7 +125,10 @@ export class SendTurn {
         waitingRule: turn.rule,
         // From the phase's first wait, whatever holds it since (the waiting-time metric).
         ...(sameWait ? {} : { waitingSince: iso(this.now()) }),
-        ...(retry && !retrySince ? { retryWaitingSince: iso(this.now()) } : {}),
+        // Where RETRY_LATER_MAX_WAIT_S counts from (turnOf): the first hold of any RETRY phase of the file.
+        ...(this.slice.phase.startsWith('RETRY') && !this.entry.retryWaitingSince
+          ? { retryWaitingSince: iso(this.now()) }
+          : {}),
       });
       if (wasSending) await this.wakeTransactions();
     } else if (this.entry.waitingSince !== undefined) {

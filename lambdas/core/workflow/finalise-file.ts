@@ -17,8 +17,8 @@ import type { CallAnswer } from '../crm/dispatch-call';
 import type { FileOutcomes } from '../ledger/file-claim';
 import { reportFileSlice, type FileSummary, type ReportProgress, type TextSink } from '../ledger/file-report';
 import type { PhaseCounters } from '../ledger/phase-counters';
-import { partnerOf, wakeWaiting, type Schedule, type TurnNotifier } from '../schedule/schedule';
-import { duplicateKey, failedRecordsName, quarantineKey, reportPrefix } from './storage-keys';
+import { leaveSchedule, partnerOf, type Schedule, type TurnNotifier } from '../schedule/schedule';
+import { duplicateKey, failedRecordsName, fileNameOf, quarantineKey, reportPrefix } from './storage-keys';
 
 /** Where a finished file's reports are (the `file.completed` event and summary.json carry it). */
 export interface ReportLocation {
@@ -78,7 +78,6 @@ export interface FinishedFile {
   readonly retryPhases: number;
 }
 
-const fileName = (key: string) => key.split('/').pop() ?? key;
 const JSON_TYPE = 'application/json';
 
 /** Where a report upload stands between slices: its parts so far, and the text after them. */
@@ -374,7 +373,7 @@ export async function finaliseFileSlice(
       if (!parts) return Promise.resolve(streamedUpload(() => deps.store.upload(ref, contentType)));
       const carryRef = (at: number) => ({
         bucket: deps.archiveBucket,
-        key: `finalise/${input.fileId}/${fileName(key)}.${at}.carry`,
+        key: `finalise/${input.fileId}/${fileNameOf(key)}.${at}.carry`,
       });
       return PartedUpload.open(deps.store, parts, { ref, contentType, carryRef, partBytes }, state);
     };
@@ -389,7 +388,7 @@ export async function finaliseFileSlice(
       const answers = (phase: string, at: { batch: number } | undefined) =>
         deps.answers.answers(input.fileId, phase, at?.batch ?? 0);
       const slice = await reportFileSlice({
-        name: fileName(input.file.key),
+        name: fileNameOf(input.file.key),
         sha256: input.fileId,
         kind: input.kind,
         format: input.format,
@@ -459,15 +458,11 @@ export async function finaliseFileSlice(
     await Promise.all([results.cleanUp(), failed.cleanUp()]).catch(() => undefined);
   }
   // Out of the schedule (again, for a retried slice): a transactions file waiting for it may go.
-  await deps.schedule?.finish(
-    {
-      fileId: input.fileId,
-      kind: input.kind,
-      partner: scheduled?.partner ?? partnerOf(input.file.key, deps.landingPrefix),
-    },
-    summary.finishedAt ?? new Date().toISOString(),
-  );
-  if (deps.schedule && deps.turnNotifier) await wakeWaiting(deps.schedule, deps.turnNotifier);
+  if (deps.schedule) {
+    const partner = scheduled?.partner ?? partnerOf(input.file.key, deps.landingPrefix);
+    const file = { fileId: input.fileId, kind: input.kind, partner };
+    await leaveSchedule(deps.schedule, deps.turnNotifier, file, summary.finishedAt ?? new Date().toISOString());
+  }
   return { done: true, summary };
 }
 
@@ -479,7 +474,7 @@ export async function finaliseDuplicate(
   const prefix = reportPrefix(input.file.key, deps.landingPrefix, input.fileId);
   const archived = { bucket: deps.archiveBucket, key: duplicateKey(input.file.key, deps.landingPrefix) };
   const summary: FinalSummary = {
-    name: fileName(input.file.key),
+    name: fileNameOf(input.file.key),
     sha256: input.fileId,
     kind: input.kind,
     status: 'duplicate',
@@ -539,7 +534,7 @@ export async function quarantineFile(
   const fileId = input.fileId ?? (await objectSha256(deps.store, [input.file, quarantined]));
   const prefix = reportPrefix(input.file.key, deps.landingPrefix, fileId);
   const summary: FinalSummary = {
-    name: fileName(input.file.key),
+    name: fileNameOf(input.file.key),
     sha256: fileId ?? '',
     kind: input.kind ?? 'unknown',
     status: 'failed',
@@ -560,8 +555,7 @@ export async function quarantineFile(
   // A file refused after its claim (unreadable past its head, too large once inflated) leaves the schedule too.
   const scheduled = fileId ? await deps.schedule?.read(fileId) : undefined;
   if (scheduled && deps.schedule) {
-    await deps.schedule.finish(scheduled, new Date().toISOString());
-    if (deps.turnNotifier) await wakeWaiting(deps.schedule, deps.turnNotifier);
+    await leaveSchedule(deps.schedule, deps.turnNotifier, scheduled, new Date().toISOString());
   }
   await deps.events.fileCompleted(summary);
   return summary;

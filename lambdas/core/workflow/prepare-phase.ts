@@ -10,6 +10,7 @@ import type { FileKind } from '../files/record-schemas';
 import { CARRIED_STATUS, resumeIfComplete, type PhaseCounters, type TaskNotifier } from '../ledger/phase-counters';
 import { recheckSeconds, wakeWaiting, type ScheduleRules } from '../schedule/schedule';
 import { SendTurn, type Stopped, type TurnDeps } from '../schedule/send-turn';
+import { fileNameOf } from './storage-keys';
 
 /** Where a phase's answers are read back, in batch order. */
 export interface AnswerSource {
@@ -116,7 +117,7 @@ export async function preparePhaseSlice(
         fileId: slice.fileId,
         phase: slice.phase,
         firstBatch: slice.firstBatch,
-        name: slice.name ?? slice.file.key.split('/').pop() ?? slice.file.key,
+        name: slice.name ?? fileNameOf(slice.file.key),
         partner: slice.partner ?? '',
         kind: slice.kind,
       },
@@ -157,7 +158,7 @@ export async function preparePhaseSlice(
     ...(deps.maxDecompressedBytes === undefined ? {} : { maxDecompressedBytes: deps.maxDecompressedBytes }),
     firstBatch: slice.firstBatch,
     ...(checkpoint ? { from: checkpoint } : {}),
-    shouldStop: turn ? () => (turn as SendTurn).mustStop || shouldStop() : shouldStop,
+    shouldStop,
     onRead: (end, cut) => {
       read = { bytes: end.bytes, gzip: end.gzip, cut };
     },

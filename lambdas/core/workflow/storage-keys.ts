@@ -10,6 +10,9 @@ import type { RecordFormat } from '../files/file-encoding';
  */
 export const DEFAULT_LANDING_PREFIX = 'incoming/';
 
+/** The object's name: its key's last segment. */
+export const fileNameOf = (key: string) => key.split('/').pop() ?? key;
+
 /** The file's path below the landing prefix: `<partner>/<name>`. */
 export const relativeKey = (key: string, landingPrefix: string) =>
   key.startsWith(landingPrefix) ? key.slice(landingPrefix.length) : key.replace(/^(users|transactions)\//, '');
@@ -46,7 +49,7 @@ export const isPartnerReport = (key: string, landingPrefix: string) =>
  * `failure_reason` column is ignored as an unknown column.
  */
 export function failedRecordsName(key: string, format: RecordFormat): string {
-  const name = key.split('/').pop() ?? key;
+  const name = fileNameOf(key);
   const stem = name.replace(/\.gz$/i, '').replace(/\.(csv|jsonl|ndjson)$/i, '');
   return `${stem}.failed.${format === 'jsonl' ? 'jsonl' : 'csv'}`;
 }

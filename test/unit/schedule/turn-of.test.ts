@@ -60,12 +60,12 @@ const decide = (
   options: { phase?: string; rules?: ScheduleRules; view?: Partial<ScheduleView>; waited?: number } = {},
 ): Turn =>
   turnOf(
-    subject,
+    // `waited`: how long its 4404 records have been held (the entry's retryWaitingSince).
+    options.waited === undefined ? subject : { ...subject, retryWaitingSince: at(-options.waited) },
     options.phase ?? 'ADD',
     viewOf([subject, ...others], options.view),
     options.rules ?? rules(),
     NOW,
-    options.waited ?? 0,
   );
 
 describe('turnOf: which rule wins', () => {
