@@ -180,7 +180,13 @@ export const SETTINGS = {
             : value,
         z.record(
           z.string().regex(/^[A-Za-z0-9._-]+$/, { error: 'partner names are letters, digits, . _ -' }),
-          z.number({ error: 'must be partner=weight pairs, comma-separated' }).int().min(1).max(100),
+          z
+            .number({ error: 'must be partner=weight pairs, comma-separated' })
+            .int({ error: 'a weight is a whole number from 1 to 100' })
+            .min(1, { error: 'a weight is a whole number from 1 to 100' })
+            .max(100, { error: 'a weight is a whole number from 1 to 100' }),
+          // zod reports a bad key as "Invalid key in record": say which rule it broke.
+          { error: (issue) => (issue.code === 'invalid_key' ? 'partner names are letters, digits, . _ -' : undefined) },
         ),
       )
       .default({}),

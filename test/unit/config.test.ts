@@ -82,6 +82,24 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads partner weights as partner=weight pairs, and names what is wrong with a bad one', () => {
+    expect(loadConfig({ env: { PARTNER_WEIGHTS: ' acme=3, beta.co=2 ' } }).partnerWeights).toEqual({
+      acme: 3,
+      'beta.co': 2,
+    });
+    for (const [bad, rule] of [
+      ['acme', 'must be partner=weight pairs, comma-separated'],
+      ['acme=0', 'a weight is a whole number from 1 to 100'],
+      ['acme=2.5', 'a weight is a whole number from 1 to 100'],
+      ['acme=101', 'a weight is a whole number from 1 to 100'],
+      ['ac me=2', 'partner names are letters, digits, . _ -'],
+    ] as const) {
+      expect(() => loadConfig({ env: { PARTNER_WEIGHTS: bad } })).toThrow(
+        `PARTNER_WEIGHTS (--partner-weights, context partnerWeights): ${rule} (got "${bad}")`,
+      );
+    }
+  });
+
   it('has an environment variable and a flag for every setting, each once', () => {
     const envs = Object.values(SETTINGS).map((s) => s.env);
     const flags = Object.values(SETTINGS).map((s) => s.flag);
