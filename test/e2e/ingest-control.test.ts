@@ -94,7 +94,8 @@ describe('ingest pause, resume, cancel and files against a running ingest up', (
 
       // Sending: its phase, its calls answered so far, an ETA.
       let row: FileRow | undefined;
-      for (let i = 0; i < 100 && !(row && row.state === 'sending' && calls() >= 10); i++) {
+      // The ETA is written with the file's progress, every 2 s while it sends.
+      for (let i = 0; i < 100 && !(row && row.state === 'sending' && calls() >= 10 && row.etaSeconds !== null); i++) {
         await sleep(200);
         row = (await files()).find((file) => file.name === NAME);
       }
