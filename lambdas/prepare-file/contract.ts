@@ -15,8 +15,9 @@ const PositionBase = { bytes: Offset, line: z.number().int().min(1), gzip: z.boo
 
 /**
  * Where a phase's next slice reads on (lambdas/core/files/prepare-file.ts PrepareCheckpoint): a batch boundary
- * in the file's text, the reader's state there and, for a plain file, the SHA-256 state of the bytes before it.
- * No records: a few hundred bytes (a CSV header's column names are the largest part).
+ * in the file's text, the reader's state there, for a plain file the SHA-256 state of the bytes before it, and the
+ * records read and refused before it (so a retried slice counts none twice). No records: a few hundred bytes (a
+ * CSV header's column names are the largest part).
  */
 export const CheckpointSchema = z.object({
   position: z.discriminatedUnion('format', [
@@ -25,6 +26,8 @@ export const CheckpointSchema = z.object({
   ]),
   nextBatch: Offset,
   sha256State: z.string().max(1024).optional(),
+  /** The phase's records before `position`, over its slices so far (optional: older executions' checkpoints lack it). */
+  totals: z.object({ received: Offset, rejected: Offset }).optional(),
 });
 
 /** A checkpoint larger than this is not carried (a header of huge column names): the next slice re-reads from byte 0. */

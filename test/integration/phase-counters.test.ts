@@ -116,6 +116,77 @@ describe('phase counters (dynalite)', () => {
     expect(await phases.read(file, 'ADD')).toMatchObject({ answered: 3, update: 3 });
   });
 
+  /** An answer whose records end as given: `ok`, `8006`, `4404`, or any other text: failed for that reason. */
+  const answerOf = (fileId: string, phase: string, batchIndex: number, results: string[]): CallAnswer => ({
+    ...answer(fileId, phase, batchIndex, []),
+    outcomes: results.map((result, i): RecordOutcome => {
+      const line = batchIndex * 10 + i + 2;
+      if (result === 'ok') return { line, status: 'succeeded', code: 200 };
+      if (result === '8006') return { line, status: 'update', code: 8006, reason: '8006' };
+      if (result === '4404') return { line, status: 'retry-later', code: 4404, reason: '4404' };
+      return /^\d+$/.test(result)
+        ? { line, status: 'failed', code: Number(result) }
+        : { line, status: 'failed', code: 200, reason: result };
+    }),
+  });
+
+  it('counts the records each answer ended, by reason, and lists every phase of the file in phase order', async () => {
+    const file = 'f'.repeat(64);
+    await answerBatch(answerOf(file, 'ADD', 0, ['ok', '3217', '8006', '4404', 'ok']));
+    await answerBatch(answerOf(file, 'ADD', 1, ['3217', 'Crm.Odd error #1', '8006']));
+    await answerBatch(answerOf(file, 'ADD', 1, ['3217', 'Crm.Odd error #1', '8006'])); // delivered twice: counted once
+    await answerBatch(answerOf(file, 'UPD', 0, ['ok', 'CONFLICTING_PROFILE']));
+    for (const phase of ['RETRY10', 'RETRY2', 'RETRY9', 'RETRY1'])
+      await answerBatch(answerOf(file, phase, 0, ['4404']));
+    await answerBatch(answerOf(file, 'RETRY10', 1, ['ok', '4404']));
+    await phases.setBatchTotal(file, 'ADD', 2);
+
+    const listed = await phases.phases(file);
+    expect(listed.map((state) => state.phase)).toEqual(['ADD', 'UPD', 'RETRY1', 'RETRY2', 'RETRY9', 'RETRY10']);
+    expect(listed[0]).toEqual({
+      fileId: file,
+      phase: 'ADD',
+      batches: 2,
+      answered: 2,
+      update: 2,
+      retryLater: 1,
+      calls: 2,
+      succeeded: 2,
+      failed: 3,
+      failures: { '3217': 2, 'Crm.Odd error #1': 1 },
+    });
+    expect(listed[1]).toMatchObject({ succeeded: 1, failed: 1, failures: { CONFLICTING_PROFILE: 1 } });
+    // A 4404 is not failed while the file runs: the next RETRY phase takes it.
+    expect(listed.slice(2).map(({ succeeded, failed, retryLater }) => ({ succeeded, failed, retryLater }))).toEqual([
+      { succeeded: 0, failed: 0, retryLater: 1 },
+      { succeeded: 0, failed: 0, retryLater: 1 },
+      { succeeded: 0, failed: 0, retryLater: 1 },
+      { succeeded: 1, failed: 0, retryLater: 2 },
+    ]);
+    expect(await phases.read(file, 'ADD')).toEqual(listed[0]);
+    expect(await phases.phases('0'.repeat(64))).toEqual([]);
+  });
+
+  it('a recount sets the record tallies from the stored answers, and drops a reason no stored answer has', async () => {
+    const file = '1'.repeat(64);
+    await answerBatch(answerOf(file, 'ADD', 0, ['ok', '3217']));
+    // Batch 1's answer stored, its count lost in a crash.
+    await answers.recordAnswer(answerOf(file, 'ADD', 1, ['624', '8006']));
+    // A count that no stored answer backs (say, a hand-edited counter): its reason must not survive.
+    await phases.countAnswer(answerOf(file, 'ADD', 2, ['OLD_REASON']));
+    expect(await phases.read(file, 'ADD')).toMatchObject({ answered: 2, failures: { '3217': 1, OLD_REASON: 1 } });
+
+    const recounted = await phases.recount(file, 'ADD', 2);
+    expect(recounted).toMatchObject({
+      answered: 2,
+      update: 1,
+      succeeded: 1,
+      failed: 2,
+      failures: { '3217': 1, '624': 1 },
+    });
+    expect(await phases.read(file, 'ADD')).toEqual(recounted);
+  });
+
   it('a recount does not overwrite a counter that moved meanwhile', async () => {
     const file = 'e'.repeat(64);
     await answerBatch(answer(file, 'ADD', 0, ['succeeded']));

@@ -47,10 +47,11 @@ export interface PrepareOptions extends BatchLimits {
    */
   readonly gate?: (batches: number) => Promise<boolean>;
   /**
-   * Told after each chunk where the reading stands (its end) and the index past the last batch cut so far (handed
-   * on or not): enough to estimate the batches to come.
+   * Told after each chunk where the reading stands (its end), the index past the last batch cut so far (handed
+   * on or not): enough to estimate the batches to come, and the phase's records read and refused up to there
+   * over all its slices (unknown when resumed from a checkpoint that does not carry them).
    */
-  readonly onRead?: (end: ReadPosition, batchesCut: number) => void;
+  readonly onRead?: (end: ReadPosition, batchesCut: number, totals: RecordTotals | undefined) => void;
   /** Encodings accepted (`ACCEPTED_ENCODINGS`); another fails with `File.EncodingNotAccepted`. @default all */
   readonly acceptedEncodings?: readonly Encoding[];
   /**
@@ -89,6 +90,18 @@ export interface PrepareSummary {
   readonly nextBatch: number;
   /** Where the next slice goes on from, when this one stopped early. */
   readonly checkpoint?: PrepareCheckpoint;
+  /**
+   * The phase's records over all its slices up to where this one ended (its checkpoint, or the file's end):
+   * `received` and `rejected` added to those of the slices before. Unknown when resumed from a checkpoint that
+   * does not carry them.
+   */
+  readonly totals?: RecordTotals;
+}
+
+/** Records read and refused (VALIDATION) by a phase so far. */
+export interface RecordTotals {
+  readonly received: number;
+  readonly rejected: number;
 }
 
 /**
@@ -104,7 +117,19 @@ export interface PrepareCheckpoint {
    * from its start by every slice, and hashed whole by each.
    */
   readonly sha256State?: string;
+  /**
+   * The phase's records before `position` over all its slices, so each slice adds only its own: a slice run
+   * again from the same checkpoint (a retry) counts nothing twice. Missing from checkpoints of older executions.
+   */
+  readonly totals?: RecordTotals;
 }
+
+/** Where a slice's counts start: from the file's start, nothing; from a checkpoint, what it carries (if it does). */
+const totalsBefore = (from: PrepareCheckpoint | undefined): RecordTotals | undefined =>
+  from ? from.totals : { received: 0, rejected: 0 };
+
+const plus = (before: RecordTotals | undefined, slice: RecordTotals): RecordTotals | undefined =>
+  before && { received: before.received + slice.received, rejected: before.rejected + slice.rejected };
 
 /** Defaults of the send window: why these numbers, see {@link SendWindow}. */
 export const BATCHES_PER_SEND = 10;
@@ -119,6 +144,7 @@ const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
  */
 export async function prepareFile(source: AsyncIterable<Uint8Array>, options: PrepareOptions): Promise<PrepareSummary> {
   const from = options.from;
+  const before = totalsBefore(from);
   const planner = new BatchPlanner(options, from?.nextBatch ?? 0);
   const window = new SendWindow(options.onBatches, {
     sends: options.sendsInFlight ?? SENDS_IN_FLIGHT,
@@ -224,6 +250,9 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
       };
       if (open) counts = { received: open.received, accepted: open.accepted, rejected: open.rejected };
     }
+    // The counts end where the checkpoint is: records past it are read again, and counted, by the next slice.
+    const totals = plus(before, counts);
+    if (checkpoint && totals) checkpoint = { ...checkpoint, totals };
     return {
       sha256: hash.sha256(),
       bytes: hash.size(),
@@ -232,6 +261,7 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
       complete,
       nextBatch,
       ...(checkpoint ? { checkpoint } : {}),
+      ...(totals ? { totals } : {}),
     };
   };
   try {
@@ -264,7 +294,11 @@ export async function prepareFile(source: AsyncIterable<Uint8Array>, options: Pr
       const cut = batches.length > 0 ? (batches[batches.length - 1] as PlannedBatch).index + 1 : undefined;
       if (cut !== undefined) batchesCut = cut;
       // Before the hand-offs, which may wait (a gate): an estimate of the batches to come is current meanwhile.
-      options.onRead?.((positions() as ChunkPositions).end, batchesCut);
+      options.onRead?.(
+        (positions() as ChunkPositions).end,
+        batchesCut,
+        plus(before, { received, rejected: rejectedCount }),
+      );
       if (!(await take(batches))) return await finish(false);
       // Only once this slice has a batch of its own: a slice that stopped before would make no progress.
       const progressed = group.length > 0 || handedEnd > firstBatch;

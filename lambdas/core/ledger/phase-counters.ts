@@ -1,4 +1,4 @@
-import type { CallAnswer, OutcomeStatus } from '../crm/dispatch-call';
+import type { CallAnswer, OutcomeStatus, RecordOutcome } from '../crm/dispatch-call';
 
 /**
  * Where a phase of a file stands: how many batches it has (known once its last prepare slice has enqueued
@@ -17,6 +17,11 @@ export interface PhaseState {
   readonly calls?: number;
   /** The waiting execution's task token, once the await step has stored it. */
   readonly taskToken?: string;
+  /** Records its answers ended succeeded, and failed (terminal: not 8006 or 4404, which a next phase takes). */
+  readonly succeeded?: number;
+  readonly failed?: number;
+  /** The failed ones by reason (the CRM code as a string, or an error name such as CANCELLED). */
+  readonly failures?: Readonly<Record<string, number>>;
 }
 
 /** What a finished phase tells the state machine (its NextPhase choice reads `update` and `retryLater`). */
@@ -39,15 +44,70 @@ export const phaseResult = (state: PhaseState & { batches: number }): PhaseResul
   retryLater: state.retryLater,
 });
 
-/** How many of an answer's records each next phase takes. */
-export function carriedOver(outcomes: CallAnswer['outcomes']): { update: number; retryLater: number } {
-  let update = 0;
-  let retryLater = 0;
-  for (const outcome of outcomes) {
-    if (outcome.status === 'update') update++;
-    else if (outcome.status === 'retry-later') retryLater++;
+/**
+ * The reason a failed record is counted under: the same key as the file report's (mergeAndReport in
+ * file-report.ts), so the live tallies of a file add up to its summary's `failures`.
+ */
+export const failureReason = (outcome: Pick<RecordOutcome, 'reason' | 'code'>): string =>
+  outcome.reason ?? String(outcome.code ?? 'UNKNOWN');
+
+/** What answers add to their phase's counters. */
+export interface OutcomeTally {
+  readonly update: number;
+  readonly retryLater: number;
+  /** Records the answers ended: succeeded, and failed by reason (8006 and 4404 are not ended: a next phase takes them). */
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly failures: Readonly<Record<string, number>>;
+}
+
+/**
+ * Counts answers' outcomes, an answer at a time (a recount streams a whole phase through one). A retry-later left
+ * at the file's end fails as 4404 in the report only; while the file runs it is pending, so it is counted here as
+ * carried, never as failed. Reasons are kept in a Map (a CRM's error name such as `__proto__` is just a key).
+ */
+export class OutcomeCounter {
+  private update = 0;
+  private retryLater = 0;
+  private succeeded = 0;
+  private failed = 0;
+  private readonly failures = new Map<string, number>();
+
+  add(outcomes: readonly RecordOutcome[]): this {
+    for (const outcome of outcomes) {
+      if (outcome.status === 'update') this.update++;
+      else if (outcome.status === 'retry-later') this.retryLater++;
+      else if (outcome.status === 'succeeded') this.succeeded++;
+      else {
+        this.failed++;
+        const reason = failureReason(outcome);
+        this.failures.set(reason, (this.failures.get(reason) ?? 0) + 1);
+      }
+    }
+    return this;
   }
-  return { update, retryLater };
+
+  tally(): OutcomeTally {
+    const { update, retryLater, succeeded, failed } = this;
+    return { update, retryLater, succeeded, failed, failures: Object.fromEntries(this.failures) };
+  }
+}
+
+/** What one answer's outcomes add to its phase's counters. */
+export const tallyOutcomes = (outcomes: readonly RecordOutcome[]): OutcomeTally =>
+  new OutcomeCounter().add(outcomes).tally();
+
+const RETRY_PHASE = /^RETRY(\d+)$/;
+
+/** Phase order: ADD, UPD, then RETRY1, RETRY2 ... RETRY10 by number (a name sort would put RETRY10 before RETRY2). */
+export function comparePhases(a: string, b: string): number {
+  const order = (phase: string): [number, number] => {
+    const retry = RETRY_PHASE.exec(phase);
+    return phase === 'ADD' ? [0, 0] : phase === 'UPD' ? [1, 0] : retry ? [2, Number(retry[1])] : [3, 0];
+  };
+  const [rankA, numberA] = order(a);
+  const [rankB, numberB] = order(b);
+  return rankA - rankB || numberA - numberB || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /** The status that sends a record on from each phase to the next. */
@@ -63,7 +123,7 @@ export interface PhaseCounters {
   read(fileId: string, phase: string): Promise<PhaseState>;
   /** Set by the last prepare slice of the phase. */
   setBatchTotal(fileId: string, phase: string, batches: number): Promise<PhaseState>;
-  /** Counts one newly stored answer. */
+  /** Counts one newly stored answer: the batch, its calls, and its records by outcome (see {@link tallyOutcomes}). */
   countAnswer(answer: CallAnswer): Promise<PhaseState>;
   storeTaskToken(fileId: string, phase: string, taskToken: string): Promise<PhaseState>;
   /**

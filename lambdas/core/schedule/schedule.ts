@@ -49,6 +49,9 @@ export interface ScheduledFile {
   readonly answered?: number;
   /** The current phase's batches in all: known once enqueued, else estimated from the bytes read. */
   readonly batchesEstimate?: number;
+  /** Records read so far by its ADD phase (all of them once that phase is queued), and those refused (VALIDATION). */
+  readonly received?: number;
+  readonly rejected?: number;
   /** Last written (ISO): an entry not refreshed for {@link ScheduleRules.staleAfterSeconds} is ignored. */
   readonly updatedAt: string;
 }

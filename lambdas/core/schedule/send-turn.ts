@@ -1,3 +1,4 @@
+import type { RecordTotals } from '../files/prepare-file';
 import type { PhaseCounters } from '../ledger/phase-counters';
 import {
   turnOf,
@@ -45,6 +46,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * (its queued batches not yet answered) and lets them go as answers come. Every few seconds it reads the
  * schedule again: a pause, a cancel, or a rule that now holds the file (a users file landed) ends the slice at
  * the next hand-off, which is not sent: nothing is queued past the window. What it sees is written back to the file's schedule entry, for the others' rules, the ETA and people.
+ * An ADD slice also writes there the records read so far ({@link SendTurn.records}), before each hand-off that read
+ * on and at its end, so the entry's `received` never lags the records answered (the file view's
+ * `succeeded + failed <= received`).
  */
 export class SendTurn {
   private sent: number;
@@ -58,6 +62,13 @@ export class SendTurn {
   waited: { readonly rule: string; readonly seconds: number } | undefined;
   /** The phase's batches in all, as far as known yet (for the ETA): set by the slice. */
   estimate: ((sent: number) => number | undefined) | undefined;
+  /**
+   * The ADD phase's records read and refused so far, over all its slices (for the file view's `received`): set by
+   * an ADD slice. Undefined while not known.
+   */
+  records: (() => RecordTotals | undefined) | undefined;
+  /** The counts the entry holds: written counts only go up (a slice run again re-reads what one before counted). */
+  private written: RecordTotals | undefined;
 
   private constructor(
     private readonly deps: TurnDeps,
@@ -67,6 +78,7 @@ export class SendTurn {
     private entry: ScheduledFile,
   ) {
     this.sent = slice.firstBatch;
+    if (entry.received !== undefined) this.written = { received: entry.received, rejected: entry.rejected ?? 0 };
   }
 
   private now() {
@@ -145,11 +157,34 @@ export class SendTurn {
     this.lastPoll = this.now();
   }
 
+  /** The record counts, when they are ahead of those the entry holds. */
+  private recordsAhead(): RecordTotals | undefined {
+    const now = this.records?.();
+    const held = this.written;
+    if (
+      !now ||
+      (held && (now.received < held.received || (now.received === held.received && now.rejected <= held.rejected)))
+    ) {
+      return undefined;
+    }
+    return now;
+  }
+
+  /** Writes the record counts if they moved: before a hand-off, so the entry counts every record sent. */
+  private async writeRecords() {
+    const records = this.recordsAhead();
+    if (!records) return;
+    await this.deps.schedule.update(this.slice.fileId, { received: records.received, rejected: records.rejected });
+    this.written = records;
+  }
+
   private async publish(changes: { state: ScheduledFile['state']; batchesEstimate?: number }) {
     const startedAt = this.entry.startedAt ?? iso(this.now());
     const estimate = this.estimate?.(this.sent);
+    const records = this.recordsAhead();
     await this.deps.schedule.update(this.slice.fileId, {
       ...(estimate === undefined ? {} : { batchesEstimate: estimate }),
+      ...(records ? { received: records.received, rejected: records.rejected } : {}),
       ...changes,
       phase: this.slice.phase,
       sent: this.sent,
@@ -161,6 +196,7 @@ export class SendTurn {
     });
     // Kept as first written: a later write in this slice, before the view is read again, leaves it alone.
     this.entry = { ...this.entry, startedAt };
+    if (records) this.written = records;
   }
 
   /**
@@ -196,6 +232,9 @@ export class SendTurn {
       if (this.now() - this.lastPoll < pollMs) await sleep(pollMs - (this.now() - this.lastPoll));
       await this.readAnswered();
     }
+    // The batches come from records already read: counted before they go, the entry's `received` is never behind
+    // the records answered (one small write per hand-off that read on, beside the CRM calls it lets go).
+    await this.writeRecords();
     this.sent += batches;
     return true;
   }
@@ -208,7 +247,10 @@ export class SendTurn {
 
   /** The slice is over: `complete` once the phase's last batch is queued (it then awaits its answers). */
   async end(result: { complete: boolean; nextBatch: number }): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped) {
+      await this.writeRecords();
+      return;
+    }
     this.sent = result.nextBatch;
     if (result.complete) this.entry = { ...this.entry, state: 'awaiting' };
     await this.publish({

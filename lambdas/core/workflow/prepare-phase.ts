@@ -4,7 +4,7 @@ import type { CallAnswer } from '../crm/dispatch-call';
 import { ErrorNames, PipelineError } from '../errors';
 import type { ObjectRef, ObjectStore } from '../files/object-store';
 import type { BatchLimits } from '../files/plan-batches';
-import { LineSet, prepareFile, type PrepareCheckpoint } from '../files/prepare-file';
+import { LineSet, prepareFile, type PrepareCheckpoint, type RecordTotals } from '../files/prepare-file';
 import { readFromPosition } from '../files/read-from';
 import type { FileKind } from '../files/record-schemas';
 import { CARRIED_STATUS, resumeIfComplete, type PhaseCounters, type TaskNotifier } from '../ledger/phase-counters';
@@ -150,6 +150,9 @@ export async function preparePhaseSlice(
       read.bytes > 0 && !read.gzip ? Math.max(sent, Math.ceil((read.cut * size) / read.bytes)) : undefined;
   }
   const checkpoint = slice.checkpoint?.nextBatch === slice.firstBatch ? slice.checkpoint : undefined;
+  // The ADD phase's records read so far, over all its slices: the file view's `received` and VALIDATION failures.
+  let totals: RecordTotals | undefined;
+  if (turn && slice.phase === 'ADD') turn.records = () => totals;
   const summary = await prepareFile(await readFromPosition(deps.store, slice.file, checkpoint?.position), {
     name: slice.file.key,
     kind: slice.kind,
@@ -159,8 +162,9 @@ export async function preparePhaseSlice(
     firstBatch: slice.firstBatch,
     ...(checkpoint ? { from: checkpoint } : {}),
     shouldStop,
-    onRead: (end, cut) => {
+    onRead: (end, cut, readSoFar) => {
       read = { bytes: end.bytes, gzip: end.gzip, cut };
+      totals = readSoFar;
     },
     ...(onlyLines ? { onlyLines } : {}),
     ...(turn ? { gate: (batches: number) => (turn as SendTurn).admit(batches) } : {}),
@@ -177,6 +181,7 @@ export async function preparePhaseSlice(
       rejected: summary.rejected,
     };
   }
+  totals = summary.totals ?? totals;
   await turn?.end({ complete: summary.complete, nextBatch: summary.nextBatch });
   if (summary.complete) {
     if (summary.sha256 !== slice.fileId) {
