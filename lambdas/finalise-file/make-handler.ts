@@ -5,6 +5,7 @@ import type { Context } from 'aws-lambda';
 import { DynamoDbCallAnswers } from '../adapters/aws/dynamodb-call-answers';
 import { DynamoDbFileRegistry } from '../adapters/aws/dynamodb-file-registry';
 import { DynamoDbPhaseCounters } from '../adapters/aws/dynamodb-phase-counters';
+import { DynamoDbRecordIndex } from '../adapters/aws/dynamodb-record-index';
 import { DynamoDbSchedule } from '../adapters/aws/dynamodb-schedule';
 import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
@@ -104,12 +105,11 @@ export function makeHandler(deps: FinaliseFileDeps) {
 export function awsDependencies(environment: FinaliseFileEnvironment, runtime: FunctionRuntime): FinaliseFileDeps {
   const { clients } = runtime;
   const answers = new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME);
+  const retention = { retentionDays: environment.settings.ledgerRetentionDays };
   return {
     store: new S3ObjectStore(clients.s3),
     answers,
-    outcomes: new DynamoDbFileRegistry(clients.dynamodb, environment.LEDGER_TABLE_NAME, {
-      retentionDays: environment.settings.ledgerRetentionDays,
-    }),
+    outcomes: new DynamoDbFileRegistry(clients.dynamodb, environment.LEDGER_TABLE_NAME, retention),
     events: new EventBridgePublisher(clients.eventBridge, environment.EVENT_BUS_NAME),
     archiveBucket: environment.ARCHIVE_BUCKET_NAME,
     failedBucket: environment.FAILED_BUCKET_NAME,
@@ -119,6 +119,8 @@ export function awsDependencies(environment: FinaliseFileEnvironment, runtime: F
     schedule: new DynamoDbSchedule(clients.dynamodb, environment.LEDGER_TABLE_NAME),
     phases: new DynamoDbPhaseCounters(clients.dynamodb, environment.LEDGER_TABLE_NAME, answers),
     turnNotifier: new SfnTaskNotifier(clients.sfn),
+    // In the ledger table, kept as long as the file's other items.
+    recordIndex: new DynamoDbRecordIndex(clients.dynamodb, environment.LEDGER_TABLE_NAME, retention),
     telemetry: createTelemetry(contract.name, runtime.telemetry),
   };
 }

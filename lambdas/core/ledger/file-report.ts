@@ -68,6 +68,12 @@ export interface ReportInput {
   /** Asked after each chunk of records is written: true ends the slice there, with its progress. @default never */
   readonly shouldStop?: () => boolean;
   /**
+   * Told of every record's result, in line order, as it is reported (finalise builds the record lookup index
+   * from it). Synchronous: a promise only when the merge must wait for it before the next record (a full
+   * buffer being written), so the merge does not await once per record. @default none
+   */
+  readonly onRecord?: (result: RecordResult) => void | Promise<void>;
+  /**
    * The file was cancelled: a record no call answered (never sent) or left waiting for a next phase (8006, 4404)
    * fails as CANCELLED instead of being a ReconciliationError. @default false
    */
@@ -352,6 +358,8 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
           attempts: operations.length,
         };
       }
+      const told = input.onRecord?.(result);
+      if (told) await told;
       if (result.outcome === 'succeeded') {
         succeeded++;
       } else {

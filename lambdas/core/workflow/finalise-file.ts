@@ -15,8 +15,15 @@ import { readRecords, type ReadPosition } from '../files/read-records';
 import type { FileKind } from '../files/record-schemas';
 import type { CallAnswer } from '../crm/dispatch-call';
 import type { FileOutcomes } from '../ledger/file-claim';
-import { reportFileSlice, type FileSummary, type ReportProgress, type TextSink } from '../ledger/file-report';
+import {
+  reportFileSlice,
+  type FileSummary,
+  type RecordResult,
+  type ReportProgress,
+  type TextSink,
+} from '../ledger/file-report';
 import type { PhaseCounters } from '../ledger/phase-counters';
+import { RecordIndexBuffer, type IndexBufferOptions, type RecordIndexWriter } from '../ledger/record-index';
 import { leaveSchedule, partnerOf, type Schedule, type TurnNotifier } from '../schedule/schedule';
 import { duplicateKey, failedRecordsName, fileNameOf, quarantineKey, reportPrefix } from './storage-keys';
 
@@ -66,6 +73,8 @@ export interface FinaliseDeps {
   readonly phases?: Pick<PhaseCounters, 'read'>;
   /** Wakes the files this one held (customers first), once it leaves the schedule. */
   readonly turnNotifier?: TurnNotifier;
+  /** The record lookup index: every record's id, line and outcome, a chunk at a time. @default not indexed */
+  readonly recordIndex?: RecordIndexWriter;
 }
 
 export interface FinishedFile {
@@ -120,6 +129,8 @@ export interface FinaliseOptions {
   readonly shouldStop?: () => boolean;
   /** Bytes of report text per part (S3: at least 5 MiB). @default 8 MiB */
   readonly partBytes?: number;
+  /** How the record index is buffered (records per chunk, shards). @default record-index.ts's */
+  readonly indexBuffer?: IndexBufferOptions;
 }
 
 /** The metadata by which a completed report upload is recognised (its checkpoint's token). */
@@ -382,8 +393,17 @@ export async function finaliseFileSlice(
       () => open(failedKey, input.format === 'jsonl' ? 'application/x-ndjson' : 'text/csv', from?.failedRecords),
       from?.failedRecords !== undefined,
     );
+    // Buffered by shard and written a chunk at a time: at most indexBuffer.flushRecords records held.
+    const indexedFile = {
+      fileId: input.fileId,
+      name: fileNameOf(input.file.key),
+      partner: scheduled?.partner ?? partnerOf(input.file.key, deps.landingPrefix),
+      kind: input.kind,
+    };
+    const index = deps.recordIndex && new RecordIndexBuffer(deps.recordIndex, indexedFile, options.indexBuffer);
     let end: ReadPosition | undefined;
     let reported: FileSummary;
+    let finishedAt: string;
     try {
       const answers = (phase: string, at: { batch: number } | undefined) =>
         deps.answers.answers(input.fileId, phase, at?.batch ?? 0);
@@ -409,8 +429,11 @@ export async function finaliseFileSlice(
         ...(from ? { from: from.report } : {}),
         ...(parts && options.shouldStop ? { shouldStop: options.shouldStop } : {}),
         ...(scheduled?.control === 'cancelled' ? { cancelled: true } : {}),
+        ...(index ? { onRecord: (result: RecordResult) => index.add(result) } : {}),
       });
       if (!slice.done) {
+        // Written before the checkpoint is given: the next slice starts where this one's index ends.
+        await index?.flush();
         const position = end as ReadPosition;
         return {
           done: false,
@@ -423,6 +446,9 @@ export async function finaliseFileSlice(
         };
       }
       reported = slice.summary;
+      finishedAt = new Date().toISOString();
+      // Before the summary is kept: a finished file's records can be looked up.
+      await index?.flush({ finishedAt });
       await results.end();
       await failed.end();
     } catch (error) {
@@ -438,7 +464,7 @@ export async function finaliseFileSlice(
       ...reported,
       ...(scheduled ? { landedAt: scheduled.landedAt } : {}),
       ...(scheduled?.startedAt ? { startedAt: scheduled.startedAt } : {}),
-      finishedAt: new Date().toISOString(),
+      finishedAt,
       ...(deps.phases ? { calls: { made, remaining: 0 as const } } : {}),
       reports: {
         bucket: deps.archiveBucket,
