@@ -92,7 +92,11 @@ function withRuntimeOptions(command: Command): Command {
       '--poll-host-key <fingerprint>',
       "the --poll server's host key, pinned (SHA256:...; else shown and trusted)",
     )
-    .option('--poll-interval <seconds>', 'seconds between two looks at the --poll folder', '5');
+    .option('--poll-interval <seconds>', 'seconds between two looks at the --poll folder', '5')
+    .option(
+      '--api-port <port>',
+      'where the operations API and the live dashboard listen on 127.0.0.1 (up: default a free port; run and demo: only when given)',
+    );
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -113,12 +117,17 @@ function commandOptions(raw: Record<string, unknown>, interrupted: Promise<strin
     throw new ConfigError('CRM_API_TOKEN (--crm-token): required with --crm-url (CRM_BASE_URL)');
   }
   const partners = (raw.partner as string[] | undefined) ?? ['demo'];
+  const apiPort = raw.apiPort === undefined ? undefined : Number(raw.apiPort);
+  if (apiPort !== undefined && !(Number.isInteger(apiPort) && apiPort >= 0 && apiPort <= 65535)) {
+    throw new ConfigError(`--api-port: ${String(raw.apiPort)}: a port number from 0 to 65535`);
+  }
   const badPartner = partners.find((partner) => !PARTNER.test(partner));
   if (badPartner) throw new ConfigError(`--partner: ${badPartner}: letters, digits and dashes only`);
   return {
     settings,
     partners,
     json: raw.json === true,
+    ...(apiPort === undefined ? {} : { apiPort }),
     ...(typeof raw.sftpPassword === 'string' ? { sftpPassword: raw.sftpPassword } : {}),
     hostKeyFile: typeof raw.hostKey === 'string' ? raw.hostKey : join(settings.reportDir, '.ingest', 'ssh_host_key'),
     ...(settings.crmApiToken && !settings.crmBaseUrl ? { simulator: { token: settings.crmApiToken } } : {}),

@@ -49,21 +49,21 @@ export function makeHandler(deps: ClassifyFileDeps) {
       return { ...result, done: true as const };
     }
     const { kind, sha256, versionId } = input.classification;
+    const name = fileNameOf(input.file.key);
+    const partner = partnerOf(input.file.key, deps.landingPrefix);
+    const landedAt = input.landedAt ? new Date(input.landedAt).toISOString() : new Date().toISOString();
     const claim = await deps.registry.claim({
       fileId: sha256,
       ...input.file,
       kind,
       ...(versionId ? { versionId } : {}),
+      name,
+      partner,
+      landedAt,
     });
     if (claim.outcome === 'claimed') {
       // In the schedule from now: a transactions file landing with it waits for it if it is a users file.
-      await deps.schedule.register({
-        fileId: sha256,
-        name: fileNameOf(input.file.key),
-        partner: partnerOf(input.file.key, deps.landingPrefix),
-        kind,
-        landedAt: input.landedAt ? new Date(input.landedAt).toISOString() : new Date().toISOString(),
-      });
+      await deps.schedule.register({ fileId: sha256, name, partner, kind, landedAt });
     }
     logger.info('file claim', { key: input.file.key, fileId: sha256, ...claim });
     return claim;

@@ -3,6 +3,7 @@ import { classifyFileContract } from '../classify-file/contract';
 import { deliverReportsContract } from '../deliver-reports/contract';
 import { dispatchCrmCallsContract } from '../dispatch-crm-calls/contract';
 import { finaliseFileContract } from '../finalise-file/contract';
+import { opsApiContract } from '../ops-api/contract';
 import { pollSourceContract } from '../poll-source/contract';
 import { prepareFileContract } from '../prepare-file/contract';
 import { sweepLandingZoneContract } from '../sweep-landing-zone/contract';
@@ -19,4 +20,5 @@ export const FUNCTION_CONTRACTS = {
   'sweep-landing-zone': sweepLandingZoneContract,
   'poll-source': pollSourceContract,
   'deliver-reports': deliverReportsContract,
+  'ops-api': opsApiContract,
 } as const satisfies Record<FunctionName, AnyContract>;

@@ -17,6 +17,7 @@ export const FUNCTION_NAMES = [
   'sweep-landing-zone',
   'poll-source',
   'deliver-reports',
+  'ops-api',
 ] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
@@ -75,6 +76,8 @@ export const METRICS = {
   FilesWaiting: metric('poll-source', 'Count', ['Source'], 'files seen but not yet complete'),
   MoveFailures: metric('poll-source', 'Count', ['Source'], 'collected files not yet moved to processed/'),
   ReportsDelivered: metric('deliver-reports', 'Count', ['Destination'], 'reports put back to a partner'),
+  ApiRequests: metric('ops-api', 'Count', ['Route', 'Status'], 'operations API requests by route and HTTP status'),
+  ApiLatency: metric('ops-api', 'Milliseconds', ['Route'], 'time to answer an operations API request'),
 } as const;
 
 export type MetricName = keyof typeof METRICS;

@@ -1,3 +1,4 @@
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -34,6 +35,7 @@ export interface AwsClients {
   readonly sfn: SFNClient;
   readonly eventBridge: EventBridgeClient;
   readonly secretsManager: SecretsManagerClient;
+  readonly cloudWatch: CloudWatchClient;
 }
 
 /** The SDK clients of one function, each created on first use (a function builds only those it calls). */
@@ -77,6 +79,9 @@ export function awsClients(options: AwsClientOptions = {}): AwsClients {
     },
     get secretsManager() {
       return once('secretsManager', () => new SecretsManagerClient(at(endpoints.secretsManager)));
+    },
+    get cloudWatch() {
+      return once('cloudWatch', () => new CloudWatchClient(common));
     },
   };
 }

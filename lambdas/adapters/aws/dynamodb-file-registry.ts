@@ -1,15 +1,28 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { CATALOG_INDEX } from '../../contracts/catalog-index';
+import type { FileKind } from '../../core/files/record-schemas';
 import type { ClaimOutcome, FileClaim, FileOutcomes, FileRecord, FileRegistry } from '../../core/ledger/file-claim';
+import { ApiError } from '../../core/operations/api-error';
+import type { CatalogEntry, CatalogQuery, FileCatalog } from '../../core/operations/ports';
+import type { FinalSummary } from '../../core/workflow/finalise-file';
+import { fileNameOf } from '../../core/workflow/storage-keys';
 import { isConditionFailure } from './dynamodb-errors';
 import { ledgerExpiresAt, type LedgerRetention } from './dynamodb-ledger-expiry';
 import { CLAIM_SORT_KEY, fileKey } from './ledger-keys';
 
+type Item = Record<string, unknown>;
+
+/** The catalogue's one partition in its index: every claimed file, ordered by claim time. */
+const CATALOG_PARTITION = 'files';
+
 /**
  * File claims in the ledger table (`pk` = `file#<sha256>`, `sk` = `claim`), taken with a conditional put. The claim
  * expires `retention` after the file's summary is recorded (or after the claim, for a file never finished).
+ * Each claim is also the file's entry in the catalogue: the index {@link CATALOG_INDEX} orders the claims by
+ * time, so the operations API lists files newest first with one Query a page and no write of its own.
  */
-export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes {
+export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes, FileCatalog {
   private readonly documents: DynamoDBDocumentClient;
 
   constructor(
@@ -22,11 +35,19 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes {
 
   async claim(claim: FileClaim): Promise<ClaimOutcome> {
     const key = { pk: fileKey(claim.fileId), sk: CLAIM_SORT_KEY };
+    const claimedAt = new Date().toISOString();
     try {
       await this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...key, ...claim, claimedAt: new Date().toISOString(), expiresAt: ledgerExpiresAt(this.retention) },
+          Item: {
+            ...key,
+            ...claim,
+            claimedAt,
+            [CATALOG_INDEX.partitionKey]: CATALOG_PARTITION,
+            [CATALOG_INDEX.sortKey]: `${claim.landedAt ?? claimedAt}#${claim.fileId}`,
+            expiresAt: ledgerExpiresAt(this.retention),
+          },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -64,14 +85,123 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes {
         TableName: this.tableName,
         Key: { pk: fileKey(fileId), sk: CLAIM_SORT_KEY },
         // The file's last write: its claim and summary are kept the retention from now, when the file finished.
-        UpdateExpression: 'SET summary = :summary, finishedAt = :now, expiresAt = :expiresAt',
+        UpdateExpression: 'SET summary = :summary, #status = :status, finishedAt = :now, expiresAt = :expiresAt',
         ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: {
           ':summary': JSON.stringify(summary),
+          ':status': (summary as { status?: unknown }).status ?? 'unknown',
           ':now': new Date().toISOString(),
           ':expiresAt': ledgerExpiresAt(this.retention),
         },
       }),
     );
   }
+
+  async get(fileId: string): Promise<CatalogEntry | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: fileKey(fileId), sk: CLAIM_SORT_KEY },
+        ConsistentRead: true,
+      }),
+    );
+    return Item ? catalogEntry(Item) : undefined;
+  }
+
+  /**
+   * A page of the catalogue, newest first. DynamoDB applies a Query's limit before its filter, so a filtered page
+   * reads on until it has `limit` entries or the index ends; the cursor is the last entry returned.
+   */
+  async list(query: CatalogQuery): Promise<{ entries: CatalogEntry[]; next?: string }> {
+    const names: Record<string, string> = { '#catalog': CATALOG_INDEX.partitionKey };
+    const values: Record<string, unknown> = { ':files': CATALOG_PARTITION };
+    const filters: string[] = [];
+    if (query.partner !== undefined) {
+      names['#partner'] = 'partner';
+      values[':partner'] = query.partner;
+      filters.push('#partner = :partner');
+    }
+    if (query.kind !== undefined) {
+      names['#kind'] = 'kind';
+      values[':kind'] = query.kind;
+      filters.push('#kind = :kind');
+    }
+    if (query.finished === 'unfinished') {
+      filters.push('attribute_not_exists(summary)');
+    } else if (query.finished !== undefined) {
+      names['#status'] = 'status';
+      values[':status'] = query.finished;
+      filters.push('#status = :status');
+    }
+    if (query.since !== undefined) {
+      names['#at'] = CATALOG_INDEX.sortKey;
+      values[':since'] = query.since;
+    }
+    const entries: CatalogEntry[] = [];
+    let startKey = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    let more = false;
+    while (!more) {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: CATALOG_INDEX.name,
+          KeyConditionExpression: `#catalog = :files${query.since === undefined ? '' : ' AND #at >= :since'}`,
+          ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ScanIndexForward: false,
+          // One more than wanted: an unfiltered page then knows whether another follows.
+          Limit: query.limit - entries.length + 1,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        if (entries.length === query.limit) {
+          more = true;
+          break;
+        }
+        entries.push(catalogEntry(item));
+      }
+      startKey = page.LastEvaluatedKey;
+      if (startKey === undefined) break;
+      if (entries.length === query.limit) more = true;
+    }
+    const last = entries[entries.length - 1];
+    return { entries, ...(more && last ? { next: encodeCursor(catalogKey(last.fileId, last.landedAt)) } : {}) };
+  }
+}
+
+/** An entry's keys in the catalogue's index: where the next page goes on. */
+const catalogKey = (fileId: string, landedAt: string): Item => ({
+  pk: fileKey(fileId),
+  sk: CLAIM_SORT_KEY,
+  [CATALOG_INDEX.partitionKey]: CATALOG_PARTITION,
+  [CATALOG_INDEX.sortKey]: `${landedAt}#${fileId}`,
+});
+
+const encodeCursor = (key: Item) => Buffer.from(JSON.stringify(key)).toString('base64url');
+
+function decodeCursor(cursor: string): Item {
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Item;
+    if (typeof key.pk === 'string' && typeof key[CATALOG_INDEX.sortKey] === 'string') return key;
+  } catch {
+    // Answered below.
+  }
+  throw new ApiError('BadRequest', 'cursor: not a cursor this API gave (pass the last page\'s "next" as it is)');
+}
+
+function catalogEntry(item: Item): CatalogEntry {
+  const key = String(item.key ?? '');
+  const at = typeof item[CATALOG_INDEX.sortKey] === 'string' ? String(item[CATALOG_INDEX.sortKey]) : undefined;
+  return {
+    fileId: String(item.fileId),
+    name: typeof item.name === 'string' ? item.name : fileNameOf(key),
+    partner: typeof item.partner === 'string' ? item.partner : '',
+    kind: (item.kind as FileKind | undefined) ?? 'unknown',
+    landedAt: at ? at.slice(0, at.lastIndexOf('#')) : String(item.claimedAt ?? ''),
+    file: { bucket: String(item.bucket ?? ''), key },
+    ...(typeof item.summary === 'string' ? { summary: JSON.parse(item.summary) as FinalSummary } : {}),
+  };
 }

@@ -9,6 +9,10 @@ export interface FileClaim {
   /** The object version (the landing bucket is versioned); absent where versioning is not (locally). */
   readonly versionId?: string;
   readonly kind: FileKind;
+  /** For the file catalogue (the operations API's list): whose file, its name, and when it landed (ISO 8601). */
+  readonly partner?: string;
+  readonly name?: string;
+  readonly landedAt?: string;
 }
 
 /**

@@ -8,6 +8,7 @@ import { parseFileName } from '../../core/files/classify-file';
 import { sha256Of } from '../../core/files/file-identity';
 import { writeUpState } from './control-commands';
 import { RunStopped, startIngestRuntime, type IngestRuntime } from './ingest-runtime';
+import type { OpsServer } from '../api/ops-server';
 import type { PollSource } from '../../core/polling/poll-source';
 import { connectSftpSource, type SourceCredentials } from '../../adapters/sftp/sftp-folder';
 import { failuresText, runReport, summaryTable, type FileResult, type RunReport } from './run-report';
@@ -32,6 +33,8 @@ export interface CommandOptions {
   readonly poll?: PollOption;
   /** Where the SFTP server's host key is kept (`--host-key`): its fingerprint stays the same across starts. */
   readonly hostKeyFile?: string;
+  /** `--api-port`: where the operations API listens (0: a free port). `up` always serves it; run and demo when given. */
+  readonly apiPort?: number;
 }
 
 /** `--poll sftp://user@host:port/dir`: the watcher's source, its credentials, and how often it looks. */
@@ -80,9 +83,10 @@ export function inputFiles(paths: readonly string[]): string[] {
 }
 
 /** The runtime of a command: its settings, partners and simulator; the handlers log to `log`. */
-const startRuntime = (options: CommandOptions, log: NodeJS.WritableStream, keepGoing = false) =>
+const startRuntime = (options: CommandOptions, log: NodeJS.WritableStream, keepGoing = false, api = false) =>
   startIngestRuntime({
     keepGoing,
+    ...(api || options.apiPort !== undefined ? { apiPort: options.apiPort ?? 0 } : {}),
     ...(options.hostKeyFile ? { hostKeyFile: options.hostKeyFile } : {}),
     settings: options.settings,
     telemetry: { logLevel: options.settings.logLevel, output: log },
@@ -144,6 +148,8 @@ async function runToReport(
       io.err(`CRM: ${active.crmUrl}${active.simulated ? ' (the embedded simulator)' : ''}\n`);
       io.err(intro(active));
     }
+    // Said even without a terminal: whoever asked for --api-port watches the run through it.
+    if (active.api) io.err(apiText(active.api));
     const interrupted = (options.interrupted ?? new Promise<string>(() => undefined)).then((reason) => {
       throw new RunStopped(reason);
     });
@@ -356,11 +362,13 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
   let runtime: IngestRuntime | undefined;
   let removeUpState = () => undefined as void;
   try {
-    runtime = await startRuntime(options, logFile.stream, true);
+    runtime = await startRuntime(options, logFile.stream, true, true);
     const { sftp } = runtime;
+    const api = runtime.api as OpsServer;
     const connection = {
       sftp: { host: sftp.host, port: sftp.port, hostKeyFingerprint: sftp.hostKeyFingerprint },
       users: runtime.users.map((user) => ({ user: user.name, password: user.password })),
+      api: { url: api.url, token: api.token },
       crm: runtime.crmUrl,
       reportDir: options.settings.reportDir,
     };
@@ -371,6 +379,7 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
       for (const user of connection.users) io.out(`  user ${user.user} password ${user.password}\n`);
       io.out(`  e.g. sftp -P ${sftp.port} ${connection.users[0]?.user ?? 'demo'}@${sftp.host}\n`);
       io.out(`CRM: ${runtime.crmUrl}${runtime.simulated ? ' (the embedded simulator)' : ''}\n`);
+      io.out(apiText(api));
       if (options.poll) {
         io.out(
           `Collecting from ${options.poll.url} every ${options.poll.intervalMs / 1000} s as partner ${options.poll.source.partner}\n`,
@@ -425,6 +434,10 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
     logFile.close();
   }
 }
+
+/** How to reach the operations API and the dashboard (the token is the run's own, fresh each start). */
+const apiText = (api: OpsServer) =>
+  `Operations API: ${api.url}/v1 (Authorization: Bearer ${api.token})\nDashboard: ${api.url}/#token=${api.token}\n`;
 
 /**
  * The handlers' JSON logs and EMF metrics (as on Lambda) go to `<report dir>/ingest.log` while the command

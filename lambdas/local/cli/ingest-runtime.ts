@@ -18,6 +18,7 @@ import { LOCAL_NAMES, startLocalPipeline, type LocalPipeline } from '../wiring/l
 import { newPassword, startLocalSftp, type LocalSftp, type SftpUser } from '../services/local-sftp';
 import type { AuthFailure } from '../services/sftp-server';
 import { fileResult, type FileResult } from './run-report';
+import { startOpsServer, type OpsServer } from '../api/ops-server';
 
 /** The run cannot finish (credentials rejected, CRM unreachable, an execution failed): records stay pending. */
 export class RunStopped extends PipelineError {
@@ -45,6 +46,8 @@ export interface IngestRuntimeOptions {
   readonly keepGoing?: boolean;
   /** Where the SFTP server's host key is kept, so its fingerprint survives restarts. @default a new key each start */
   readonly hostKeyFile?: string;
+  /** Serves the operations API and the dashboard on this port of 127.0.0.1 (0: a free one). @default not served */
+  readonly apiPort?: number;
 }
 
 /** A file whose workflow failed (on AWS, an execution to redrive): its records are pending. */
@@ -58,6 +61,8 @@ export interface IngestRuntime {
   readonly pipeline: LocalPipeline;
   readonly sftp: LocalSftp;
   readonly monitor: CrmCallMonitor;
+  /** The operations API and dashboard, when asked for. */
+  readonly api?: OpsServer;
   readonly crmUrl: string;
   readonly simulated: boolean;
   readonly users: readonly SftpUser[];
@@ -87,6 +92,15 @@ export interface IngestRuntime {
   /** One line: files, records, calls in the last window against the limit, queue, ETA. */
   progressLine(expectedFiles?: number): Promise<string>;
   close(): Promise<void>;
+}
+
+/**
+ * Where a report is in the report directory: its key `reports/<partner>/<name>/<id>/<report>` becomes
+ * `<report dir>/<partner>/<name>/<report>` (the operations API shows paths on one machine).
+ */
+export function reportFilePath(reportDir: string, key: string): string {
+  const [, partner = '', name = '', , report = ''] = key.split('/');
+  return join(reportDir, partner, name, report);
 }
 
 /** Resolves when a TCP connection to the URL's host and port opens: no HTTP request, so no call is spent. */
@@ -123,6 +137,7 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
   }
   const pipeline = await startLocalPipeline({
     settings,
+    reportPath: (key) => reportFilePath(settings.reportDir, key),
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     ...(settings.crmBaseUrl ? { crmUrl: settings.crmBaseUrl } : {}),
     ...(options.simulator ? { simulator: options.simulator } : {}),
@@ -142,6 +157,15 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     // The client is sent the reason too, but some (OpenSSH's sftp) show only "Failure".
     onRefused: ({ path, reason }) => refuse(basename(path), '', `refused at upload: ${reason}`),
   });
+  const api =
+    options.apiPort === undefined
+      ? undefined
+      : await startOpsServer({ handle: pipeline.opsApi, port: options.apiPort }).catch(async (error: unknown) => {
+          await Promise.allSettled([sftp.close(), pipeline.close()]);
+          throw new RunStopped(
+            `cannot serve the operations API on port ${options.apiPort}: ${(error as Error).message}`,
+          );
+        });
   const s3 = pipeline.s3.client();
   const registry = new DynamoDbFileRegistry(pipeline.db.client(), LOCAL_NAMES.ledgerTable);
 
@@ -219,6 +243,7 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     pipeline,
     sftp,
     monitor,
+    ...(api ? { api } : {}),
     crmUrl,
     simulated: !settings.crmBaseUrl,
     users,
@@ -281,6 +306,7 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     },
     async close() {
       clearInterval(watching);
+      await api?.close();
       monitor.close();
       await Promise.allSettled([...reporting.values()]);
       await sftp.close();

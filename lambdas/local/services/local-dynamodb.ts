@@ -4,20 +4,31 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import dynalite from 'dynalite';
+import { CATALOG_INDEX } from '../../contracts/catalog-index';
+
+/** A global secondary index (projection ALL), as CDK creates it. */
+export interface TableIndex {
+  readonly name: string;
+  readonly partitionKey: string;
+  readonly sortKey: string;
+}
 
 /** The tables the pipeline uses, as CDK will create them: key schema only, everything else is schemaless. */
 export const TABLES = {
   /** The global rate limiter's state (one item per limiter). */
   limiter: { partitionKey: 'pk' },
   /** File claims, phase counters and call answers (the ledger). */
-  ledger: { partitionKey: 'pk', sortKey: 'sk' },
+  ledger: { partitionKey: 'pk', sortKey: 'sk', indexes: [CATALOG_INDEX] },
 } as const;
 
 export interface LocalDynamoDb {
   readonly endpoint: string;
   /** A client for this endpoint (any region and credentials work locally). */
   client(): DynamoDBClient;
-  createTable(name: string, key: { partitionKey: string; sortKey?: string }): Promise<void>;
+  createTable(
+    name: string,
+    key: { partitionKey: string; sortKey?: string; indexes?: readonly TableIndex[] },
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -80,18 +91,33 @@ export async function startLocalDynamoDb(options: { separateProcess?: boolean } 
     client,
     async createTable(name, key) {
       const admin = client();
+      const indexes = key.indexes ?? [];
+      const attributes = new Set([
+        key.partitionKey,
+        ...(key.sortKey ? [key.sortKey] : []),
+        ...indexes.flatMap((index) => [index.partitionKey, index.sortKey]),
+      ]);
       await admin.send(
         new CreateTableCommand({
           TableName: name,
           BillingMode: 'PAY_PER_REQUEST',
-          AttributeDefinitions: [
-            { AttributeName: key.partitionKey, AttributeType: 'S' },
-            ...(key.sortKey ? [{ AttributeName: key.sortKey, AttributeType: 'S' as const }] : []),
-          ],
+          AttributeDefinitions: [...attributes].map((attribute) => ({ AttributeName: attribute, AttributeType: 'S' })),
           KeySchema: [
             { AttributeName: key.partitionKey, KeyType: 'HASH' },
             ...(key.sortKey ? [{ AttributeName: key.sortKey, KeyType: 'RANGE' as const }] : []),
           ],
+          ...(indexes.length > 0
+            ? {
+                GlobalSecondaryIndexes: indexes.map((index) => ({
+                  IndexName: index.name,
+                  KeySchema: [
+                    { AttributeName: index.partitionKey, KeyType: 'HASH' as const },
+                    { AttributeName: index.sortKey, KeyType: 'RANGE' as const },
+                  ],
+                  Projection: { ProjectionType: 'ALL' as const },
+                })),
+              }
+            : {}),
         }),
       );
     },

@@ -9,10 +9,13 @@ import type { Config } from '../../core/config';
 import * as deliverReports from '../../deliver-reports/make-handler';
 import * as dispatchCrmCalls from '../../dispatch-crm-calls/make-handler';
 import * as finaliseFile from '../../finalise-file/make-handler';
+import * as opsApi from '../../ops-api/make-handler';
+import type { OpsApiDeps } from '../../ops-api/make-handler';
 import * as pollSource from '../../poll-source/make-handler';
 import * as prepareFile from '../../prepare-file/make-handler';
 import * as sweepLandingZone from '../../sweep-landing-zone/make-handler';
 import { localLambdaArn } from '../integrations/state-machine-runner';
+import { ROUTE_GROUPS } from '../../ops-api/contract';
 
 /** A function as the local runtime invokes it: the payload AWS would send, and a Lambda context. */
 export type LocalFunction = (event: unknown) => Promise<unknown>;
@@ -31,6 +34,8 @@ export interface LocalResources {
   readonly crmToken?: string;
   readonly sources: readonly DeployedSource[];
   readonly sweepMinAgeSeconds: number;
+  /** The operations API's one-machine parts: its stats from the handlers' own metrics, report paths, ... */
+  readonly opsApi?: (deps: OpsApiDeps) => OpsApiDeps;
 }
 
 /** The timeout a function gets on one machine: its own, or `LOCAL_FUNCTION_TIMEOUT_S` when that is shorter. */
@@ -78,9 +83,10 @@ export function localFunctions(
     contract: FunctionEnvironmentOwner<E, V>,
     module: FunctionModule<E, D>,
     variables: NoInfer<V>,
+    adjust: (deps: D) => D = (deps) => deps,
   ): LocalFunction => {
     const environment = contract.environment.read(contract.environment.build(variables, settings));
-    const handler = module.makeHandler(module.awsDependencies(environment, runtime));
+    const handler = module.makeHandler(adjust(module.awsDependencies(environment, runtime)));
     const timeoutMs = localTimeoutSeconds(contract.name, settings) * 1000;
     // middy ends an invocation with a TimeoutError just before the context's time is up, on AWS as here.
     return (event) => handler(event as never, lambdaContext(contract.name, timeoutMs));
@@ -125,5 +131,19 @@ export function localFunctions(
       ...landing,
       POLL_SOURCES: [...resources.sources],
     }),
+    // Every route group in one function (on AWS, one function per group).
+    'ops-api': build(
+      FUNCTION_CONTRACTS['ops-api'],
+      opsApi,
+      {
+        ...ledger,
+        ...landing,
+        OPS_ROUTES: [...ROUTE_GROUPS],
+        ARCHIVE_BUCKET_NAME: resources.archiveBucket,
+        CALL_QUEUE_URL: resources.callQueueUrl,
+        STATE_MACHINE_ARN: resources.stateMachineArn,
+      },
+      resources.opsApi,
+    ),
   };
 }

@@ -36,7 +36,9 @@ import { startLocalAwsEndpoint } from '../services/local-aws-endpoint';
 import { startLocalDynamoDb, TABLES } from '../services/local-dynamodb';
 import { startLocalS3 } from '../services/local-s3';
 import { startLocalSqs } from '../services/local-sqs';
-import { localFunctions, localTimeoutSeconds } from './local-functions';
+import { localFunctions, localTimeoutSeconds, type LocalFunction } from './local-functions';
+import { EmfStats } from '../api/emf-stats';
+import type { OpsApiDeps } from '../../ops-api/make-handler';
 
 /** How long close() waits for the work in hand (dispatchers, report deliveries) before it closes the services. */
 const STOP_GRACE_MS = 3000;
@@ -67,6 +69,8 @@ export interface LocalPipelineOptions {
   readonly sweepMinAgeSeconds?: number;
   /** The handlers' log level and where their logs and EMF metrics go. @default Powertools' level; discarded */
   readonly telemetry?: TelemetryOptions;
+  /** Where the operations API shows a report (its key by default; `ingest` gives the report directory's path). */
+  readonly reportPath?: (key: string) => string;
 }
 
 /** An execution that failed (a state's error after its retries): on AWS, a failed execution to redrive. */
@@ -99,6 +103,10 @@ export interface LocalPipeline {
   readonly schedule: Schedule;
   /** The Step Functions stand-in's endpoint (SendTaskSuccess wakes a waiting file). */
   readonly stepFunctionsEndpoint: string;
+  /** The operations API's handler (every route group), taking API Gateway proxy events as on AWS. */
+  readonly opsApi: LocalFunction;
+  /** The handlers' metrics per minute, from their EMF lines (CloudWatch's part on AWS). */
+  readonly stats: EmfStats;
   /** Puts an object into the landing bucket, as Transfer Family does; its Object Created event starts the workflow. */
   land(key: string, body: Uint8Array | string, options?: { missEvent?: boolean }): Promise<void>;
   /** Starts an execution for an object, as the EventBridge rule (or the sweep) does. */
@@ -203,6 +211,13 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     }),
   );
 
+  // The handlers' EMF lines are tallied on their way to the log, as CloudWatch takes them from Lambda's.
+  const stats = new EmfStats(options.telemetry?.output ?? discarded());
+  const opsApi = (deps: OpsApiDeps): OpsApiDeps => ({
+    ...deps,
+    ...(deps.stats ? { stats: { ...deps.stats, source: stats } } : {}),
+    ...(options.reportPath ? { files: { ...deps.files, reportPath: options.reportPath } } : {}),
+  });
   const functions = localFunctions(
     {
       landingBucket: LOCAL_NAMES.landingBucket,
@@ -217,6 +232,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
       ...((simulator?.token ?? settings.crmApiToken) ? { crmToken: simulator?.token ?? settings.crmApiToken } : {}),
       sources: (options.sources ?? []).map(({ source }) => ({ ...source, secretId: localSecretId(source.name) })),
       sweepMinAgeSeconds: options.sweepMinAgeSeconds ?? 30,
+      opsApi,
     },
     settings,
     {
@@ -228,7 +244,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
           stepFunctionsAndEvents: aws.endpoint,
         }),
       ),
-      telemetry: { ...options.telemetry, output: options.telemetry?.output ?? discarded() },
+      telemetry: { ...options.telemetry, output: stats },
     },
   );
 
@@ -317,6 +333,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}): Pr
     sqs,
     schedule: new DynamoDbSchedule(db.client(), LOCAL_NAMES.ledgerTable),
     stepFunctionsEndpoint: aws.endpoint,
+    opsApi: functions['ops-api'],
+    stats,
     completed,
     failedExecutions,
     land: async (key, body, { missEvent = false } = {}) => {

@@ -1,0 +1,136 @@
+import Papa from 'papaparse';
+import { z } from 'zod';
+import { CANCELLED } from '../crm/dispatch-call';
+import type { ObjectReader } from '../files/object-store';
+import { ApiError } from './api-error';
+import { catalogued, LimitParam, parseParams, type FileQueries } from './files';
+
+/** One record of a finished file (results.csv's row), as GET /v1/files/{fileId}/records answers it. */
+export interface FileRecord {
+  readonly line: number;
+  readonly recordId: string;
+  readonly operations: string[];
+  readonly outcome: 'succeeded' | 'failed';
+  /** The CRM's code, or for a failure without one the reason it is counted under (VALIDATION, CANCELLED, ...). */
+  readonly code: string | null;
+  readonly error: string | null;
+  readonly attempts: number;
+}
+
+const RecordsQuery = z.object({
+  outcome: z.enum(['succeeded', 'failed'], { error: 'outcome: succeeded or failed' }).optional(),
+  code: z.string().min(1).optional(),
+  limit: LimitParam,
+  cursor: z.string().min(1).optional(),
+});
+
+/** Bytes of results.csv one request reads at most: a sparse filter answers a short page with a `next`, never a slow one. */
+export const MAX_SCAN_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The reason a failed row is counted under in the summary's `failures`: the code, the error name a 200 carried
+ * (CONFLICTING_PROFILE), VALIDATION, or CANCELLED (results.csv keeps the code and the error, not the reason).
+ */
+export function failureReason(code: string, error: string): string {
+  if (code === '200' && error) return error;
+  if (code) return code;
+  if (error.startsWith('VALIDATION')) return 'VALIDATION';
+  if (error.startsWith('cancelled by an operator')) return CANCELLED;
+  return /^[A-Z][A-Za-z_.]*/.exec(error)?.[0] ?? 'UNKNOWN';
+}
+
+function toRecord(fields: readonly string[]): FileRecord {
+  const [line = '', recordId = '', operations = '', outcome = '', code = '', error = '', attempts = '0'] = fields;
+  const failed = outcome === 'failed';
+  return {
+    line: Number(line),
+    recordId,
+    operations: operations ? operations.split('+') : [],
+    outcome: failed ? 'failed' : 'succeeded',
+    code: failed ? failureReason(code, error) : code || null,
+    error: error || null,
+    attempts: Number(attempts),
+  };
+}
+
+/** The rows of a CSV text from a byte offset, each with the offset just past it; rows may hold quoted newlines. */
+async function* csvRows(chunks: AsyncIterable<Uint8Array>, start: number) {
+  let pending = Buffer.alloc(0);
+  let offset = start;
+  for await (const chunk of chunks) {
+    pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk]);
+    let quoted = false;
+    let rowStart = 0;
+    for (let i = 0; i < pending.length; i++) {
+      const byte = pending[i];
+      if (byte === 0x22) quoted = !quoted;
+      else if (byte === 0x0a && !quoted) {
+        const text = pending.subarray(rowStart, i).toString('utf8').replace(/\r$/, '');
+        offset += i + 1 - rowStart;
+        rowStart = i + 1;
+        yield { text, end: offset };
+      }
+    }
+    pending = pending.subarray(rowStart);
+  }
+  if (pending.length > 0) yield { text: pending.toString('utf8'), end: offset + pending.length };
+}
+
+const encodeCursor = (offset: number) => Buffer.from(JSON.stringify({ o: offset })).toString('base64url');
+
+function decodeCursor(cursor: string): number {
+  try {
+    const { o } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { o?: unknown };
+    if (typeof o === 'number' && Number.isInteger(o) && o > 0) return o;
+  } catch {
+    // Answered below.
+  }
+  throw new ApiError('BadRequest', 'cursor: not a cursor this API gave (pass the last page\'s "next" as it is)');
+}
+
+/**
+ * GET /v1/files/{fileId}/records: a finished file's records in line order, from its results.csv, filtered by
+ * outcome and code (the CRM code or the failure reason). The cursor is a byte offset into results.csv, so each
+ * page reads from where the last ended (a ranged GET), whatever the file's size. 409 while the file runs: its
+ * records are listed once its reports are written (its counts are in the file view meanwhile).
+ */
+export async function fileRecords(
+  deps: Pick<FileQueries, 'catalog'> & { readonly reports: ObjectReader },
+  fileId: string,
+  params: Record<string, string | undefined>,
+): Promise<{ records: FileRecord[]; next: string | null }> {
+  const query = parseParams(RecordsQuery, params);
+  const entry = await catalogued(deps, fileId);
+  const summary = entry.summary;
+  if (!summary) {
+    throw new ApiError(
+      'Conflict',
+      `${entry.name} is still running: its records are listed once its reports are written`,
+    );
+  }
+  const resultsKey = summary.reports.results;
+  if (!resultsKey) return { records: [], next: null };
+  const ref = { bucket: summary.reports.bucket, key: resultsKey };
+  const size = (await deps.reports.head(ref)).size;
+  const from = query.cursor === undefined ? 0 : decodeCursor(query.cursor);
+  if (from >= size) return { records: [], next: null };
+  const records: FileRecord[] = [];
+  let next: number | null = null;
+  for await (const row of csvRows(deps.reports.read(ref, { start: from, end: size - 1 }), from)) {
+    if (row.text === '' || (from === 0 && row.text.startsWith('line,'))) continue;
+    const fields = Papa.parse<string[]>(row.text).data[0] ?? [];
+    const record = toRecord(fields);
+    if (
+      (query.outcome === undefined || record.outcome === query.outcome) &&
+      (query.code === undefined || record.code === query.code || fields[4] === query.code)
+    ) {
+      records.push(record);
+    }
+    if (row.end >= size) break;
+    if (records.length === query.limit || row.end - from >= MAX_SCAN_BYTES) {
+      next = row.end;
+      break;
+    }
+  }
+  return { records, next: next === null ? null : encodeCursor(next) };
+}
