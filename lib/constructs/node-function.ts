@@ -15,6 +15,8 @@ const ROOT = join(__dirname, '../..');
 export interface IngestionFunctionProps {
   /** The function's contract: its name (the folder under `lambdas/` whose `handler.ts` it runs), description, timeout, memory. */
   readonly contract: AnyContract;
+  /** What the console shows, when one contract is deployed as several functions. @default the contract's */
+  readonly description?: string;
   /** Its environment, from the contract's builder (`contract.environment.build`): only what it reads. */
   readonly environment: Readonly<Record<string, string>>;
   readonly logRetention: RetentionDays;
@@ -52,7 +54,7 @@ export class IngestionFunction extends Construct {
       projectRoot: ROOT,
       depsLockFilePath: join(ROOT, 'package-lock.json'),
       handler: 'handler',
-      description: props.contract.description,
+      description: props.description ?? props.contract.description,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
       memorySize: props.contract.memoryMb,

@@ -5,6 +5,7 @@ import type { AppConfig } from '../config';
 import { CrmDispatch } from '../constructs/crm-dispatch';
 import { IngestionWorkflow } from '../constructs/ingestion-workflow';
 import { Observability } from '../constructs/observability';
+import { OpsApi } from '../constructs/ops-api';
 import { PartnerReports } from '../constructs/partner-reports';
 import { partnerNetwork, SourcePolling } from '../constructs/source-polling';
 import type { StatefulStack } from './stateful-stack';
@@ -15,13 +16,17 @@ export interface StatelessStackProps extends StackProps {
   readonly stateful: StatefulStack;
 }
 
-/** What can be replaced at any time: the functions, the state machine, rules, the dashboard and alarms. */
+/**
+ * What can be replaced at any time: the functions, the state machine, rules, the operations API, the dashboard and
+ * alarms.
+ */
 export class StatelessStack extends Stack {
   public readonly workflow: IngestionWorkflow;
   public readonly dispatch: CrmDispatch;
   public readonly observability: Observability;
   public readonly polling?: SourcePolling;
   public readonly reports: PartnerReports;
+  public readonly opsApi: OpsApi;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
@@ -86,6 +91,17 @@ export class StatelessStack extends Stack {
       alarmTopic: this.observability.topic,
     });
 
+    this.opsApi = new OpsApi(this, 'OpsApi', {
+      settings,
+      ledgerTable: stateful.registry.ledgerTable,
+      archiveBucket: stateful.storage.archiveBucket,
+      landingBucket: stateful.storage.landingBucket,
+      callQueue: stateful.calls.queue,
+      stateMachine: this.workflow.stateMachine,
+      key: stateful.key,
+      logRetention,
+    });
+
     new CfnOutput(this, 'SftpEndpoint', {
       description: 'SFTP host of the landing zone',
       value: `${stateful.landingZone.server.attrServerId}.server.transfer.${this.region}.amazonaws.com`,
@@ -103,6 +119,10 @@ export class StatelessStack extends Stack {
         value: stateful.sourceSecrets[source.name] ?? '',
       });
     }
+    new CfnOutput(this, 'OpsApiUrl', {
+      description: 'Base URL of the operations API (IAM/SigV4 on every method): paths are /v1/... below it',
+      value: this.opsApi.api.url,
+    });
     new CfnOutput(this, 'DashboardUrl', {
       value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${this.observability.dashboard.dashboardName}`,
     });

@@ -8,6 +8,7 @@ import { FUNCTION_CONTRACTS } from '../../lambdas/contracts/functions';
 import { FUNCTION_NAMES } from '../../lambdas/contracts/telemetry';
 import { loadSettings } from '../../lambdas/core/config';
 import { dispatchCrmCallsContract, dispatchWorstCaseSeconds } from '../../lambdas/dispatch-crm-calls/contract';
+import { ROUTE_GROUPS } from '../../lambdas/ops-api/contract';
 import { metricUseProblem, metricUses, SETTING_VARIABLES } from './contract-links';
 
 const CONTEXT = {
@@ -188,20 +189,22 @@ describe('the stacks', () => {
 
   it('runs every Lambda on Node.js 22, arm64, with source maps and a log group with retention', () => {
     const functions = workflow.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(7);
+    // The workflow's five, the dispatcher, the report delivery, and the operations API's one per route group.
+    const count = 7 + ROUTE_GROUPS.length;
+    expect(Object.keys(functions)).toHaveLength(count);
     workflow.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
       Environment: { Variables: Match.objectLike({ NODE_OPTIONS: '--enable-source-maps' }) },
       LoggingConfig: { LogGroup: Match.anyValue() },
     });
-    // A setting reaches only the functions whose contract reads it: the call limit, only the dispatcher; the
-    // log level, all of them.
+    // A setting reaches only the functions whose contract reads it: the call limit, the dispatcher and the
+    // operations API (its ETAs and stats); the log level, all of them.
     const withSetting = (variable: string) =>
       Object.values(functions).filter((f) => JSON.stringify(f).includes(`"${variable}":`)).length;
-    expect(withSetting('CRM_CALLS_PER_MINUTE')).toBe(1);
-    expect(withSetting('ACCEPTED_ENCODINGS')).toBe(3);
-    expect(withSetting('LOG_LEVEL')).toBe(7);
+    expect(withSetting('CRM_CALLS_PER_MINUTE')).toBe(1 + ROUTE_GROUPS.length);
+    expect(withSetting('ACCEPTED_ENCODINGS')).toBe(3 + ROUTE_GROUPS.length);
+    expect(withSetting('LOG_LEVEL')).toBe(count);
     expect(withSetting('ARCHIVE_TRANSITION_DAYS')).toBe(0);
     workflow.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 90, KmsKeyId: Match.anyValue() });
     // The CRM token is read from Secrets Manager, never put in the environment.
@@ -533,31 +536,37 @@ describe('partner sources and reports', () => {
       };
     }[];
     const ours = functions.filter((fn) => fn.Properties.Handler === 'index.handler');
-    expect(ours).toHaveLength(FUNCTION_NAMES.length);
+    // One function per contract, but the operations API's: one per route group, its description naming the group.
+    expect(ours).toHaveLength(FUNCTION_NAMES.length - 1 + ROUTE_GROUPS.length);
     for (const contract of Object.values(FUNCTION_CONTRACTS)) {
-      const fn = ours.find((candidate) => candidate.Properties.Description === contract.description);
-      expect(fn).toBeDefined();
-      expect(fn?.Properties.Timeout).toBe(contract.timeoutSeconds);
-      expect({ name: contract.name, memory: fn?.Properties.MemorySize }).toEqual({
+      const deployed = ours.filter((candidate) => candidate.Properties.Description?.startsWith(contract.description));
+      expect({ name: contract.name, functions: deployed.length }).toEqual({
         name: contract.name,
-        memory: contract.memoryMb,
+        functions: contract.name === 'ops-api' ? ROUTE_GROUPS.length : 1,
       });
-      const variables = Object.keys(fn?.Properties.Environment?.Variables ?? {}).filter(
-        (name) => name !== 'NODE_OPTIONS',
-      );
-      const settings = variables.filter(
-        (name) => SETTING_VARIABLES.has(name) && !(name in contract.environment.resources.shape),
-      );
-      expect({ name: contract.name, settings: settings.map((name) => SETTING_VARIABLES.get(name)).sort() }).toEqual({
-        name: contract.name,
-        settings: [...contract.environment.settings].sort(),
-      });
-      for (const name of variables.filter((variable) => !settings.includes(variable))) {
-        expect({ name: contract.name, variable: name, known: name in contract.environment.resources.shape }).toEqual({
+      for (const fn of deployed) {
+        expect(fn.Properties.Timeout).toBe(contract.timeoutSeconds);
+        expect({ name: contract.name, memory: fn.Properties.MemorySize }).toEqual({
           name: contract.name,
-          variable: name,
-          known: true,
+          memory: contract.memoryMb,
         });
+        const variables = Object.keys(fn.Properties.Environment?.Variables ?? {}).filter(
+          (name) => name !== 'NODE_OPTIONS',
+        );
+        const settings = variables.filter(
+          (name) => SETTING_VARIABLES.has(name) && !(name in contract.environment.resources.shape),
+        );
+        expect({ name: contract.name, settings: settings.map((name) => SETTING_VARIABLES.get(name)).sort() }).toEqual({
+          name: contract.name,
+          settings: [...contract.environment.settings].sort(),
+        });
+        for (const name of variables.filter((variable) => !settings.includes(variable))) {
+          expect({ name: contract.name, variable: name, known: name in contract.environment.resources.shape }).toEqual({
+            name: contract.name,
+            variable: name,
+            known: true,
+          });
+        }
       }
     }
   });
