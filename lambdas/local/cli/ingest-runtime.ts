@@ -197,7 +197,8 @@ export async function startIngestRuntime(options: IngestRuntimeOptions): Promise
     rmSync(directory, { recursive: true, force: true });
     mkdirSync(directory, { recursive: true });
     const { bucket, summary: summaryKey, results, failedRecords } = summary.reports;
-    for (const key of [summaryKey, results, failedRecords]) {
+    // summary.json last: once it is there, so are the others (the API and partners' scripts wait for it).
+    for (const key of [results, failedRecords, summaryKey]) {
       if (!key) continue;
       const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       await streamPipeline(object.Body as Readable, createWriteStream(join(directory, basename(key))));
