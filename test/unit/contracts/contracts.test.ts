@@ -48,6 +48,7 @@ describe('the function contracts', () => {
       LANDING_BUCKET_NAME: 'landing',
       STATE_MACHINE_ARN: 'arn:states',
       POLL_SOURCES: [],
+      OPS_ROUTES: ['read'],
     };
     const settingVariables = new Set<string>(Object.values(SETTINGS).map((setting) => setting.env));
     for (const contract of Object.values(FUNCTION_CONTRACTS)) {
