@@ -34,7 +34,7 @@ export const IdentifyCheckpointSchema = z.object({
   sha256State: z.string().max(1024).optional(),
 });
 
-/** The state machine's two calls of this function (statemachines/file-ingestion.asl.json). */
+/** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
 const Input = z.discriminatedUnion('action', [
   z.object({
     action: z.literal('classify'),
@@ -51,6 +51,20 @@ const Input = z.discriminatedUnion('action', [
     classification: ClassificationSchema.pick({ kind: true, sha256: true, versionId: true }),
     /** When the file landed (the execution's start): the schedule orders files by it. */
     landedAt: z.iso.datetime({ offset: true }).optional(),
+  }),
+  z.object({
+    /**
+     * A redo round of a finished file (POST /v1/files/{fileId}/retry): the file back in the schedule, with the
+     * time it first landed, so pause, cancel, the ETA and the ordering rules hold for its calls as for any file's.
+     */
+    action: z.literal('register'),
+    redo: z.object({
+      fileId: Sha256Schema,
+      kind: z.enum(FILE_KINDS),
+      name: z.string().min(1),
+      partner: z.string(),
+      landedAt: z.iso.datetime({ offset: true }),
+    }),
   }),
 ]);
 
@@ -78,6 +92,7 @@ export const classifyFileContract = defineContract({
       z.object({ outcome: z.literal('duplicate'), duplicateOf: z.string() }),
       z.object({ outcome: z.literal('redelivered') }),
     ]),
+    register: z.object({ registered: z.literal(true) }),
   },
   environment: defineEnvironment(
     { LEDGER_TABLE_NAME: z.string().min(1), LANDING_PREFIX: z.string().min(1).default(DEFAULT_LANDING_PREFIX) },

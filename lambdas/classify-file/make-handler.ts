@@ -24,7 +24,10 @@ export interface ClassifyFileDeps {
   readonly telemetry: Telemetry<'classify-file'>;
 }
 
-/** classify: kind and SHA-256 of a landed file, in slices resumed from a checkpoint; claim: its claim in the registry. */
+/**
+ * classify: kind and SHA-256 of a landed file, in slices resumed from a checkpoint; claim: its claim in the registry;
+ * register: a finished file back in the schedule for a redo round.
+ */
 export function makeHandler(deps: ClassifyFileDeps) {
   const { logger } = deps.telemetry;
   return middy(async (event: unknown, context: Context) => {
@@ -47,6 +50,12 @@ export function makeHandler(deps: ClassifyFileDeps) {
       }
       logger.info('file classified', { key: input.file.key, kind: result.kind, size: result.size });
       return { ...result, done: true as const };
+    }
+    if (input.action === 'register') {
+      const { fileId, kind, name, partner, landedAt } = input.redo;
+      await deps.schedule.register({ fileId, kind, name, partner, landedAt: new Date(landedAt).toISOString() });
+      logger.info('file registered for a redo round', { fileId });
+      return { registered: true as const };
     }
     const { kind, sha256, versionId } = input.classification;
     const name = fileNameOf(input.file.key);

@@ -63,6 +63,8 @@ export const FinalSummarySchema = z.object({
     failedRecords: z.string().optional(),
   }),
   archived: FileRefSchema.optional(),
+  /** Redo rounds (retries by code) the summary includes. */
+  redoRounds: z.number().int().min(1).optional(),
 });
 
 /** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
@@ -72,6 +74,11 @@ const Input = z.discriminatedUnion('action', [
     file: FileRefSchema,
     classification: Classification,
     retryAttempts: z.number().int().min(0),
+    /** A redo round (`$.redo`, null in a file's first execution): every phase the file has had is reported again. */
+    redo: z
+      .object({ round: z.number().int().min(1) })
+      .nullable()
+      .optional(),
     /**
      * Set by the definition that has the ArchiveFile step. An execution started under the definition before it
      * (running when that was deployed) leaves it out: its last slice then archives too, as it used to.

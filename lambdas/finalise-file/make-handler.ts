@@ -63,7 +63,14 @@ export function makeHandler(deps: FinaliseFileDeps) {
     }
     const checkpoint = input.resume?.checkpoint as FinaliseCheckpoint | undefined;
     const slice = await finaliseFileSlice(
-      { file: input.file, kind, fileId: sha256, format, retryPhases: input.retryAttempts },
+      {
+        file: input.file,
+        kind,
+        fileId: sha256,
+        format,
+        retryPhases: input.retryAttempts,
+        ...(input.redo ? { redo: { round: input.redo.round } } : {}),
+      },
       deps,
       { ...(checkpoint ? { from: checkpoint } : {}), shouldStop: sliceDeadline(context) },
     );
@@ -89,10 +96,13 @@ export function makeHandler(deps: FinaliseFileDeps) {
       logger.info('file reported', { key: input.file.key, ...counts });
       return { ...summary, done: true as const };
     }
-    await reportMetrics(
-      summary,
-      input.action === 'duplicate' || input.action === 'quarantine' ? undefined : summary.sha256,
-    );
+    // A redo round's file was counted when it first finished: its records are not counted again.
+    if (summary.redoRounds === undefined) {
+      await reportMetrics(
+        summary,
+        input.action === 'duplicate' || input.action === 'quarantine' ? undefined : summary.sha256,
+      );
+    }
     logger.info('file finished', { action: input.action, key: input.file.key, ...counts });
     return input.action === 'finalise' ? { ...summary, done: true as const } : summary;
   })

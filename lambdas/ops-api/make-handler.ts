@@ -11,6 +11,8 @@ import { S3ObjectStore } from '../adapters/aws/s3-object-store';
 import { S3UploadSigner } from '../adapters/aws/s3-upload-signer';
 import { DynamoDbRecordIndex } from '../adapters/aws/dynamodb-record-index';
 import { lookupRecord } from '../core/operations/record-lookup';
+import { retryFile } from '../core/operations/retry-file';
+import { SfnWorkflowStarter } from '../adapters/aws/landing-zone-adapters';
 import { presignedUpload } from '../core/operations/uploads';
 import { validateFile } from '../core/operations/validate-file';
 import { SfnTaskNotifier } from '../adapters/aws/sfn-task-notifier';
@@ -230,10 +232,22 @@ export function awsDependencies(environment: OpsApiEnvironment, runtime: Functio
     callsPerMinute: settings.callsPerMinute,
     notifier: new SfnTaskNotifier(sfn),
   };
+  const store = new S3ObjectStore(s3);
+  const stateMachine = environment.STATE_MACHINE_ARN;
   return {
     routes: environment.OPS_ROUTES,
     files,
-    reports: new S3ObjectStore(s3),
+    reports: store,
+    ...(stateMachine
+      ? {
+          retry: (fileId: string, body: unknown) =>
+            retryFile(
+              { ...files, catalog, reports: store, workflow: new SfnWorkflowStarter(sfn, stateMachine) },
+              fileId,
+              body,
+            ),
+        }
+      : {}),
     lookup: (query) =>
       lookupRecord(
         {

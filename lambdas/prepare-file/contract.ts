@@ -47,6 +47,8 @@ const Input = z.discriminatedUnion('action', [
     resume: z.object({
       phase: Phase,
       from: Phase.nullable().optional(),
+      /** A redo round's first phase: the object that lists its lines (instead of a phase before's answers). */
+      lines: FileRefSchema.optional(),
       slices: z.number().int().min(0),
       batches: z.number().int().min(0),
       checkpoint: CheckpointSchema.nullable().optional(),
@@ -66,6 +68,8 @@ export const prepareFileContract = defineContract({
     prepare: z.object({
       phase: Phase,
       from: Phase.nullable(),
+      /** Passed on to the phase's next slice. */
+      lines: FileRefSchema.optional(),
       done: z.boolean(),
       slices: z.number().int().min(1),
       batches: z.number().int().min(0),

@@ -53,6 +53,7 @@ export function makeHandler(deps: PrepareFileDeps) {
         fileId: classification.sha256,
         phase: resume.phase,
         ...(resume.from ? { from: resume.from } : {}),
+        ...(resume.lines ? { lines: resume.lines } : {}),
         firstBatch: resume.batches,
         ...(resume.checkpoint ? { checkpoint: resume.checkpoint } : {}),
         partner: partnerOf(input.file.key, deps.landingPrefix),
@@ -84,6 +85,7 @@ export function makeHandler(deps: PrepareFileDeps) {
     return {
       phase: resume.phase,
       from: resume.from ?? null,
+      ...(resume.lines ? { lines: resume.lines } : {}),
       done: result.complete,
       ...waiting,
       ...(result.held?.state === 'cancelled' ? { cancelled: true as const } : {}),

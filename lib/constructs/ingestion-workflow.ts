@@ -83,6 +83,8 @@ export class IngestionWorkflow extends Construct {
     props.landingBucket.grantDelete(prepare);
     props.ledgerTable.grantReadWriteData(prepare);
     props.callQueue.grantSendMessages(prepare);
+    // A retry round (POST /v1/files/{id}/retry) reads the archived source and the lines to send again (redo/).
+    props.archiveBucket.grantRead(prepare);
 
     const awaitPhase = make('AwaitPhase', awaitPhaseContract, awaitPhaseContract.environment.build(ledger, settings));
     props.ledgerTable.grantReadWriteData(awaitPhase);

@@ -25,6 +25,7 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { Config } from '../../lambdas/core/config';
 import type { ApiErrorCode } from '../../lambdas/core/operations/api-error';
+import { MAX_RETRY_CODES } from '../../lambdas/core/operations/retry-file';
 import { DEFAULT_LANDING_PREFIX } from '../../lambdas/core/workflow/storage-keys';
 import { opsApiContract, ROUTE_GROUPS, type RouteGroup } from '../../lambdas/ops-api/contract';
 import { acknowledgeNag, acknowledgeWildcards } from './nag';
@@ -51,7 +52,12 @@ const RETRY_BODY: JsonSchema = {
   type: JsonSchemaType.OBJECT,
   required: ['codes'],
   properties: {
-    codes: { type: JsonSchemaType.ARRAY, minItems: 1, items: { type: JsonSchemaType.STRING, minLength: 1 } },
+    codes: {
+      type: JsonSchemaType.ARRAY,
+      minItems: 1,
+      maxItems: MAX_RETRY_CODES,
+      items: { type: JsonSchemaType.STRING, minLength: 1 },
+    },
   },
 };
 
@@ -238,7 +244,7 @@ export class OpsApi extends Construct {
         ARCHIVE_BUCKET_NAME: props.archiveBucket.bucketName,
         LANDING_BUCKET_NAME: props.landingBucket.bucketName,
         LANDING_PREFIX: landingPrefix,
-        ...(group === 'retry' || group === 'stats' ? { CALL_QUEUE_URL: props.callQueue.queueUrl } : {}),
+        ...(group === 'stats' ? { CALL_QUEUE_URL: props.callQueue.queueUrl } : {}),
         ...(group === 'retry' ? { STATE_MACHINE_ARN: props.stateMachine.stateMachineArn } : {}),
       },
       props.settings,
@@ -264,11 +270,12 @@ export class OpsApi extends Construct {
     ledgerTable.grantReadWriteData(fns.control);
     stateMachine.grantTaskResponse(fns.control);
 
-    // Retry reads the file's failed records, queues them as a new phase and starts the phase's execution.
+    // Retry reads the file's failed records from its results.csv, writes the lines to send again under redo/,
+    // marks the round on the file's claim and starts the round's execution (which queues the calls).
     ledgerTable.grantReadWriteData(fns.retry);
-    archiveBucket.grantRead(fns.retry);
+    archiveBucket.grantRead(fns.retry, REPORTS_OBJECTS);
+    archiveBucket.grantPut(fns.retry, 'redo/*');
     stateMachine.grantStartExecution(fns.retry);
-    callQueue.grantSendMessages(fns.retry);
 
     // Validate reads nothing and stores nothing: its role has only its log group (and X-Ray).
 

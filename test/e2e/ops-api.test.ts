@@ -80,6 +80,9 @@ describe('the operations API served by ingest up', () => {
       '10',
       '--ordering-window',
       '0',
+      // A 4404 fails at once: the retry test sends it again by code once the customers exist.
+      '--retry-later-attempts',
+      '0',
     ]);
     exited = finished(child);
     const [first] = await readLines(child, (lines) => lines.length >= 1);
@@ -357,6 +360,74 @@ describe('the operations API served by ingest up', () => {
     expect(bad.status).toBe(400);
     expect(errorOf(bad).message).toMatch(/^kind:/);
   });
+
+  it("sends a finished file's 4404 records again once their customers exist, and rewrites its reports", async () => {
+    const beta = connection.users[1]!;
+    const upload = async (name: string, text: string) => {
+      const sftp = new SftpClient('partner', { error: () => undefined });
+      await sftp.connect({
+        host: connection.sftp.host,
+        port: connection.sftp.port,
+        username: beta.user,
+        password: beta.password,
+      });
+      await sftp.put(Buffer.from(text), `/${name}`);
+      await sftp.end();
+    };
+    const name = 'transactions_beta_20261124_002.csv';
+    await upload(
+      name,
+      [
+        'transaction_id,customer_id,amount,currency,occurred_at,type,merchant',
+        ...Array.from({ length: 20 }, (_, i) => `G${i},NEW${i},3.00,EUR,2026-01-02T00:00:00Z,purchase,Shop`),
+        'G20,A1,4.00,EUR,2026-01-02T00:00:00Z,purchase,Shop',
+      ].join('\n'),
+    );
+    const first = await until(async () => {
+      const [file] = (await listed('?partner=beta&kind=transactions&limit=1')).files;
+      return file?.name === name && file.finishedAt ? file : undefined;
+    }, 'the transactions file with unknown customers');
+    await finishedView(first.fileId);
+    expect(first).toMatchObject({ status: 'partial', succeeded: 1, failed: 20, failures: { '4404': 20 } });
+
+    const validation = await api.post(`/v1/files/${first.fileId}/retry`, { codes: ['VALIDATION'] });
+    expect(validation.status).toBe(400);
+    expect(errorOf(validation).message).toContain('VALIDATION');
+    const none = await api.post(`/v1/files/${first.fileId}/retry`, { codes: ['624'] });
+    expect(none.status).toBe(409);
+
+    // The customers arrive; the 4404 records go again, as a new phase with new idempotency keys.
+    await upload(
+      'users_beta_20261124_003.csv',
+      [
+        'customer_id,first_name,last_name,email,phone,country,created_at',
+        ...Array.from({ length: 20 }, (_, i) => `NEW${i},Ada,Alder,new${i}@example.com,,GB,2026-01-01T00:00:00Z`),
+      ].join('\n'),
+    );
+    await until(async () => {
+      const [file] = (await listed('?partner=beta&kind=users&limit=1')).files;
+      return file?.finishedAt ? file : undefined;
+    }, 'the users file');
+    const retried = await api.post(`/v1/files/${first.fileId}/retry`, { codes: ['4404'] });
+    expect(retried.status).toBe(202);
+    expect(FileViewSchema.parse(retried.body)).toMatchObject({ fileId: first.fileId, finishedAt: null });
+    expect(FileViewSchema.parse(retried.body).status).not.toBe('partial');
+    const again = await api.post(`/v1/files/${first.fileId}/retry`, { codes: ['4404'] });
+    expect(again.status).toBe(409);
+
+    const done = await until(async () => {
+      const file = await view(first.fileId);
+      return file.status === 'succeeded' && existsSync(file.reports.summary as string) ? file : undefined;
+    }, 'the retried file to finish');
+    expect(done).toMatchObject({ received: 21, succeeded: 21, failed: 0, failures: {}, pending: 0 });
+    expect(done.phases.map((phase) => phase.phase)).toEqual(['ADD', 'REDO1']);
+    const summary = JSON.parse(readFileSync(done.reports.summary as string, 'utf8')) as { status: string };
+    expect(summary.status).toBe('succeeded');
+    const records = FileRecordsSchema.parse((await api.get(`/v1/files/${first.fileId}/records`)).body).records;
+    expect(records[0]).toMatchObject({ recordId: 'G0', operations: ['ADD_TRX', 'ADD_TRX'], outcome: 'succeeded' });
+    // Nothing that had succeeded was sent again.
+    expect(records.find((record) => record.recordId === 'G20')).toMatchObject({ operations: ['ADD_TRX'], attempts: 1 });
+  }, 120_000);
 
   it('validates a file with the pipeline rules and stores nothing; refuses a body over 5 MB with 413', async () => {
     const before = await listed();

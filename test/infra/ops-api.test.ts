@@ -176,7 +176,7 @@ describe('the operations API on AWS', () => {
     expect(schemaOf('POST', '/v1/files/{fileId}/retry')).toMatchObject({
       type: 'object',
       required: ['codes'],
-      properties: { codes: { type: 'array', minItems: 1, items: { type: 'string' } } },
+      properties: { codes: { type: 'array', minItems: 1, maxItems: 50, items: { type: 'string' } } },
     });
     expect(schemaOf('POST', '/v1/uploads')).toMatchObject({
       type: 'object',
@@ -312,15 +312,19 @@ describe('the operations API on AWS', () => {
     expect(actions.filter((action) => /^s3:|^sqs:|^states:StartExecution|^cloudwatch:/.test(action))).toEqual([]);
   });
 
-  it('lets the retry function read the archive, queue calls and start an execution; it writes no object', () => {
-    const actions = actionsOf(statementsOf('retry'));
+  it('lets the retry function read the reports, write the lines to send again under redo/ and start an execution', () => {
+    const statements = statementsOf('retry');
+    const actions = actionsOf(statements);
     expect(actions).toEqual(
-      expect.arrayContaining(['dynamodb:UpdateItem', 's3:GetObject*', 'states:StartExecution', 'sqs:SendMessage']),
+      expect.arrayContaining(['dynamodb:UpdateItem', 's3:GetObject*', 's3:PutObject', 'states:StartExecution']),
     );
-    expect(actions.filter((action) => /^s3:(Put|Delete)|^cloudwatch:|^states:SendTask/.test(action))).toEqual([]);
-    expect(functionOf('retry').variables).toEqual(
-      expect.objectContaining({ CALL_QUEUE_URL: expect.anything(), STATE_MACHINE_ARN: expect.anything() }),
-    );
+    expect(actions.filter((action) => /^s3:Delete|^sqs:|^cloudwatch:|^states:SendTask/.test(action))).toEqual([]);
+    const puts = statements.find((s) => actionsOf([s]).includes('s3:PutObject'));
+    expect(flat(puts!.Resource)).toContain('"/redo/*"');
+    const reads = statements.find((s) => actionsOf([s]).includes('s3:GetObject*'));
+    expect(flat(reads!.Resource)).toContain('"/reports/*"');
+    expect(functionOf('retry').variables).toEqual(expect.objectContaining({ STATE_MACHINE_ARN: expect.anything() }));
+    expect(functionOf('retry').variables).not.toHaveProperty('CALL_QUEUE_URL');
   });
 
   it("lets the stats function read metrics, the queue's depth and the ledger, and change nothing", () => {

@@ -119,18 +119,26 @@ function world(scenario: Scenario) {
   };
   const lambdas: Record<string, LocalLambda> = {
     'classify-file': lambda('classify-file', (p) =>
-      p.action === 'classify'
-        ? classifySlice(p.resume as { done: false; checkpoint?: { position: { line: number } } })
-        : {
-            outcome: scenario.claim ?? 'claimed',
-            ...(scenario.claim === 'duplicate' ? { duplicateOf: 'users_x_20261124.csv' } : {}),
-          },
+      p.action === 'register'
+        ? { registered: true }
+        : p.action === 'classify'
+          ? classifySlice(p.resume as { done: false; checkpoint?: { position: { line: number } } })
+          : {
+              outcome: scenario.claim ?? 'claimed',
+              ...(scenario.claim === 'duplicate' ? { duplicateOf: 'users_x_20261124.csv' } : {}),
+            },
     ),
     'prepare-file': lambda('prepare-file', (p) => {
       if (p.action === 'segregate')
         return { ...(p.file as object), key: `${scenario.kind}/${String((p.file as { key: string }).key)}` };
-      const resume = p.resume as { phase: string; from: string | null; slices: number; batches: number };
-      const slices = resume.phase === 'ADD' ? (scenario.slices ?? 1) : 1;
+      const resume = p.resume as {
+        phase: string;
+        from: string | null;
+        lines?: { bucket: string; key: string };
+        slices: number;
+        batches: number;
+      };
+      const slices = resume.phase === 'ADD' || resume.lines ? (scenario.slices ?? 1) : 1;
       const result = scenario.phases?.[resume.phase] ?? { batches: 1 };
       if ((held[resume.phase] ?? 0) > 0) {
         held[resume.phase]!--;
@@ -144,6 +152,7 @@ function world(scenario: Scenario) {
       return {
         phase: resume.phase,
         from: resume.from,
+        ...(resume.lines ? { lines: resume.lines } : {}),
         done,
         slices: resume.slices + 1,
         batches: done ? result.batches : resume.slices + 1,
@@ -184,9 +193,9 @@ function world(scenario: Scenario) {
   return { calls, lambdas };
 }
 
-async function run(scenario: Scenario, key = 'users_acme_20261124.csv') {
+async function run(scenario: Scenario, key: string | object = 'users_acme_20261124.csv') {
   const { calls, lambdas } = world(scenario);
-  const execution = runStateMachine(definition(), event(key), {
+  const execution = runStateMachine(definition(), typeof key === 'string' ? event(key) : key, {
     lambdas,
     waitTimeOverrides: { WaitBeforeRetry: 0 },
     retryIntervalOverrides: Object.fromEntries(
@@ -264,7 +273,7 @@ describe('file-ingestion state machine', () => {
   it("a report delivered into a partner's reports/ folder is not a partner file: nothing runs", async () => {
     const report = 'incoming/acme/reports/users_acme_20261124.csv/0123456789ab/summary.json';
     const { entered, actions } = await run({ kind: 'users' }, report);
-    expect(entered).toEqual(['Describe', 'IsPartnerReport', 'NotAPartnerFile']);
+    expect(entered).toEqual(['IsRedo', 'Describe', 'IsPartnerReport', 'NotAPartnerFile']);
     expect(actions).toEqual([]);
     expect((await run({ kind: 'users' }, 'incoming/reports/users_reports_20261124.csv')).actions).toContain(
       'classify-file:classify',
@@ -381,7 +390,7 @@ describe('file-ingestion state machine', () => {
       { done: false, checkpoint: first },
       { done: false, checkpoint: classifyCheckpointAt(2, first.position.line) },
     ]);
-    expect(entered.slice(2, 10)).toEqual([
+    expect(entered.slice(3, 11)).toEqual([
       'StartClassify',
       'ClassifyFile',
       'IsClassified',
@@ -606,5 +615,98 @@ describe('file-ingestion state machine', () => {
       Cause: expect.stringContaining('missing required column email'),
     });
     expect(output.summary).toMatchObject({ status: 'failed', reason: 'quarantined' });
+  });
+  describe('a redo round (POST /v1/files/{fileId}/retry)', () => {
+    const archived = { bucket: 'archive', key: 'transactions/acme/transactions_acme_20261124.csv' };
+    const redoInput = (kind: 'users' | 'transactions', round = 2) => ({
+      redo: {
+        fileId: SHA,
+        round,
+        kind,
+        format: 'csv',
+        file: archived,
+        name: 'transactions_acme_20261124.csv',
+        partner: 'acme',
+        landedAt: '2026-11-24T08:00:00.000Z',
+        lines: { bucket: 'archive', key: `redo/${SHA}/${round}.lines` },
+        codes: ['4404'],
+      },
+    });
+
+    it('registers the file again, sends REDO<round> from its lines in slices, finalises every phase, archives nothing new', async () => {
+      const { actions, calls, entered } = await run({ kind: 'transactions', slices: 2 }, redoInput('transactions'));
+      expect(entered.slice(0, 3)).toEqual(['IsRedo', 'DescribeRedo', 'RegisterRedo']);
+      expect(actions).toEqual([
+        'classify-file:register',
+        'prepare-file:prepare:REDO2',
+        'prepare-file:prepare:REDO2',
+        'await-phase:await:REDO2',
+        'finalise-file:finalise',
+        'finalise-file:archive',
+      ]);
+      // Back in the schedule with the time it first landed.
+      expect(calls[0]?.payload).toEqual({
+        action: 'register',
+        redo: {
+          fileId: SHA,
+          kind: 'transactions',
+          name: 'transactions_acme_20261124.csv',
+          partner: 'acme',
+          landedAt: '2026-11-24T08:00:00.000Z',
+        },
+      });
+      // The archived file is read; the lines come from the round's object, on every slice.
+      expect(calls[1]?.payload).toMatchObject({
+        file: archived,
+        classification: { kind: 'transactions', sha256: SHA, format: 'csv' },
+        resume: { phase: 'REDO2', from: null, lines: redoInput('transactions').redo.lines, slices: 0, batches: 0 },
+      });
+      expect(calls[2]?.payload.resume).toMatchObject({ lines: redoInput('transactions').redo.lines, slices: 1 });
+      const finalise = calls.find((c) => c.payload.action === 'finalise')!.payload;
+      expect(finalise).toMatchObject({ file: archived, retryAttempts: 0, redo: { round: 2 } });
+      expect(calls.at(-1)?.payload).toMatchObject({ action: 'archive', file: archived });
+    });
+
+    it('a first execution passes no redo to finalise (null)', async () => {
+      const { calls } = await run({ kind: 'users' });
+      expect(calls.find((c) => c.payload.action === 'finalise')!.payload.redo).toBeNull();
+    });
+
+    it('transactions: a 4404 in a redo round is final (no RETRY wait)', async () => {
+      const { actions, entered } = await run(
+        { kind: 'transactions', phases: { REDO2: { batches: 2, retryLater: 5 } } },
+        redoInput('transactions'),
+      );
+      expect(entered).not.toContain('WaitBeforeRetry');
+      expect(actions.filter((a) => a.startsWith('prepare-file'))).toEqual(['prepare-file:prepare:REDO2']);
+      expect(entered).toContain('Finalised');
+    });
+
+    it("users: the round's 8006 records go again as REDO<n>UPD, from REDO<n>'s answers; no REDO<n>UPDUPD", async () => {
+      const { actions, calls } = await run(
+        { kind: 'users', phases: { REDO1: { batches: 2, update: 3 }, REDO1UPD: { batches: 1, update: 1 } } },
+        redoInput('users', 1),
+      );
+      expect(actions).toEqual([
+        'classify-file:register',
+        'prepare-file:prepare:REDO1',
+        'await-phase:await:REDO1',
+        'prepare-file:prepare:REDO1UPD',
+        'await-phase:await:REDO1UPD',
+        'finalise-file:finalise',
+        'finalise-file:archive',
+      ]);
+      const update = calls.filter((c) => c.payload.action === 'prepare')[1]!.payload.resume;
+      expect(update).toEqual({ phase: 'REDO1UPD', from: 'REDO1', done: false, slices: 0, batches: 0 });
+    });
+
+    it('a redo round cancelled goes from its phase to finalise', async () => {
+      const { actions } = await run(
+        { kind: 'users', cancelIn: 'REDO1', phases: { REDO1: { batches: 2, update: 3 } } },
+        redoInput('users', 1),
+      );
+      expect(actions.filter((a) => a.startsWith('prepare-file'))).toEqual(['prepare-file:prepare:REDO1']);
+      expect(actions.at(-1)).toBe('finalise-file:archive');
+    });
   });
 });

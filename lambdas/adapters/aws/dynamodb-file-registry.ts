@@ -2,9 +2,17 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { CATALOG_INDEX } from '../../contracts/catalog-index';
 import type { FileKind } from '../../core/files/record-schemas';
-import type { ClaimOutcome, FileClaim, FileOutcomes, FileRecord, FileRegistry } from '../../core/ledger/file-claim';
+import type {
+  ClaimOutcome,
+  FileClaim,
+  FileOutcomes,
+  FileRecord,
+  FileRegistry,
+  RedoMark,
+} from '../../core/ledger/file-claim';
 import { ApiError } from '../../core/operations/api-error';
 import type { CatalogEntry, CatalogQuery, FileCatalog } from '../../core/operations/ports';
+import type { RedoMarks } from '../../core/operations/retry-file';
 import type { FinalSummary } from '../../core/workflow/finalise-file';
 import { fileNameOf } from '../../core/workflow/storage-keys';
 import { isConditionFailure } from './dynamodb-errors';
@@ -22,7 +30,7 @@ const CATALOG_PARTITION = 'files';
  * Each claim is also the file's entry in the catalogue: the index {@link CATALOG_INDEX} orders the claims by
  * time, so the operations API lists files newest first with one Query a page and no write of its own.
  */
-export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes, FileCatalog {
+export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes, FileCatalog, RedoMarks {
   private readonly documents: DynamoDBDocumentClient;
 
   constructor(
@@ -76,26 +84,83 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes, FileCat
     return {
       ...(typeof Item.claimedAt === 'string' ? { claimedAt: Item.claimedAt } : {}),
       ...(typeof Item.summary === 'string' ? { summary: JSON.parse(Item.summary) as unknown } : {}),
+      ...redoOf(Item),
     };
   }
 
+  /** Also ends the claim's redo round when the summary is that round's (its `redoRounds`). */
   async recordSummary(fileId: string, summary: unknown): Promise<void> {
+    const redoRounds = (summary as { redoRounds?: unknown }).redoRounds;
+    const endsRound = typeof redoRounds === 'number' && redoRounds > 0;
     await this.documents.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: { pk: fileKey(fileId), sk: CLAIM_SORT_KEY },
         // The file's last write: its claim and summary are kept the retention from now, when the file finished.
-        UpdateExpression: 'SET summary = :summary, #status = :status, finishedAt = :now, expiresAt = :expiresAt',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeNames: { '#status': 'status' },
+        UpdateExpression: `SET summary = :summary, #status = :status, finishedAt = :now, expiresAt = :expiresAt${
+          endsRound ? ', redo.#done = :true' : ''
+        }`,
+        ConditionExpression: endsRound ? 'attribute_exists(pk) AND redo.#round = :round' : 'attribute_exists(pk)',
+        ExpressionAttributeNames: { '#status': 'status', ...(endsRound ? { '#done': 'done', '#round': 'round' } : {}) },
         ExpressionAttributeValues: {
           ':summary': JSON.stringify(summary),
           ':status': (summary as { status?: unknown }).status ?? 'unknown',
           ':now': new Date().toISOString(),
           ':expiresAt': ledgerExpiresAt(this.retention),
+          ...(endsRound ? { ':true': true, ':round': redoRounds } : {}),
         },
       }),
     );
+  }
+
+  /**
+   * Takes a redo round: refused (false) unless the file is finished and no round is in flight, and `mark.round`
+   * is the one after the last (1 for the first), so of two requests at once only one gets the round.
+   */
+  async markRedo(fileId: string, mark: RedoMark): Promise<boolean> {
+    const first = mark.round === 1;
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: fileKey(fileId), sk: CLAIM_SORT_KEY },
+          UpdateExpression: 'SET redo = :mark',
+          ConditionExpression: first
+            ? 'attribute_exists(summary) AND attribute_not_exists(redo)'
+            : 'attribute_exists(summary) AND redo.#round = :previous AND redo.#done = :true',
+          ...(first ? {} : { ExpressionAttributeNames: { '#round': 'round', '#done': 'done' } }),
+          ExpressionAttributeValues: {
+            ':mark': { ...mark, codes: [...mark.codes], done: false },
+            ...(first ? {} : { ':previous': mark.round - 1, ':true': true }),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * A request that took a round but could not start it (its lines not written, StartExecution refused) ends it
+   * unstarted, so the next request may go on (with the next round: a round's name is never used twice).
+   */
+  async abandonRedo(fileId: string, round: number): Promise<void> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: fileKey(fileId), sk: CLAIM_SORT_KEY },
+          UpdateExpression: 'SET redo.#done = :true, redo.abandoned = :true',
+          ConditionExpression: 'redo.#round = :round AND redo.#done = :false',
+          ExpressionAttributeNames: { '#round': 'round', '#done': 'done' },
+          ExpressionAttributeValues: { ':round': round, ':true': true, ':false': false },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   async get(fileId: string): Promise<CatalogEntry | undefined> {
@@ -127,12 +192,17 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes, FileCat
       values[':kind'] = query.kind;
       filters.push('#kind = :kind');
     }
+    // A file in a redo round (retry by code) is in flight again until the round's summary is kept.
+    if (query.finished !== undefined) {
+      names['#done'] = 'done';
+      values[':done'] = true;
+    }
     if (query.finished === 'unfinished') {
-      filters.push('attribute_not_exists(summary)');
+      filters.push('(attribute_not_exists(summary) OR (attribute_exists(redo) AND redo.#done <> :done))');
     } else if (query.finished !== undefined) {
       names['#status'] = 'status';
       values[':status'] = query.finished;
-      filters.push('#status = :status');
+      filters.push('#status = :status AND (attribute_not_exists(redo) OR redo.#done = :done)');
     }
     if (query.since !== undefined) {
       names['#at'] = CATALOG_INDEX.sortKey;
@@ -203,5 +273,21 @@ function catalogEntry(item: Item): CatalogEntry {
     landedAt: at ? at.slice(0, at.lastIndexOf('#')) : String(item.claimedAt ?? ''),
     file: { bucket: String(item.bucket ?? ''), key },
     ...(typeof item.summary === 'string' ? { summary: JSON.parse(item.summary) as FinalSummary } : {}),
+    ...redoOf(item),
+  };
+}
+
+/** The claim's redo mark, if the file was ever retried. */
+function redoOf(item: Item): { redo?: RedoMark } {
+  const redo = item.redo as Partial<RedoMark> | undefined;
+  if (!redo || typeof redo.round !== 'number') return {};
+  return {
+    redo: {
+      round: redo.round,
+      codes: Array.isArray(redo.codes) ? redo.codes.map(String) : [],
+      lines: typeof redo.lines === 'number' ? redo.lines : 0,
+      requestedAt: typeof redo.requestedAt === 'string' ? redo.requestedAt : '',
+      ...(redo.done === true ? { done: true } : {}),
+    },
   };
 }

@@ -4,8 +4,15 @@ import type { PlannedBatch } from '../files/plan-batches';
 import type { FileKind } from '../files/record-schemas';
 import { CRM_OPERATIONS, type CrmOperation } from './response-policy';
 
-/** Phases of a file's workflow: ADD first, UPD for 8006 customers, RETRY<n> for 4404 transactions. */
-export const PHASE_PATTERN = /^(ADD|UPD|RETRY[1-9]\d?)$/;
+/**
+ * Phases of a file's workflow: ADD first, UPD for 8006 customers, RETRY<n> for 4404 transactions; then, for a
+ * finished file retried by code (POST /v1/files/{fileId}/retry), REDO<round> and, for its 8006 customers,
+ * REDO<round>UPD. Each name makes its own Idempotency-Keys (file, phase, batch).
+ */
+export const PHASE_PATTERN = /^(ADD|UPD|RETRY[1-9]\d?|REDO[1-9]\d{0,3}(UPD)?)$/;
+
+/** A redo round's phases: REDO<round> (the records retried) and REDO<round>UPD (its 8006 customers). */
+export const REDO_PHASE = /^REDO([1-9]\d{0,3})(UPD)?$/;
 
 /**
  * One CRM call waiting in the call queue: a batch of one phase of one file, with each record's source line.
@@ -14,7 +21,7 @@ export const PHASE_PATTERN = /^(ADD|UPD|RETRY[1-9]\d?)$/;
 export const CallMessageSchema = z
   .object({
     fileId: z.string().regex(/^[0-9a-f]{64}$/, { error: 'must be the file SHA-256 (64 hex digits)' }),
-    phase: z.string().regex(PHASE_PATTERN, { error: 'must be ADD, UPD or RETRY<n>' }),
+    phase: z.string().regex(PHASE_PATTERN, { error: 'must be ADD, UPD, RETRY<n>, REDO<n> or REDO<n>UPD' }),
     batchIndex: z.number().int().min(0),
     operation: z.enum(CRM_OPERATIONS),
     lines: z.array(z.number().int().min(1)).min(1).max(100),
@@ -42,12 +49,16 @@ export type CallMessage = z.infer<typeof CallMessageSchema>;
 /** The CRM body of a message: `{"records":[...]}` in message order. */
 export const callBody = (message: CallMessage) => JSON.stringify({ records: message.records });
 
-/** The operation of each phase: users go ADD_CUST then UPD_CUST; transactions go ADD_TRX in every phase. */
+/**
+ * The operation of each phase: users go ADD_CUST then UPD_CUST (a redo round likewise: REDO<n>, then
+ * REDO<n>UPD); transactions go ADD_TRX in every phase.
+ */
 export function operationFor(kind: FileKind, phase: string): CrmOperation {
   if (!PHASE_PATTERN.test(phase)) throw new RangeError(`not a phase: ${phase}`);
   if (kind === 'transactions') return 'ADD_TRX';
-  if (phase === 'ADD') return 'ADD_CUST';
-  if (phase === 'UPD') return 'UPD_CUST';
+  const redo = REDO_PHASE.exec(phase);
+  if (phase === 'ADD' || (redo && !redo[2])) return 'ADD_CUST';
+  if (phase === 'UPD' || redo) return 'UPD_CUST';
   throw new RangeError(`users have no ${phase} phase`);
 }
 

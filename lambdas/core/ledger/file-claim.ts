@@ -30,10 +30,28 @@ export interface FileRegistry {
   claim(claim: FileClaim): Promise<ClaimOutcome>;
 }
 
+/**
+ * A finished file's redo round (POST /v1/files/{fileId}/retry), marked on its claim by one conditional write:
+ * a round is taken only when none is in flight, so two requests never run two rounds at once.
+ */
+export interface RedoMark {
+  /** 1 for the file's first redo, then one more each time. Its phases are REDO<round> (and REDO<round>UPD). */
+  readonly round: number;
+  /** The failure reasons retried (CRM codes, CONFLICTING_PROFILE, CANCELLED). */
+  readonly codes: readonly string[];
+  /** Records the round sends again. */
+  readonly lines: number;
+  readonly requestedAt: string;
+  /** Set once the round's summary is kept (or the request gave it up before its execution started). */
+  readonly done?: boolean;
+}
+
 /** What the registry keeps of a finished file: its summary and where its reports are. */
 export interface FileRecord {
   readonly claimedAt?: string;
   readonly summary?: unknown;
+  /** The file's latest redo round, if it was ever retried. */
+  readonly redo?: RedoMark;
 }
 
 /** The finished file's record, kept on its claim, so a repeated finalise reports the same thing. */

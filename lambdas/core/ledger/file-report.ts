@@ -78,6 +78,12 @@ export interface ReportInput {
    * fails as CANCELLED instead of being a ReconciliationError. @default false
    */
   readonly cancelled?: boolean;
+  /**
+   * A redo round of a file that was cancelled before: its records the first run never sent (no ADD answer) or
+   * left waiting (8006, 4404) fail as CANCELLED, as they did in its report, unless a redo phase (`laterPhases`
+   * from index `redoFrom` on) answered them. @default none
+   */
+  readonly cancelledBefore?: { readonly redoFrom: number };
 }
 
 /** Where an answer stream stands: the batch whose outcome `at` is the next one not taken. */
@@ -232,7 +238,9 @@ async function resolve(
 ) {
   const operations: CrmOperation[] = operation ? [operation] : [];
   let outcome = addOutcome;
-  for (const stream of later) {
+  // The phase whose outcome is the record's: -1 for ADD, else its index in `later`.
+  let from = -1;
+  for (const [index, stream] of later.entries()) {
     const next = stream.head();
     const head = next instanceof Promise ? await next : next;
     if (head === undefined || head.line > line) continue;
@@ -246,8 +254,9 @@ async function resolve(
     // A batch answered CANCELLED by the dispatcher was never sent: no operation, no attempt.
     if (answer.attempts !== 0) operations.push(answer.operation);
     outcome = head;
+    from = index;
   }
-  return { operations, outcome };
+  return { operations, outcome, from };
 }
 
 /**
@@ -282,7 +291,7 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
   const nextAddOutcome = async (line: number) => {
     const next = add.head();
     const outcome = next instanceof Promise ? await next : next;
-    if (input.cancelled && (!outcome || outcome.line > line)) return undefined;
+    if ((input.cancelled || input.cancelledBefore) && (!outcome || outcome.line > line)) return undefined;
     if (!outcome) throw new ReconciliationError(`line ${line}: accepted, but no ADD answer: the record is pending`);
     if (outcome.line !== line) {
       throw new ReconciliationError(
@@ -335,12 +344,17 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
         };
       } else {
         const first = await nextAddOutcome(record.line);
+        // Never sent in a cancelled run: CANCELLED, unless a redo round of the file has since sent it.
         const resolved = first
           ? await resolve(record.line, first.outcome, first.operation, later)
-          : { operations: [] as CrmOperation[], outcome: cancelledOutcome(record.line) };
+          : input.cancelledBefore
+            ? await resolve(record.line, cancelledOutcome(record.line), undefined, later)
+            : { operations: [] as CrmOperation[], outcome: cancelledOutcome(record.line), from: -1 };
         const { operations } = resolved;
         let { outcome } = resolved;
-        if (input.cancelled && (outcome.status === 'update' || outcome.status === 'retry-later')) {
+        const cancelledHere =
+          input.cancelled || (input.cancelledBefore !== undefined && resolved.from < input.cancelledBefore.redoFrom);
+        if (cancelledHere && (outcome.status === 'update' || outcome.status === 'retry-later')) {
           outcome = cancelledOutcome(record.line);
         }
         if (outcome.status === 'update') {

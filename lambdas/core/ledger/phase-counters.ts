@@ -98,12 +98,21 @@ export const tallyOutcomes = (outcomes: readonly RecordOutcome[]): OutcomeTally 
   new OutcomeCounter().add(outcomes).tally();
 
 const RETRY_PHASE = /^RETRY(\d+)$/;
+const REDO_PHASE = /^REDO(\d+)(UPD)?$/;
 
-/** Phase order: ADD, UPD, then RETRY1, RETRY2 ... RETRY10 by number (a name sort would put RETRY10 before RETRY2). */
+/**
+ * Phase order: ADD, UPD, then RETRY1, RETRY2 ... RETRY10 by number (a name sort would put RETRY10 before RETRY2),
+ * then each redo round by number, REDO<n> before its REDO<n>UPD.
+ */
 export function comparePhases(a: string, b: string): number {
   const order = (phase: string): [number, number] => {
     const retry = RETRY_PHASE.exec(phase);
-    return phase === 'ADD' ? [0, 0] : phase === 'UPD' ? [1, 0] : retry ? [2, Number(retry[1])] : [3, 0];
+    const redo = REDO_PHASE.exec(phase);
+    if (phase === 'ADD') return [0, 0];
+    if (phase === 'UPD') return [1, 0];
+    if (retry) return [2, Number(retry[1])];
+    if (redo) return [3, Number(redo[1]) * 2 + (redo[2] ? 1 : 0)];
+    return [4, 0];
   };
   const [rankA, numberA] = order(a);
   const [rankB, numberB] = order(b);

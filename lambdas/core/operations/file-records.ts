@@ -39,7 +39,8 @@ export function failureReason(code: string, error: string): string {
   return /^[A-Z][A-Za-z_.]*/.exec(error)?.[0] ?? 'UNKNOWN';
 }
 
-function toRecord(fields: readonly string[]): FileRecord {
+/** A results.csv row's fields as the API's record. */
+export function toRecord(fields: readonly string[]): FileRecord {
   const [line = '', recordId = '', operations = '', outcome = '', code = '', error = '', attempts = '0'] = fields;
   const failed = outcome === 'failed';
   return {
@@ -54,7 +55,7 @@ function toRecord(fields: readonly string[]): FileRecord {
 }
 
 /** The rows of a CSV text from a byte offset, each with the offset just past it; rows may hold quoted newlines. */
-async function* csvRows(chunks: AsyncIterable<Uint8Array>, start: number) {
+export async function* csvRows(chunks: AsyncIterable<Uint8Array>, start: number) {
   let pending = Buffer.alloc(0);
   let offset = start;
   for await (const chunk of chunks) {
@@ -133,4 +134,15 @@ export async function fileRecords(
     }
   }
   return { records, next: next === null ? null : encodeCursor(next) };
+}
+
+/**
+ * Every record of a results.csv, in line order, streamed (one row parsed at a time): a retry picks its failed
+ * records from it.
+ */
+export async function* resultRows(reports: Pick<ObjectReader, 'read'>, ref: { bucket: string; key: string }) {
+  for await (const row of csvRows(reports.read(ref), 0)) {
+    if (row.text === '' || row.text.startsWith('line,')) continue;
+    yield toRecord(Papa.parse<string[]>(row.text).data[0] ?? []);
+  }
 }

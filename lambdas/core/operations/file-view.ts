@@ -1,4 +1,6 @@
 import type { FileKind } from '../files/record-schemas';
+import { REDO_PHASE } from '../crm/call-message';
+import type { RedoMark } from '../ledger/file-claim';
 import type { PhaseState } from '../ledger/phase-counters';
 import { etaSeconds, type ScheduledFile, type ScheduleRules, type ScheduleView } from '../schedule/schedule';
 import type { FinalSummary } from '../workflow/finalise-file';
@@ -158,6 +160,70 @@ export function runningView(
     startedAt: scheduled?.startedAt ?? null,
     finishedAt: null,
     reports: NO_REPORTS,
+  };
+}
+
+/**
+ * A finished file in a redo round (retry by code): its last summary's counts, with the round's records (its
+ * failures with the codes retried) pending until the round's phases (REDO<round>, REDO<round>UPD) answer them.
+ * A transaction answered 4404 again stays pending until the round's report fails it. The reports shown are the
+ * last ones until the round rewrites them.
+ */
+export function redoView(
+  entry: CatalogEntry,
+  summary: FinalSummary,
+  redo: RedoMark,
+  scheduled: ScheduledFile | undefined,
+  phases: readonly PhaseState[],
+  context: ViewContext,
+): FileView {
+  const reportPath = context.reportPath ?? ((key: string) => key);
+  const failures: Record<string, number> = { ...summary.failures };
+  for (const code of redo.codes) delete failures[code];
+  let succeeded = summary.succeeded;
+  let failed = Math.max(0, summary.failed - redo.lines);
+  let made = summary.calls?.made ?? 0;
+  for (const phase of phases) {
+    if (Number(REDO_PHASE.exec(phase.phase)?.[1]) !== redo.round) continue;
+    succeeded += phase.succeeded ?? 0;
+    failed += phase.failed ?? 0;
+    made += phase.calls ?? 0;
+    for (const [reason, count] of Object.entries(phase.failures ?? {})) {
+      failures[reason] = (failures[reason] ?? 0) + count;
+    }
+  }
+  const received = Math.max(summary.received, succeeded + failed);
+  const pending = received - succeeded - failed;
+  const remaining =
+    scheduled?.batchesEstimate !== undefined ? Math.max(0, scheduled.batchesEstimate - (scheduled.answered ?? 0)) : 0;
+  const eta = scheduled ? etaSeconds(scheduled, context.view, context.rules, context.callsPerMinute) : undefined;
+  const status = unfinishedStatus(scheduled, context.view);
+  const { reports } = summary;
+  return {
+    fileId: entry.fileId,
+    name: summary.name,
+    partner: entry.partner,
+    kind: summary.kind,
+    status,
+    phase: scheduled?.phase ?? `REDO${redo.round}`,
+    waitingFor:
+      status === 'paused' ? (scheduled?.waitingFor ?? 'paused by an operator') : (scheduled?.waitingFor ?? null),
+    received,
+    succeeded,
+    failed,
+    pending,
+    failures,
+    calls: { made, remaining },
+    progress: received > 0 ? (succeeded + failed) / received : 0,
+    etaSeconds: eta ?? null,
+    landedAt: summary.landedAt ?? entry.landedAt,
+    startedAt: summary.startedAt ?? null,
+    finishedAt: null,
+    reports: {
+      summary: reportPath(reports.summary),
+      results: reports.results ? reportPath(reports.results) : null,
+      failedRecords: reports.failedRecords ? reportPath(reports.failedRecords) : null,
+    },
   };
 }
 

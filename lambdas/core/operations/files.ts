@@ -14,6 +14,7 @@ import {
   FILE_STATUSES,
   finishedView,
   phaseView,
+  redoView,
   runningView,
   UNFINISHED_STATUSES,
   type FileView,
@@ -69,17 +70,28 @@ export function parseParams<T extends z.ZodType>(schema: T, params: unknown): z.
   throw new ApiError('BadRequest', message.startsWith(`${name}:`) || !name ? message : `${name}: ${message}`);
 }
 
-/** The view of one catalogued file: its summary when finished, else its live counts from the schedule and phases. */
+/**
+ * The view of one catalogued file: its summary when finished, else its live counts from the schedule and phases
+ * (for a redo round in flight: its last summary's, with the round's records pending until answered).
+ */
 async function viewOf(deps: FileQueries, entry: CatalogEntry, view: ScheduleView): Promise<FileView> {
-  if (entry.summary) return finishedView(entry, entry.summary, deps.reportPath);
+  const redo = entry.redo && !entry.redo.done ? entry.redo : undefined;
+  if (entry.summary && !redo) return finishedView(entry, entry.summary, deps.reportPath);
   const scheduled = view.files.find((file) => file.fileId === entry.fileId);
   const phases = await deps.phases.phases(entry.fileId);
-  return runningView(entry, scheduled, phases, {
+  const context = {
     view,
     rules: deps.rules,
     callsPerMinute: deps.callsPerMinute,
     ...(deps.reportPath ? { reportPath: deps.reportPath } : {}),
-  });
+  };
+  if (entry.summary && redo) return redoView(entry, entry.summary, redo, scheduled, phases, context);
+  return runningView(entry, scheduled, phases, context);
+}
+
+/** The view of one catalogued file as the file routes answer it (without its phases). */
+export async function fileView(deps: FileQueries, entry: CatalogEntry): Promise<FileView> {
+  return viewOf(deps, entry, await deps.schedule.view());
 }
 
 /** GET /v1/files: newest first, filtered, a page at a time. */

@@ -1,5 +1,6 @@
 import type { FileKind } from '../files/record-schemas';
 import type { ObjectRef } from '../files/object-store';
+import type { RedoMark } from '../ledger/file-claim';
 import type { PhaseState } from '../ledger/phase-counters';
 import type { FinalSummary } from '../workflow/finalise-file';
 
@@ -21,6 +22,8 @@ export interface CatalogEntry {
   readonly file: ObjectRef;
   /** Once finished: what finalise kept (summary.json). */
   readonly summary?: FinalSummary;
+  /** Its latest redo round (retry by code), in flight until `done`. */
+  readonly redo?: RedoMark;
 }
 
 export interface CatalogQuery {

@@ -13,7 +13,8 @@ import {
 import { readFromPosition } from '../files/read-from';
 import { readRecords, type ReadPosition } from '../files/read-records';
 import type { FileKind } from '../files/record-schemas';
-import type { CallAnswer } from '../crm/dispatch-call';
+import { REDO_PHASE } from '../crm/call-message';
+import { CANCELLED, type CallAnswer } from '../crm/dispatch-call';
 import type { FileOutcomes } from '../ledger/file-claim';
 import {
   reportFileSlice,
@@ -44,6 +45,8 @@ export type FinalSummary = FileSummary & {
   readonly finishedAt?: string;
   /** CRM calls the file took, retries included. */
   readonly calls?: { readonly made: number; readonly remaining: 0 };
+  /** Redo rounds (retries by code) this summary includes: absent before the first. */
+  readonly redoRounds?: number;
 };
 
 /** The port to the event bus: `file.completed` with the summary, for whoever watches (EventBridge). */
@@ -85,6 +88,11 @@ export interface FinishedFile {
   readonly format: RecordFormat;
   /** RETRY phases that ran (transactions). */
   readonly retryPhases: number;
+  /**
+   * A redo round (POST /v1/files/{fileId}/retry): the file, already archived, is reported again with every
+   * phase it has had, this round's last: ADD, UPD or RETRY1..k, then REDO1 (REDO1UPD) ... REDO<round>.
+   */
+  readonly redo?: { readonly round: number };
 }
 
 const JSON_TYPE = 'application/json';
@@ -347,7 +355,9 @@ export async function archiveFinished(
   deps: Pick<FinaliseDeps, 'store' | 'events'>,
 ): Promise<FinalSummary> {
   if (!summary.archived) throw new Error(`${summary.name}: a summary with nowhere to archive the file`);
-  await deps.store.move(file, summary.archived);
+  // A redo round reads the file where it is archived: there is nothing to move (a move onto itself would delete it).
+  const archived = file.bucket === summary.archived.bucket && file.key === summary.archived.key;
+  if (!archived) await deps.store.move(file, summary.archived);
   await deps.events.fileCompleted(summary);
   return summary;
 }
@@ -364,10 +374,13 @@ export async function finaliseFileSlice(
 ): Promise<FinaliseSlice> {
   const prefix = reportPrefix(input.file.key, deps.landingPrefix, input.fileId);
   const archived = { bucket: deps.archiveBucket, key: input.file.key };
-  const kept = (await deps.outcomes.read(input.fileId))?.summary as FinalSummary | undefined;
+  const round = input.redo?.round ?? 0;
+  const stored = (await deps.outcomes.read(input.fileId))?.summary as FinalSummary | undefined;
+  // A redo round reports again: the summary kept before it is not this round's (it has fewer rounds).
+  const kept = stored && (stored.redoRounds ?? 0) >= round ? stored : undefined;
+  const previous = round > 0 ? stored : undefined;
   let summary: FinalSummary;
-  const laterPhases =
-    input.kind === 'users' ? ['UPD'] : Array.from({ length: input.retryPhases }, (_, i) => `RETRY${i + 1}`);
+  const laterPhases = await laterPhasesOf(input, deps);
   // Marked finalising before its control is read: from then on no pause or cancel is taken (setControl refuses),
   // so every slice of the report sees the control the first one saw.
   if (!kept && !options.from) await deps.schedule?.update(input.fileId, { state: 'finalising', phase: 'FINALISE' });
@@ -429,6 +442,9 @@ export async function finaliseFileSlice(
         ...(from ? { from: from.report } : {}),
         ...(parts && options.shouldStop ? { shouldStop: options.shouldStop } : {}),
         ...(scheduled?.control === 'cancelled' ? { cancelled: true } : {}),
+        ...(previous?.status === 'cancelled' || previous?.failures[CANCELLED] !== undefined
+          ? { cancelledBefore: { redoFrom: laterPhases.findIndex((phase) => REDO_PHASE.test(phase)) } }
+          : {}),
         ...(index ? { onRecord: (result: RecordResult) => index.add(result) } : {}),
       });
       if (!slice.done) {
@@ -460,12 +476,16 @@ export async function finaliseFileSlice(
     if (deps.phases) {
       for (const phase of ['ADD', ...laterPhases]) made += (await deps.phases.read(input.fileId, phase)).calls ?? 0;
     }
+    // A redo round keeps the file's first times: when it landed and its first call was queued.
+    const landedAt = previous?.landedAt ?? scheduled?.landedAt;
+    const startedAt = previous?.startedAt ?? scheduled?.startedAt;
     summary = {
       ...reported,
-      ...(scheduled ? { landedAt: scheduled.landedAt } : {}),
-      ...(scheduled?.startedAt ? { startedAt: scheduled.startedAt } : {}),
+      ...(landedAt ? { landedAt } : {}),
+      ...(startedAt ? { startedAt } : {}),
       finishedAt,
       ...(deps.phases ? { calls: { made, remaining: 0 as const } } : {}),
+      ...(round > 0 ? { redoRounds: round } : {}),
       reports: {
         bucket: deps.archiveBucket,
         summary: `${prefix}summary.json`,
@@ -479,6 +499,12 @@ export async function finaliseFileSlice(
       JSON.stringify(summary, null, 2),
       JSON_TYPE,
     );
+    // A redo round in which nothing failed leaves no failed-records file: the one before is no report of it.
+    const stale = previous?.reports.failedRecords;
+    if (stale && !summary.reports.failedRecords) {
+      const ref = { bucket: previous.reports.bucket, key: stale };
+      await (deps.store.parts ? deps.store.parts.remove(ref) : deps.store.put(ref, '', 'text/plain'));
+    }
     await deps.outcomes.recordSummary(input.fileId, summary);
     // Kept until now so that a retry of this slice could still read them (the lifecycle expires any left).
     await Promise.all([results.cleanUp(), failed.cleanUp()]).catch(() => undefined);
@@ -490,6 +516,25 @@ export async function finaliseFileSlice(
     await leaveSchedule(deps.schedule, deps.turnNotifier, file, summary.finishedAt ?? new Date().toISOString());
   }
   return { done: true, summary };
+}
+
+/**
+ * The phases after ADD whose answers the report merges, in order. A redo round lists every phase the file has
+ * had: its RETRY phases are counted from the ledger (its execution ran them, this one did not), then each
+ * round's REDO<n> (and, for users, REDO<n>UPD: an empty stream where it never ran).
+ */
+async function laterPhasesOf(input: FinishedFile, deps: Pick<FinaliseDeps, 'phases'>): Promise<string[]> {
+  const round = input.redo?.round ?? 0;
+  let retries = input.retryPhases;
+  if (round > 0 && input.kind === 'transactions' && deps.phases) {
+    retries = 0;
+    while ((await deps.phases.read(input.fileId, `RETRY${retries + 1}`)).batches !== undefined) retries++;
+  }
+  const first = input.kind === 'users' ? ['UPD'] : Array.from({ length: retries }, (_, i) => `RETRY${i + 1}`);
+  const redo = Array.from({ length: round }, (_, i) =>
+    input.kind === 'users' ? [`REDO${i + 1}`, `REDO${i + 1}UPD`] : [`REDO${i + 1}`],
+  );
+  return [...first, ...redo.flat()];
 }
 
 /** Same bytes as a file already claimed: nothing sent; archived under duplicates/ with the original named. */

@@ -35,10 +35,16 @@ export interface PhaseSlice {
   readonly file: ObjectRef;
   readonly kind: FileKind;
   readonly fileId: string;
-  /** ADD, UPD or RETRY<n>. */
+  /** ADD, UPD, RETRY<n>, REDO<n> or REDO<n>UPD. */
   readonly phase: string;
-  /** The phase whose 8006 (UPD) or 4404 (RETRY<n>) records this one takes; none for ADD. */
+  /** The phase whose 8006 (UPD, REDO<n>UPD) or 4404 (RETRY<n>) records this one takes; none for ADD or REDO<n>. */
   readonly from?: string;
+  /**
+   * A redo round's first phase (REDO<n>): the lines it takes, chosen by the retry request (the failed records
+   * with the codes asked for), in an object written by it (`redo/<fileId>/<round>.lines`, see
+   * {@link readLineSet}), instead of the answers of a phase before.
+   */
+  readonly lines?: ObjectRef;
   /** The first batch this slice may enqueue: earlier ones were enqueued by earlier slices. */
   readonly firstBatch: number;
   /**
@@ -95,6 +101,33 @@ export async function carriedLines(
 }
 
 /**
+ * The lines of a redo round, read from the object the retry request wrote: line numbers as decimal text, one a
+ * line, in ascending order ({@link lineSetText}). Streamed into a {@link LineSet}, so a million lines cost their
+ * bitmap, not an array.
+ */
+export async function readLineSet(store: Pick<ObjectStore, 'read'>, ref: ObjectRef): Promise<LineSet> {
+  const lines = new LineSet();
+  let partial = '';
+  const take = (text: string) => {
+    if (text === '') return;
+    const line = Number(text);
+    if (!Number.isInteger(line) || line < 1) throw new RangeError(`${ref.key}: not a line number: ${text}`);
+    lines.add(line);
+  };
+  const decoder = new TextDecoder();
+  for await (const chunk of store.read(ref)) {
+    const parts = (partial + decoder.decode(chunk, { stream: true })).split('\n');
+    partial = parts.pop() ?? '';
+    for (const part of parts) take(part.trim());
+  }
+  take((partial + decoder.decode()).trim());
+  return lines;
+}
+
+/** The text of a redo round's lines object: each line number, one a line ({@link readLineSet} reads it). */
+export const lineSetText = (lines: readonly number[]) => (lines.length > 0 ? `${lines.join('\n')}\n` : '');
+
+/**
  * One slice of a phase (the prepare-file Lambda's use case): streams the file, validates and normalises, cuts
  * batches and sends each as one message to the call queue (a bounded window of sends in flight while reading
  * goes on), until `shouldStop` says the Lambda's time is nearly up; the slice then ends once every batch before
@@ -107,7 +140,9 @@ export async function preparePhaseSlice(
   deps: PhaseDeps,
   shouldStop: () => boolean,
 ): Promise<SliceResult> {
-  if (slice.phase !== 'ADD' && !slice.from) throw new RangeError(`phase ${slice.phase} needs the phase it follows`);
+  if (slice.phase !== 'ADD' && !slice.from && !slice.lines) {
+    throw new RangeError(`phase ${slice.phase} needs the phase it follows, or its lines`);
+  }
   let turn: SendTurn | undefined;
   if (deps.turn) {
     const begun = await SendTurn.begin(
@@ -136,7 +171,11 @@ export async function preparePhaseSlice(
     }
     turn = begun.turn;
   }
-  const onlyLines = slice.from ? await carriedLines(deps.answers, slice.fileId, slice.phase, slice.from) : undefined;
+  const onlyLines = slice.lines
+    ? await readLineSet(deps.store, slice.lines)
+    : slice.from
+      ? await carriedLines(deps.answers, slice.fileId, slice.phase, slice.from)
+      : undefined;
   const meta = { fileId: slice.fileId, phase: slice.phase, operation: operationFor(slice.kind, slice.phase) };
   // The phase's batches in all, for the ETA: a later phase's from the lines it carries; the ADD phase's from the
   // share of the file read so far (unknown for gzip, whose text size is not known until its end).
