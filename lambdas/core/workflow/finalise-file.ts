@@ -625,6 +625,9 @@ export async function quarantineFile(
   await deps.store.move(input.file, quarantined, { 'failure-reason': metadataValue(reason) });
   // A file refused after its claim (unreadable past its head, too large once inflated) leaves the schedule too.
   const scheduled = fileId ? await deps.schedule?.read(fileId) : undefined;
+  // A file refused after its claim keeps its summary there too, as a finished file does: the catalogue (the
+  // operations API's list) shows it failed, not in flight for ever. One refused before its claim has none.
+  if (fileId && (await deps.outcomes.read(fileId))) await deps.outcomes.recordSummary(fileId, summary);
   if (scheduled && deps.schedule) {
     await leaveSchedule(deps.schedule, deps.turnNotifier, scheduled, new Date().toISOString());
   }
