@@ -17,6 +17,11 @@ export type RouteGroup = (typeof ROUTE_GROUPS)[number];
 
 /** POST /v1/validate: a larger body is 413. */
 export const MAX_VALIDATE_BYTES = 5 * 1024 * 1024;
+/**
+ * Text a file to validate may inflate to (a gzip body): past it the answer is File.TooLarge, as a run past
+ * MAX_DECOMPRESSED_BYTES says, so a 5 MB gzip bomb costs seconds, not the function's whole time.
+ */
+export const VALIDATE_MAX_TEXT_BYTES = 256 * 1024 * 1024;
 /** How long a pre-signed upload URL stays valid. */
 export const UPLOAD_URL_SECONDS = 15 * 60;
 

@@ -29,6 +29,7 @@ import { scheduleRules, type TurnNotifier } from '../core/schedule/schedule';
 import { z } from 'zod';
 import {
   MAX_VALIDATE_BYTES,
+  VALIDATE_MAX_TEXT_BYTES,
   opsApiContract as contract,
   type OpsApiEnvironment,
   type RouteGroup,
@@ -46,7 +47,7 @@ export interface OpsApiDeps {
   /** The archive bucket's reports (results.csv). */
   readonly reports: ObjectReader;
   readonly lookup?: (query: {
-    kind: FileKind;
+    kind?: FileKind;
     recordId: string;
     partner?: string;
   }) => Promise<z.infer<typeof RecordLookupSchema>>;
@@ -114,11 +115,14 @@ export function routesOf(deps: OpsApiDeps): Route[] {
         const query = parseParams(LookupQuery, request.query);
         const recordId = params.recordId ?? '';
         if (!recordId || recordId.length > 256) throw new ApiError('BadRequest', 'recordId: 1-256 characters');
-        const kinds = query.kind ? [query.kind] : [...FILE_KINDS];
-        const found = await Promise.all(
-          kinds.map((kind) => lookup({ kind, recordId, ...(query.partner ? { partner: query.partner } : {}) })),
+        // Without a kind, both are asked by one lookup, which orders every hit newest first.
+        return ok(
+          await lookup({
+            recordId,
+            ...(query.kind ? { kind: query.kind } : {}),
+            ...(query.partner ? { partner: query.partner } : {}),
+          }),
         );
-        return ok({ records: found.flatMap((answer) => answer.records) });
       },
     },
     control('pause'),
@@ -241,11 +245,7 @@ export function awsDependencies(environment: OpsApiEnvironment, runtime: Functio
     ...(stateMachine
       ? {
           retry: (fileId: string, body: unknown) =>
-            retryFile(
-              { ...files, catalog, reports: store, workflow: new SfnWorkflowStarter(sfn, stateMachine) },
-              fileId,
-              body,
-            ),
+            retryFile({ ...files, catalog, workflow: new SfnWorkflowStarter(sfn, stateMachine) }, fileId, body),
         }
       : {}),
     lookup: (query) =>
@@ -256,7 +256,12 @@ export function awsDependencies(environment: OpsApiEnvironment, runtime: Functio
         },
         query,
       ),
-    validate: (input) => validateFile(input, settings),
+    // A 5 MB body may be a gzip that inflates far more: validate reads at most VALIDATE_MAX_TEXT_BYTES of text.
+    validate: (input) =>
+      validateFile(input, {
+        ...settings,
+        maxDecompressedBytes: Math.min(settings.maxDecompressedBytes ?? Infinity, VALIDATE_MAX_TEXT_BYTES),
+      }),
     upload: (body) =>
       presignedUpload(
         {

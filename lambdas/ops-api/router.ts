@@ -48,7 +48,13 @@ export function matchRoute(
       continue;
     }
     const params: Record<string, string> = {};
-    for (const [name, value] of Object.entries(match.groups ?? {})) params[name] = decodeURIComponent(value);
+    for (const [name, value] of Object.entries(match.groups ?? {})) {
+      try {
+        params[name] = decodeURIComponent(value);
+      } catch {
+        throw new ApiError('BadRequest', `${name}: not a valid URL-encoded path segment (${value})`);
+      }
+    }
     return { route, params };
   }
   if (methods.length > 0) {

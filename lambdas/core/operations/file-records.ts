@@ -77,12 +77,25 @@ export async function* csvRows(chunks: AsyncIterable<Uint8Array>, start: number)
   if (pending.length > 0) yield { text: pending.toString('utf8'), end: offset + pending.length };
 }
 
-const encodeCursor = (offset: number) => Buffer.from(JSON.stringify({ o: offset })).toString('base64url');
+/**
+ * A page's place: the byte offset of the next row in results.csv, for this file and this version of its reports
+ * (a retry by code rewrites results.csv at the same key, so an offset into the old one means nothing in the new).
+ */
+interface RecordsCursor {
+  readonly o: number;
+  readonly f: string;
+  readonly r: number;
+}
 
-function decodeCursor(cursor: string): number {
+const encodeCursor = (cursor: RecordsCursor) => Buffer.from(JSON.stringify(cursor)).toString('base64url');
+
+function decodeCursor(text: string): RecordsCursor {
   try {
-    const { o } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { o?: unknown };
-    if (typeof o === 'number' && Number.isInteger(o) && o > 0) return o;
+    const cursor = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Partial<RecordsCursor>;
+    const { o, f, r } = cursor;
+    if (typeof o === 'number' && Number.isInteger(o) && o > 0 && typeof f === 'string' && typeof r === 'number') {
+      return { o, f, r };
+    }
   } catch {
     // Answered below.
   }
@@ -113,7 +126,18 @@ export async function fileRecords(
   if (!resultsKey) return { records: [], next: null };
   const ref = { bucket: summary.reports.bucket, key: resultsKey };
   const size = (await deps.reports.head(ref)).size;
-  const from = query.cursor === undefined ? 0 : decodeCursor(query.cursor);
+  const version = summary.redoRounds ?? 0;
+  const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  if (cursor && cursor.f !== entry.fileId) {
+    throw new ApiError('BadRequest', 'cursor: it belongs to another file (pass the last page\'s "next" of this file)');
+  }
+  if (cursor && cursor.r !== version) {
+    throw new ApiError(
+      'Conflict',
+      `${entry.name}: its reports were rewritten by a retry since this cursor was given; start again from the first page`,
+    );
+  }
+  const from = cursor?.o ?? 0;
   if (from >= size) return { records: [], next: null };
   const records: FileRecord[] = [];
   let next: number | null = null;
@@ -133,7 +157,7 @@ export async function fileRecords(
       break;
     }
   }
-  return { records, next: next === null ? null : encodeCursor(next) };
+  return { records, next: next === null ? null : encodeCursor({ o: next, f: entry.fileId, r: version }) };
 }
 
 /**

@@ -140,7 +140,8 @@ export async function controlFile(
   action: ControlAction,
 ): Promise<FileView> {
   const entry = await catalogued(deps, fileId);
-  if (entry.summary) {
+  // A finished file takes no control; one in a redo round (a retry by code) is in flight again until it ends.
+  if (entry.summary && !(entry.redo && !entry.redo.done)) {
     throw new ApiError(
       'Conflict',
       `${entry.name} is finished (${entry.summary.status}): there is nothing to ${action}`,

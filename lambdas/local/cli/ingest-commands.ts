@@ -437,7 +437,7 @@ export async function runUp(options: CommandOptions, io: CommandIo): Promise<num
 
 /** How to reach the operations API and the dashboard (the token is the run's own, fresh each start). */
 const apiText = (api: OpsServer) =>
-  `Operations API: ${api.url}/v1 (Authorization: Bearer ${api.token})\nDashboard: ${api.url}/#token=${api.token}\n`;
+  `Operations API: ${api.url} (paths /v1/..., Authorization: Bearer ${api.token})\nDashboard: ${api.url}/#token=${api.token}\n`;
 
 /**
  * The handlers' JSON logs and EMF metrics (as on Lambda) go to `<report dir>/ingest.log` while the command

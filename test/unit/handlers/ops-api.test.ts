@@ -305,6 +305,44 @@ describe('the ops-api handler with API Gateway proxy events', () => {
     expect(metric).toMatchObject({ Route: 'GET /v1/files', Status: '400', service: 'ops-api' });
   });
 
+  it('asks one lookup for both kinds when none is given; refuses a cursor of another file or of rewritten reports', async () => {
+    const { deps: built } = deps();
+    const asked: unknown[] = [];
+    const withLookup: OpsApiDeps = {
+      ...built,
+      lookup: (query) => {
+        asked.push(query);
+        return Promise.resolve({ records: [] });
+      },
+    };
+    expect(await call(withLookup, proxyEvent('GET', '/v1/records/C-1042', { partner: 'acme' }))).toMatchObject({
+      status: 200,
+      body: { records: [] },
+    });
+    expect(asked).toEqual([{ recordId: 'C-1042', partner: 'acme' }]);
+    expect(await call(withLookup, proxyEvent('GET', '/v1/records/%E0%A4%A'))).toMatchObject({
+      status: 400,
+      body: { error: { code: 'BadRequest', message: expect.stringMatching(/^recordId:/) } },
+    });
+
+    const first = FileRecordsSchema.parse(
+      (await call(built, proxyEvent('GET', `/v1/files/${DONE}/records`, { limit: '1' }))).body,
+    );
+    const another = Buffer.from(JSON.stringify({ o: 60, f: RUNNING, r: 0 })).toString('base64url');
+    const elsewhere = await call(built, proxyEvent('GET', `/v1/files/${DONE}/records`, { cursor: another }));
+    expect(elsewhere).toMatchObject({
+      status: 400,
+      body: { error: { message: expect.stringContaining('another file') } },
+    });
+    const done = (await built.files.catalog.get(DONE))!;
+    (done as { summary: { redoRounds?: number } }).summary.redoRounds = 1;
+    const rewritten = await call(built, proxyEvent('GET', `/v1/files/${DONE}/records`, { cursor: first.next! }));
+    expect(rewritten).toMatchObject({
+      status: 409,
+      body: { error: { message: expect.stringContaining('rewritten') } },
+    });
+  });
+
   it('answers only the route groups it was deployed for (one function per group on AWS)', async () => {
     const { deps: validateOnly } = deps(['validate']);
     expect((await call(validateOnly, proxyEvent('GET', '/v1/files'))).status).toBe(404);
