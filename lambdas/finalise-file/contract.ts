@@ -65,7 +65,14 @@ export const FinalSummarySchema = z.object({
   archived: FileRefSchema.optional(),
   /** Redo rounds (retries by code) the summary includes. */
   redoRounds: z.number().int().min(1).optional(),
+  /** The file was cancelled once (its first run or a round): kept in every later summary. */
+  cancelled: z.literal(true).optional(),
 });
+
+/** A caught error, as a Catch's ResultPath holds it. */
+const StateError = z.object({ Error: z.string().optional(), Cause: z.string().optional() });
+
+const RedoRound = z.number().int().min(1);
 
 /** The state machine's calls of this function (statemachines/file-ingestion.asl.json). */
 const Input = z.discriminatedUnion('action', [
@@ -75,10 +82,7 @@ const Input = z.discriminatedUnion('action', [
     classification: Classification,
     retryAttempts: z.number().int().min(0),
     /** A redo round (`$.redo`, null in a file's first execution): every phase the file has had is reported again. */
-    redo: z
-      .object({ round: z.number().int().min(1) })
-      .nullable()
-      .optional(),
+    redo: z.object({ round: RedoRound }).nullable().optional(),
     /**
      * Set by the definition that has the ArchiveFile step. An execution started under the definition before it
      * (running when that was deployed) leaves it out: its last slice then archives too, as it used to.
@@ -105,13 +109,38 @@ const Input = z.discriminatedUnion('action', [
   z.object({
     action: z.literal('quarantine'),
     file: FileRefSchema,
-    error: z.object({ Error: z.string().optional(), Cause: z.string().optional() }),
+    error: StateError,
+  }),
+  z.object({
+    /**
+     * A redo round's first step (SelectRedo): the failed records of results.csv with `codes`, streamed, their
+     * lines written to `lines` for the round's prepare slices. Here, not in the API request: a large file's
+     * results.csv takes longer to read than an API request may last.
+     */
+    action: z.literal('select-redo'),
+    fileId: Sha256Schema,
+    round: RedoRound,
+    codes: z.array(z.string().min(1)).min(1),
+    results: FileRefSchema,
+    lines: FileRefSchema,
+  }),
+  z.object({
+    /**
+     * A redo round that failed (any state's Catch, after its retries) or found nothing to send (GiveUpRedo): the
+     * file leaves the schedule and the round is marked given up on the claim, so a new retry may start. The
+     * summary, reports and archived file are left untouched: a redo never quarantines.
+     */
+    action: z.literal('abandon-redo'),
+    fileId: Sha256Schema,
+    round: RedoRound,
+    error: StateError,
   }),
 ]);
 
 /**
  * finalise: reconcile and report a processed file, in slices; archive: then move it to the archive and emit
- * file.completed; duplicate and quarantine: the files not processed.
+ * file.completed; duplicate and quarantine: the files not processed; select-redo and abandon-redo: a redo
+ * round's first step and its end when it fails.
  */
 export const finaliseFileContract = defineContract({
   name: 'finalise-file',
@@ -128,6 +157,10 @@ export const finaliseFileContract = defineContract({
     archive: FinalSummarySchema,
     duplicate: FinalSummarySchema,
     quarantine: FinalSummarySchema,
+    // The records the round sends again: 0 ends it (given up, nothing sent).
+    'select-redo': z.object({ lines: z.number().int().min(0) }),
+    // False when the round had already ended (a repeated step).
+    'abandon-redo': z.object({ abandoned: z.boolean() }),
   },
   environment: defineEnvironment(
     {

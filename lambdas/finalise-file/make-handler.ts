@@ -22,16 +22,24 @@ import {
   type FinaliseDeps,
   type FinalSummary,
 } from '../core/workflow/finalise-file';
+import type { RedoMarks } from '../core/ledger/file-claim';
+import { abandonRedoRound, selectRedoLines } from '../core/workflow/redo-round';
 import { finaliseFileContract as contract, type FinaliseFileEnvironment, type FinaliseFileInput } from './contract';
 import { sliceDeadline } from '../adapters/aws/slice-deadline';
 
 export interface FinaliseFileDeps extends FinaliseDeps {
   readonly telemetry: Telemetry<'finalise-file'>;
+  /** The claim's redo mark, which abandon-redo ends (DynamoDbFileRegistry). @default none: abandon-redo fails */
+  readonly redoMarks?: Pick<RedoMarks, 'abandonRedo'>;
 }
+
+/** The actions that finalise or archive a file (the others end early with their own results). */
+type FileAction = Exclude<FinaliseFileInput, { action: 'select-redo' | 'abandon-redo' }>;
 
 /**
  * finalise: reconcile and report a processed file, in slices; archive: move it to the archive and emit
- * file.completed; duplicate and quarantine: the files not processed.
+ * file.completed; duplicate and quarantine: the files not processed; select-redo: a redo round's lines, picked
+ * from results.csv; abandon-redo: a redo round given up.
  */
 export function makeHandler(deps: FinaliseFileDeps) {
   const { logger, metrics, emit } = deps.telemetry;
@@ -51,7 +59,7 @@ export function makeHandler(deps: FinaliseFileDeps) {
   };
 
   const run = async (
-    input: FinaliseFileInput,
+    input: FileAction,
     context: Context,
   ): Promise<{ summary: FinalSummary } | { checkpoint: FinaliseCheckpoint }> => {
     if (input.action === 'quarantine') return { summary: await quarantineFile(input, deps) };
@@ -81,6 +89,23 @@ export function makeHandler(deps: FinaliseFileDeps) {
 
   return middy(async (event: unknown, context: Context) => {
     const input = contract.input.parse(event);
+    if (input.action === 'select-redo') {
+      const lines = await selectRedoLines(deps.store, input);
+      logger.info('redo lines selected', { fileId: input.fileId, round: input.round, lines });
+      return { lines };
+    }
+    if (input.action === 'abandon-redo') {
+      if (!deps.redoMarks) throw new Error('abandon-redo: no redo marks (the file registry) to end the round on');
+      const abandoned = await abandonRedoRound({ ...deps, marks: deps.redoMarks }, input);
+      // The error's name only: its cause may quote a record (it is kept on the claim, read through the API's IAM).
+      logger.warn('redo round given up', {
+        fileId: input.fileId,
+        round: input.round,
+        abandoned,
+        error: input.error.Error,
+      });
+      return { abandoned };
+    }
     const result = await run(input, context);
     if ('checkpoint' in result) {
       const { position, report } = result.checkpoint;
@@ -116,10 +141,12 @@ export function awsDependencies(environment: FinaliseFileEnvironment, runtime: F
   const { clients } = runtime;
   const answers = new DynamoDbCallAnswers(clients.dynamodb, environment.LEDGER_TABLE_NAME);
   const retention = { retentionDays: environment.settings.ledgerRetentionDays };
+  const registry = new DynamoDbFileRegistry(clients.dynamodb, environment.LEDGER_TABLE_NAME, retention);
   return {
     store: new S3ObjectStore(clients.s3),
     answers,
-    outcomes: new DynamoDbFileRegistry(clients.dynamodb, environment.LEDGER_TABLE_NAME, retention),
+    outcomes: registry,
+    redoMarks: registry,
     events: new EventBridgePublisher(clients.eventBridge, environment.EVENT_BUS_NAME),
     archiveBucket: environment.ARCHIVE_BUCKET_NAME,
     failedBucket: environment.FAILED_BUCKET_NAME,

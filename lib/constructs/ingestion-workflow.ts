@@ -105,6 +105,7 @@ export class IngestionWorkflow extends Construct {
     );
     props.landingBucket.grantRead(finalise);
     props.landingBucket.grantDelete(finalise);
+    // The reports; and a redo round's lines (select-redo reads results.csv, writes redo/<fileId>/<round>.lines).
     props.archiveBucket.grantReadWrite(finalise);
     props.failedBucket.grantReadWrite(finalise);
     props.ledgerTable.grantReadWriteData(finalise);

@@ -89,17 +89,15 @@ export const OPS_API_ROUTES: readonly OpsApiRoute[] = [
 ];
 
 /**
- * The bodies API Gateway hands to the function as base64 (POST /v1/validate: a partner file, perhaps gzip). Not
- * `*\/*`: JSON bodies stay text, so the validator checks them against their model. A CSV or JSONL file sent as
- * text arrives intact too; only gzip needs one of these types.
+ * The bodies API Gateway hands to the function as base64 (POST /v1/validate: a gzip partner file, or any file
+ * sent as octet-stream). Not `*\/*`, and not CSV or JSON Lines: base64 adds a third, and Lambda takes at most
+ * 6 MB of request, so a 5 MB CSV must arrive as the text it is (about 5 MB in the event); JSON bodies stay text
+ * for their models. A gzip body therefore fits up to about 4.4 MB on AWS (docs/deploy.md).
  */
 export const OPS_API_BINARY_MEDIA_TYPES = [
   'application/octet-stream',
   'application/gzip',
   'application/x-gzip',
-  'text/csv',
-  'application/x-ndjson',
-  'application/jsonl',
 ] as const;
 
 /** The objects of the archive bucket the read routes open: a finished file's reports. */
@@ -270,11 +268,9 @@ export class OpsApi extends Construct {
     ledgerTable.grantReadWriteData(fns.control);
     stateMachine.grantTaskResponse(fns.control);
 
-    // Retry reads the file's failed records from its results.csv, writes the lines to send again under redo/,
-    // marks the round on the file's claim and starts the round's execution (which queues the calls).
+    // Retry checks the file's summary, marks the round on its claim and starts the round's execution, which picks
+    // the lines from results.csv (finalise's role) and queues the calls: no object of the archive is read here.
     ledgerTable.grantReadWriteData(fns.retry);
-    archiveBucket.grantRead(fns.retry, REPORTS_OBJECTS);
-    archiveBucket.grantPut(fns.retry, 'redo/*');
     stateMachine.grantStartExecution(fns.retry);
 
     // Validate reads nothing and stores nothing: its role has only its log group (and X-Ray).

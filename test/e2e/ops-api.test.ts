@@ -147,6 +147,7 @@ describe('the operations API served by ingest up', () => {
       ['?kind=orders', 'kind'],
       ['?since=yesterday', 'since'],
       ['?cursor=bm90LWEtY3Vyc29y', 'cursor'],
+      [`?cursor=${Buffer.from(JSON.stringify({ pk: 'x', catalogAt: 'y' })).toString('base64url')}`, 'cursor'],
     ] as const) {
       const answer = await api.get(`/v1/files${query}`);
       expect(answer.status).toBe(400);
@@ -318,6 +319,8 @@ describe('the operations API served by ingest up', () => {
     const second = await listed(`?limit=1&cursor=${first.next}`);
     expect(second.files.map((file) => file.name)).toEqual([USERS_NAME]);
     expect(second.next).toBeNull();
+    // The last page says so (`next` null), filtered or not.
+    expect(await listed('?partner=acme&limit=1')).toMatchObject({ files: [{ name: USERS_NAME }], next: null });
     expect((await listed('?partner=acme')).files.map((file) => file.name)).toEqual([USERS_NAME]);
     expect((await listed('?status=partial')).files.map((file) => file.name)).toEqual([USERS_NAME]);
     expect((await listed('?status=running')).files).toEqual([]);
@@ -410,7 +413,8 @@ describe('the operations API served by ingest up', () => {
     }, 'the users file');
     const retried = await api.post(`/v1/files/${first.fileId}/retry`, { codes: ['4404'] });
     expect(retried.status).toBe(202);
-    expect(FileViewSchema.parse(retried.body)).toMatchObject({ fileId: first.fileId, finishedAt: null });
+    // Queued, its records pending as the summary counts them: the lines are picked by the round's execution.
+    expect(FileViewSchema.parse(retried.body)).toMatchObject({ fileId: first.fileId, finishedAt: null, pending: 20 });
     expect(FileViewSchema.parse(retried.body).status).not.toBe('partial');
     const again = await api.post(`/v1/files/${first.fileId}/retry`, { codes: ['4404'] });
     expect(again.status).toBe(409);

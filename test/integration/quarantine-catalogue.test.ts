@@ -33,7 +33,10 @@ describe('a quarantined file in the file catalogue (dynalite)', () => {
     const error = { Error: 'File.TooLarge', Cause: 'over MAX_DECOMPRESSED_BYTES once inflated' };
     await quarantineFile({ file: claimed, error, kind: 'users', fileId }, deps);
 
+    // Finished: its view has its times, as any finished file's (when it was claimed, when it was refused).
     expect((await registry.get(fileId))?.summary).toMatchObject({
+      landedAt: expect.any(String),
+      finishedAt: expect.any(String),
       status: 'failed',
       reason: expect.stringContaining('File.TooLarge'),
     });

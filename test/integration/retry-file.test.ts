@@ -1,15 +1,20 @@
-import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { awsClients } from '../../lambdas/adapters/aws/clients';
 import { DynamoDbCallAnswers } from '../../lambdas/adapters/aws/dynamodb-call-answers';
 import { DynamoDbFileRegistry } from '../../lambdas/adapters/aws/dynamodb-file-registry';
 import { DynamoDbPhaseCounters } from '../../lambdas/adapters/aws/dynamodb-phase-counters';
 import { SfnWorkflowStarter } from '../../lambdas/adapters/aws/landing-zone-adapters';
-import { S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
 import type { CrmCustomer } from '../../lambdas/core/files/record-schemas';
 import { ApiError } from '../../lambdas/core/operations/api-error';
-import { getFile } from '../../lambdas/core/operations/files';
+import { controlFile, getFile } from '../../lambdas/core/operations/files';
 import { retryFile, type RetryDeps } from '../../lambdas/core/operations/retry-file';
-import { scheduleRules } from '../../lambdas/core/schedule/schedule';
+import { controlFiles, scheduleRules } from '../../lambdas/core/schedule/schedule';
 import type { FinalSummary } from '../../lambdas/core/workflow/finalise-file';
 import { embeddedServicesClients, LOCAL_NAMES } from '../../lambdas/local/wiring/local-pipeline';
 import {
@@ -17,6 +22,8 @@ import {
   finished,
   ids,
   startScheduledPipeline,
+  scheduled,
+  sleep,
   transactionsCsv,
   until,
   usersCsv,
@@ -59,7 +66,6 @@ describe('retry a finished file by code', () => {
       ),
       rules: scheduleRules(pipeline.settings),
       callsPerMinute: pipeline.settings.callsPerMinute,
-      reports: new S3ObjectStore(pipeline.s3.client()),
       workflow: new SfnWorkflowStarter(
         clients.sfn,
         'arn:aws:states:us-east-1:000000000000:stateMachine:file-ingestion',
@@ -80,12 +86,14 @@ describe('retry a finished file by code', () => {
         () => true,
         () => false,
       );
+  /** Executions a test made fail on purpose (a round given up): the others must not. */
+  let expectedFailures = 0;
   /** The file's summary once its redo round `round` is kept on the claim. */
   const redone = (fileId: string, round: number) =>
     until(
       `round ${round} of ${fileId.slice(0, 12)} to finish`,
       async () => {
-        if (run.pipeline.failedExecutions.length > 0) {
+        if (run.pipeline.failedExecutions.length > expectedFailures) {
           throw new Error(`execution failed: ${JSON.stringify(run.pipeline.failedExecutions)}`);
         }
         const entry = await deps.catalog.get(fileId);
@@ -203,5 +211,133 @@ describe('retry a finished file by code', () => {
     ]);
     expect(await text(summary.reports.failedRecords as string)).toContain('RU2');
     expect(callsFor(calls, 'RU').flatMap((call) => call.ids)).toEqual(['RU1', 'RU2', 'RU2'].sort());
+  }, 120_000);
+
+  /** A users file of `count` new customers whose first record fails 3217 (an address the CRM refuses). */
+  const usersWith3217 = (prefix: string, count: number) =>
+    [
+      usersCsv(ids(prefix, count)).split('\n')[0],
+      `${prefix}BAD,Bo,Birch,${prefix.toLowerCase()}bad@invalid.example,,SE,2026-11-24T03:00:00Z`,
+      ...usersCsv(ids(prefix, count)).split('\n').slice(1),
+    ].join('\n');
+  /** Lands the file and cancels it once it is under way: its unsent records fail as CANCELLED. */
+  const landAndCancel = async (prefix: string, name: string) => {
+    const { pipeline, calls, notifier } = run;
+    await pipeline.land(`${prefix.toLowerCase()}/${name}`, usersWith3217(prefix, 600));
+    const entry = await scheduled(pipeline, name);
+    await until('the file under way', () => callsFor(calls, prefix).length >= 10);
+    await controlFiles(pipeline.schedule, { fileId: entry.fileId }, 'cancel', notifier);
+    const first = await finished(pipeline, name);
+    expect(first).toMatchObject({ status: 'cancelled', received: 601, failures: { '3217': 1 } });
+    expect(first.failures.CANCELLED).toBeGreaterThan(100);
+    return first;
+  };
+
+  it('a cancelled file retried twice: CANCELLED, then another code; both rounds finish (the cancel is remembered)', async () => {
+    const { calls } = run;
+    const name = 'users_rtryk_20261124_001.csv';
+    const first = await landAndCancel('RK', name);
+    const fileId = first.sha256;
+
+    await retryFile(deps, fileId, { codes: ['CANCELLED'] });
+    const one = (await redone(fileId, 1)) as FinalSummary;
+    expect(one).toMatchObject({ status: 'partial', received: 601, succeeded: 600, failed: 1, failures: { '3217': 1 } });
+    // No CANCELLED failure is left: the summary keeps that the file was cancelled once.
+    expect(one.cancelled).toBe(true);
+
+    // The second round's report merges ADD (cut short by the cancel), REDO1 and REDO2: no ReconciliationError.
+    await retryFile(deps, fileId, { codes: ['3217'] });
+    const two = (await redone(fileId, 2)) as FinalSummary;
+    expect(two).toMatchObject({
+      status: 'partial',
+      received: 601,
+      succeeded: 600,
+      failed: 1,
+      failures: { '3217': 1 },
+      redoRounds: 2,
+      cancelled: true,
+    });
+    // Every customer created once; the refused one sent in ADD and in each round that asked for it.
+    const sent = new Map<string, number>();
+    for (const call of callsFor(calls, 'RK')) for (const id of call.ids) sent.set(id, (sent.get(id) ?? 0) + 1);
+    expect([...sent.entries()].filter(([id, n]) => id !== 'RKBAD' && n !== 1)).toEqual([]);
+    expect(sent.size).toBe(601);
+    const bad = calls.filter((call) => call.ids.includes('RKBAD')).length;
+    expect(bad).toBe(2);
+  }, 120_000);
+
+  it('a round paused in flight: the view says paused and no call is made; resumed, it finishes', async () => {
+    const { pipeline, calls, notifier } = run;
+    const name = 'users_rtryp_20261124_001.csv';
+    const first = await landAndCancel('RP', name);
+    const fileId = first.sha256;
+    const before = callsFor(calls, 'RP').length;
+    const control = { ...deps, notifier };
+
+    await retryFile(deps, fileId, { codes: ['CANCELLED'] });
+    await until('the round under way', () => callsFor(calls, 'RP').length >= before + 5);
+    const paused = await controlFile(control, fileId, 'pause');
+    expect(paused).toMatchObject({ fileId, status: 'paused' });
+    // The dispatchers read the schedule every 2 s: by then the round's queued calls are held back.
+    await sleep(3000);
+    const heldAt = callsFor(calls, 'RP').length;
+    await sleep(3000);
+    expect(callsFor(calls, 'RP')).toHaveLength(heldAt);
+    expect(await getFile(deps, fileId)).toMatchObject({ status: 'paused', phase: 'REDO1' });
+    expect((await deps.catalog.get(fileId))?.redo?.done).toBeUndefined();
+
+    expect(await controlFile(control, fileId, 'resume')).toMatchObject({ fileId });
+    const summary = (await redone(fileId, 1)) as FinalSummary;
+    expect(summary).toMatchObject({ status: 'partial', succeeded: 600, failed: 1, failures: { '3217': 1 } });
+    expect((await pipeline.schedule.view()).files.find((file) => file.fileId === fileId)).toBeUndefined();
+    // Finished again: no control is taken.
+    expect(await refusal(controlFile(control, fileId, 'pause'))).toMatchObject({ status: 409 });
+  }, 120_000);
+
+  // Last: its execution fails on purpose.
+  it('a round whose execution fails is given up: the file as it was (not quarantined), and a new retry may run', async () => {
+    const { pipeline } = run;
+    const s3 = pipeline.s3.client();
+    const name = 'users_rtryf_20261124_001.csv';
+    await pipeline.land(`rtryf/${name}`, usersWith3217('RF', 3));
+    const first = await finished(pipeline, name);
+    const fileId = first.sha256;
+    const source = { Bucket: first.archived!.bucket, Key: first.archived!.key };
+    const bytes = await (await s3.send(new GetObjectCommand(source))).Body!.transformToByteArray();
+    const failedObjects = async () =>
+      (await s3.send(new ListObjectsV2Command({ Bucket: LOCAL_NAMES.failedBucket }))).KeyCount ?? 0;
+    const quarantinedBefore = await failedObjects();
+
+    // The archived source is gone: the round's prepare step fails (File.Gone), after SelectRedo and RegisterRedo.
+    await s3.send(new DeleteObjectCommand(source));
+    expectedFailures++;
+    await retryFile(deps, fileId, { codes: ['3217'] });
+    const mark = await until(
+      'the round given up',
+      async () => {
+        const redo = (await deps.catalog.get(fileId))?.redo;
+        return redo?.done ? redo : undefined;
+      },
+      30_000,
+      200,
+    );
+    expect(mark).toMatchObject({ round: 1, done: true, abandoned: true, reason: expect.stringContaining('File.Gone') });
+    await until('the execution failed', () => pipeline.failedExecutions.length === expectedFailures);
+    expect(pipeline.failedExecutions.at(-1)?.error).toMatch(/File\.Gone/);
+    // Nothing quarantined, the summary and its reports as they were, out of the schedule, no longer in flight.
+    expect(await failedObjects()).toBe(quarantinedBefore);
+    const entry = await deps.catalog.get(fileId);
+    const unchanged = { status: first.status, finishedAt: first.finishedAt, failures: first.failures };
+    expect(entry?.summary).toMatchObject(unchanged);
+    expect(entry?.summary?.redoRounds).toBeUndefined();
+    expect(JSON.parse(await text(first.reports.summary))).toMatchObject(unchanged);
+    expect((await pipeline.schedule.view()).files.find((file) => file.fileId === fileId)).toBeUndefined();
+    expect(await getFile(deps, fileId)).toMatchObject({ status: 'partial', pending: 0, failures: { '3217': 1 } });
+
+    // Put back: the next retry takes round 2 and runs it.
+    await s3.send(new PutObjectCommand({ ...source, Body: bytes }));
+    await retryFile(deps, fileId, { codes: ['3217'] });
+    expect(await redone(fileId, 2)).toMatchObject({ status: 'partial', failures: { '3217': 1 }, redoRounds: 2 });
+    expect(await exists(first.archived!.key)).toBe(true);
   }, 120_000);
 });

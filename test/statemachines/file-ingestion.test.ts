@@ -83,6 +83,8 @@ interface Scenario {
   held?: Record<string, number>;
   /** The phase whose prepare finds the file cancelled. */
   cancelIn?: string;
+  /** Lines a redo round's SelectRedo finds in results.csv. @default 2 */
+  redoLines?: number;
 }
 
 const named = (name: string, message: string) => Object.assign(new Error(message), { name });
@@ -176,6 +178,8 @@ function world(scenario: Scenario) {
       return scenario.lost?.includes(phase) ? new Promise(() => undefined) : answer;
     }),
     'finalise-file': lambda('finalise-file', (p) => {
+      if (p.action === 'select-redo') return { lines: scenario.redoLines ?? 2 };
+      if (p.action === 'abandon-redo') return { abandoned: true };
       if (p.action === 'quarantine') return { ...summary('failed'), reason: 'quarantined' };
       if (p.action === 'duplicate') return summary('duplicate');
       if (p.action === 'archive') {
@@ -192,6 +196,19 @@ function world(scenario: Scenario) {
   };
   return { calls, lambdas };
 }
+
+/** The Task states of a redo round's path, each of which gives the round up when it fails. */
+const REDO_TASKS = [
+  'SelectRedo',
+  'RegisterRedo',
+  'RedoPrepareSlice',
+  'RedoAwaitTurn',
+  'RedoAwaitPhase',
+  'RedoCheckPhase',
+  'RedoFinaliseFile',
+  'RedoArchiveFile',
+  'GiveUpRedo',
+];
 
 async function run(scenario: Scenario, key: string | object = 'users_acme_20261124.csv') {
   const { calls, lambdas } = world(scenario);
@@ -210,6 +227,7 @@ async function run(scenario: Scenario, key: string | object = 'users_acme_202611
         'ArchiveFile',
         'FinaliseDuplicate',
         'Quarantine',
+        ...REDO_TASKS,
       ].map((s) => [s, 0]),
     ),
   });
@@ -628,15 +646,25 @@ describe('file-ingestion state machine', () => {
         name: 'transactions_acme_20261124.csv',
         partner: 'acme',
         landedAt: '2026-11-24T08:00:00.000Z',
+        results: { bucket: 'archive', key: 'reports/acme/transactions_acme_20261124.csv/eeee/results.csv' },
         lines: { bucket: 'archive', key: `redo/${SHA}/${round}.lines` },
         codes: ['4404'],
       },
     });
+    const failure = (promise: Promise<unknown>) =>
+      promise.then(
+        () => {
+          throw new Error('the execution succeeded');
+        },
+        (error: unknown) => error as Error & { cause?: unknown },
+      );
 
-    it('registers the file again, sends REDO<round> from its lines in slices, finalises every phase, archives nothing new', async () => {
+    it('selects its lines, registers the file again, sends REDO<round> from them in slices, finalises every phase, archives nothing new', async () => {
       const { actions, calls, entered } = await run({ kind: 'transactions', slices: 2 }, redoInput('transactions'));
-      expect(entered.slice(0, 3)).toEqual(['IsRedo', 'DescribeRedo', 'RegisterRedo']);
+      expect(entered.slice(0, 5)).toEqual(['IsRedo', 'DescribeRedo', 'SelectRedo', 'HasRedoLines', 'RegisterRedo']);
+      expect(entered.at(-1)).toBe('RedoFinalised');
       expect(actions).toEqual([
+        'finalise-file:select-redo',
         'classify-file:register',
         'prepare-file:prepare:REDO2',
         'prepare-file:prepare:REDO2',
@@ -644,8 +672,17 @@ describe('file-ingestion state machine', () => {
         'finalise-file:finalise',
         'finalise-file:archive',
       ]);
-      // Back in the schedule with the time it first landed.
+      // The lines are picked from results.csv by the workflow, not by the API request.
       expect(calls[0]?.payload).toEqual({
+        action: 'select-redo',
+        fileId: SHA,
+        round: 2,
+        codes: ['4404'],
+        results: redoInput('transactions').redo.results,
+        lines: redoInput('transactions').redo.lines,
+      });
+      // Back in the schedule with the time it first landed.
+      expect(calls[1]?.payload).toEqual({
         action: 'register',
         redo: {
           fileId: SHA,
@@ -656,20 +693,21 @@ describe('file-ingestion state machine', () => {
         },
       });
       // The archived file is read; the lines come from the round's object, on every slice.
-      expect(calls[1]?.payload).toMatchObject({
+      expect(calls[2]?.payload).toMatchObject({
         file: archived,
         classification: { kind: 'transactions', sha256: SHA, format: 'csv' },
         resume: { phase: 'REDO2', from: null, lines: redoInput('transactions').redo.lines, slices: 0, batches: 0 },
       });
-      expect(calls[2]?.payload.resume).toMatchObject({ lines: redoInput('transactions').redo.lines, slices: 1 });
+      expect(calls[3]?.payload.resume).toMatchObject({ lines: redoInput('transactions').redo.lines, slices: 1 });
       const finalise = calls.find((c) => c.payload.action === 'finalise')!.payload;
       expect(finalise).toMatchObject({ file: archived, retryAttempts: 0, redo: { round: 2 } });
       expect(calls.at(-1)?.payload).toMatchObject({ action: 'archive', file: archived });
     });
 
-    it('a first execution passes no redo to finalise (null)', async () => {
-      const { calls } = await run({ kind: 'users' });
-      expect(calls.find((c) => c.payload.action === 'finalise')!.payload.redo).toBeNull();
+    it("a first execution passes no redo to finalise, and enters none of a round's states", async () => {
+      const { calls, entered } = await run({ kind: 'users' });
+      expect(calls.find((c) => c.payload.action === 'finalise')!.payload).not.toHaveProperty('redo');
+      expect(entered.filter((state) => /Redo/.test(state))).toEqual(['IsRedo']);
     });
 
     it('transactions: a 4404 in a redo round is final (no RETRY wait)', async () => {
@@ -679,7 +717,7 @@ describe('file-ingestion state machine', () => {
       );
       expect(entered).not.toContain('WaitBeforeRetry');
       expect(actions.filter((a) => a.startsWith('prepare-file'))).toEqual(['prepare-file:prepare:REDO2']);
-      expect(entered).toContain('Finalised');
+      expect(entered).toContain('RedoFinalised');
     });
 
     it("users: the round's 8006 records go again as REDO<n>UPD, from REDO<n>'s answers; no REDO<n>UPDUPD", async () => {
@@ -688,6 +726,7 @@ describe('file-ingestion state machine', () => {
         redoInput('users', 1),
       );
       expect(actions).toEqual([
+        'finalise-file:select-redo',
         'classify-file:register',
         'prepare-file:prepare:REDO1',
         'await-phase:await:REDO1',
@@ -707,6 +746,88 @@ describe('file-ingestion state machine', () => {
       );
       expect(actions.filter((a) => a.startsWith('prepare-file'))).toEqual(['prepare-file:prepare:REDO1']);
       expect(actions.at(-1)).toBe('finalise-file:archive');
+    });
+
+    it('no line of results.csv has those codes: the round is given up cleanly, nothing registered or sent', async () => {
+      const { actions, calls, entered } = await run({ kind: 'users', redoLines: 0 }, redoInput('users', 1));
+      expect(actions).toEqual(['finalise-file:select-redo', 'finalise-file:abandon-redo']);
+      expect(calls[1]?.payload).toEqual({
+        action: 'abandon-redo',
+        fileId: SHA,
+        round: 1,
+        error: { Error: 'Redo.NothingToSend', Cause: expect.stringContaining('codes asked for') },
+      });
+      expect(entered.at(-1)).toBe('NothingToRedo');
+    });
+
+    it('an unreadable archived file gives the round up and fails the execution: never quarantined (no move)', async () => {
+      const unreadable = named('File.Unreadable', 'line 1: missing required column email');
+      const { calls, lambdas } = world({ kind: 'users', failures: { prepare: [unreadable] } });
+      const error = await failure(
+        runStateMachine(definition(), redoInput('users', 1), { lambdas, retryIntervalOverrides: {} }).result,
+      );
+      expect(`${error.message} ${String(error.cause)}`).toMatch(/File\.Unreadable|missing required column/);
+      const actions = calls.map((c) => String(c.payload.action));
+      expect(actions).toEqual(['select-redo', 'register', 'prepare', 'abandon-redo']);
+      expect(actions).not.toContain('quarantine');
+      expect(calls.at(-1)?.payload).toEqual({
+        action: 'abandon-redo',
+        fileId: SHA,
+        round: 1,
+        error: { Error: 'File.Unreadable', Cause: expect.stringContaining('missing required column email') },
+      });
+    });
+
+    it.each([
+      ['select-redo', 'finalise-file:select-redo'],
+      ['register', 'classify-file:register'],
+      ['prepare', 'prepare-file:prepare:REDO2'],
+      ['await', 'await-phase:await:REDO2'],
+      ['finalise', 'finalise-file:finalise'],
+      ['archive', 'finalise-file:archive'],
+    ])(
+      '%s failing past its retries gives the round up, then the execution fails with its error',
+      async (action, last) => {
+        // Transient errors are retried first (6 attempts): the round is given up only once they are spent.
+        const transient = Array.from({ length: 7 }, () => named('Pipeline.Transient', `${action}: S3 throttled`));
+        const { calls, lambdas } = world({ kind: 'transactions', failures: { [action]: transient } });
+        const error = await failure(
+          runStateMachine(definition(), redoInput('transactions'), {
+            lambdas,
+            retryIntervalOverrides: Object.fromEntries(REDO_TASKS.map((s) => [s, 0])),
+          }).result,
+        );
+        expect(`${error.message} ${String(error.cause)}`).toMatch(/Pipeline\.Transient|S3 throttled/);
+        const actions = calls.map((c) => {
+          const phase = (c.payload.phase ?? (c.payload.resume as { phase?: string } | undefined)?.phase) as string;
+          return [c.lambda, c.payload.action, ...(phase ? [phase] : [])].join(':');
+        });
+        expect(actions.filter((a) => a === last)).toHaveLength(7);
+        expect(actions.at(-1)).toBe('finalise-file:abandon-redo');
+        expect(calls.at(-1)?.payload).toMatchObject({
+          round: 2,
+          error: { Error: 'Pipeline.Transient', Cause: expect.stringContaining('S3 throttled') },
+        });
+        expect(actions).not.toContain('finalise-file:quarantine');
+      },
+    );
+
+    it("every Task of a round's path gives the round up on any error; none goes to Quarantine", () => {
+      const states = definition().States as Record<
+        string,
+        { Type: string; Catch?: { ErrorEquals: string[]; Next: string }[] }
+      >;
+      for (const name of REDO_TASKS.filter((task) => task !== 'GiveUpRedo')) {
+        const state = states[name];
+        expect({ name, type: state?.Type }).toEqual({ name, type: 'Task' });
+        expect({ name, last: state?.Catch?.at(-1) }).toEqual({
+          name,
+          last: { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'GiveUpRedo' },
+        });
+        expect(state?.Catch?.map((rule) => rule.Next)).not.toContain('Quarantine');
+      }
+      // The give-up itself fails the execution at its state when it cannot be done (a redrive runs it again).
+      expect(states.GiveUpRedo?.Catch).toBeUndefined();
     });
   });
 });

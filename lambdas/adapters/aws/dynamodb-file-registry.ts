@@ -9,10 +9,10 @@ import type {
   FileRecord,
   FileRegistry,
   RedoMark,
+  RedoMarks,
 } from '../../core/ledger/file-claim';
 import { ApiError } from '../../core/operations/api-error';
 import type { CatalogEntry, CatalogQuery, FileCatalog } from '../../core/operations/ports';
-import type { RedoMarks } from '../../core/operations/retry-file';
 import type { FinalSummary } from '../../core/workflow/finalise-file';
 import { fileNameOf } from '../../core/workflow/storage-keys';
 import { isConditionFailure } from './dynamodb-errors';
@@ -23,6 +23,9 @@ type Item = Record<string, unknown>;
 
 /** The catalogue's one partition in its index: every claimed file, ordered by claim time. */
 const CATALOG_PARTITION = 'files';
+
+/** Characters of a given-up round's reason kept on the claim. */
+const MAX_REDO_REASON = 2000;
 
 /**
  * File claims in the ledger table (`pk` = `file#<sha256>`, `sk` = `claim`), taken with a conditional put. The claim
@@ -143,23 +146,33 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes, FileCat
   }
 
   /**
-   * A request that took a round but could not start it (its lines not written, StartExecution refused) ends it
-   * unstarted, so the next request may go on (with the next round: a round's name is never used twice).
+   * Gives a round up: one whose execution could not be started (the request ends it), or one whose execution
+   * failed or found nothing to send (its GiveUpRedo step ends it). The next request may go on, with the next
+   * round (a round's name is never used twice). Only the round in flight: a repeat, or a round whose summary
+   * was kept meanwhile, changes nothing (false).
    */
-  async abandonRedo(fileId: string, round: number): Promise<void> {
+  async abandonRedo(fileId: string, round: number, reason?: string): Promise<boolean> {
     try {
       await this.documents.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: fileKey(fileId), sk: CLAIM_SORT_KEY },
-          UpdateExpression: 'SET redo.#done = :true, redo.abandoned = :true',
+          UpdateExpression: `SET redo.#done = :true, redo.abandoned = :true${reason ? ', redo.reason = :reason' : ''}`,
           ConditionExpression: 'redo.#round = :round AND redo.#done = :false',
           ExpressionAttributeNames: { '#round': 'round', '#done': 'done' },
-          ExpressionAttributeValues: { ':round': round, ':true': true, ':false': false },
+          ExpressionAttributeValues: {
+            ':round': round,
+            ':true': true,
+            ':false': false,
+            // A DynamoDB item is at most 400 KB: a long cause is cut, not refused.
+            ...(reason ? { ':reason': reason.slice(0, MAX_REDO_REASON) } : {}),
+          },
         }),
       );
+      return true;
     } catch (error) {
-      if (!isConditionFailure(error)) throw error;
+      if (isConditionFailure(error)) return false;
+      throw error;
     }
   }
 
@@ -210,8 +223,11 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes, FileCat
     }
     const entries: CatalogEntry[] = [];
     let startKey = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    // Read on past a full page until one more entry is found or the index ends: `next` is null on the last page
+    // even when a filter leaves the rest of the index empty.
     let more = false;
     while (!more) {
+      const wanted = query.limit - entries.length + 1;
       const page = await this.documents.send(
         new QueryCommand({
           TableName: this.tableName,
@@ -221,8 +237,8 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes, FileCat
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ScanIndexForward: false,
-          // One more than wanted: an unfiltered page then knows whether another follows.
-          Limit: query.limit - entries.length + 1,
+          // A filtered Query counts the items it reads, not those it keeps: read a fair page at a time.
+          Limit: filters.length > 0 ? Math.max(wanted, 100) : wanted,
           ...(startKey ? { ExclusiveStartKey: startKey } : {}),
         }),
       );
@@ -235,7 +251,6 @@ export class DynamoDbFileRegistry implements FileRegistry, FileOutcomes, FileCat
       }
       startKey = page.LastEvaluatedKey;
       if (startKey === undefined) break;
-      if (entries.length === query.limit) more = true;
     }
     const last = entries[entries.length - 1];
     return { entries, ...(more && last ? { next: encodeCursor(catalogKey(last.fileId, last.landedAt)) } : {}) };
@@ -255,7 +270,19 @@ const encodeCursor = (key: Item) => Buffer.from(JSON.stringify(key)).toString('b
 function decodeCursor(cursor: string): Item {
   try {
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Item;
-    if (typeof key.pk === 'string' && typeof key[CATALOG_INDEX.sortKey] === 'string') return key;
+    const at = key[CATALOG_INDEX.sortKey];
+    const fileId = /^file#([0-9a-f]{64})$/.exec(String(key.pk))?.[1];
+    // Only the keys this API gives: anything else would reach DynamoDB as a bad start key (a 500, not a 400).
+    if (
+      fileId &&
+      key.sk === CLAIM_SORT_KEY &&
+      key[CATALOG_INDEX.partitionKey] === CATALOG_PARTITION &&
+      typeof at === 'string' &&
+      at.endsWith(`#${fileId}`) &&
+      Object.keys(key).length === 4
+    ) {
+      return key;
+    }
   } catch {
     // Answered below.
   }
@@ -288,6 +315,8 @@ function redoOf(item: Item): { redo?: RedoMark } {
       lines: typeof redo.lines === 'number' ? redo.lines : 0,
       requestedAt: typeof redo.requestedAt === 'string' ? redo.requestedAt : '',
       ...(redo.done === true ? { done: true } : {}),
+      ...(redo.abandoned === true ? { abandoned: true } : {}),
+      ...(typeof redo.reason === 'string' ? { reason: redo.reason } : {}),
     },
   };
 }

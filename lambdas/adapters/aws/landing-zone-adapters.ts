@@ -1,5 +1,6 @@
 import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import { WorkflowStartRefused } from '../../core/workflow/start-refused';
 import type { LandingZone, WorkflowStarter } from '../../core/workflow/sweep-landing-zone';
 
 /** The landing bucket's objects under a prefix, page by page. */
@@ -20,7 +21,11 @@ export class S3LandingZone implements LandingZone {
   }
 }
 
-/** StartExecution of the file workflow; a name already used is `already` (execution names are unique). */
+/**
+ * StartExecution of the file workflow; a name already used is `already` (execution names are unique). An error
+ * the service answered with a 4xx is {@link WorkflowStartRefused} (nothing started); any other (a 5xx, the
+ * network, the SDK's retries spent on an answer lost) is thrown as it is: the execution may have started.
+ */
 export class SfnWorkflowStarter implements WorkflowStarter {
   constructor(
     private readonly sfn: SFNClient,
@@ -35,6 +40,10 @@ export class SfnWorkflowStarter implements WorkflowStarter {
       return 'started';
     } catch (error) {
       if ((error as Error).name === 'ExecutionAlreadyExists') return 'already';
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status !== undefined && status >= 400 && status < 500) {
+        throw new WorkflowStartRefused(`${(error as Error).name}: ${(error as Error).message}`, { cause: error });
+      }
       throw error;
     }
   }

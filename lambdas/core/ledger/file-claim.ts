@@ -39,11 +39,32 @@ export interface RedoMark {
   readonly round: number;
   /** The failure reasons retried (CRM codes, CONFLICTING_PROFILE, CANCELLED). */
   readonly codes: readonly string[];
-  /** Records the round sends again. */
+  /**
+   * Records the round sends again, as the request counted them: the summary's failures with those codes (the
+   * workflow's first step picks their lines from results.csv).
+   */
   readonly lines: number;
   readonly requestedAt: string;
-  /** Set once the round's summary is kept (or the request gave it up before its execution started). */
+  /** Set once the round's summary is kept, or once the round is given up. */
   readonly done?: boolean;
+  /**
+   * The round was given up, its summary and reports left as they were: its execution could not be started, it
+   * failed (`reason` says why), or results.csv had no line with its codes. The next request may take a new round.
+   */
+  readonly abandoned?: boolean;
+  /** Why the round was given up (the failed state's error and cause). */
+  readonly reason?: string;
+}
+
+/** The claim's redo mark (DynamoDbFileRegistry): one conditional write takes a round, one ends it given up. */
+export interface RedoMarks {
+  /** False when refused: the file is not finished, a round is in flight, or `mark.round` is not the next. */
+  markRedo(fileId: string, mark: RedoMark): Promise<boolean>;
+  /**
+   * Gives the round up (done and abandoned, with the reason), so the next request may go on; its summary is left
+   * as it was. False when the round is not the one in flight (already ended: a repeated call changes nothing).
+   */
+  abandonRedo(fileId: string, round: number, reason?: string): Promise<boolean>;
 }
 
 /** What the registry keeps of a finished file: its summary and where its reports are. */

@@ -47,6 +47,12 @@ export type FinalSummary = FileSummary & {
   readonly calls?: { readonly made: number; readonly remaining: 0 };
   /** Redo rounds (retries by code) this summary includes: absent before the first. */
   readonly redoRounds?: number;
+  /**
+   * The file was cancelled once (its first run or a redo round), kept in every later summary: its records a
+   * cancelled run never sent have no answer before the round that sent them, which a later round's report must
+   * know even when no CANCELLED failure is left.
+   */
+  readonly cancelled?: true;
 };
 
 /** The port to the event bus: `file.completed` with the summary, for whoever watches (EventBridge). */
@@ -379,6 +385,10 @@ export async function finaliseFileSlice(
   // A redo round reports again: the summary kept before it is not this round's (it has fewer rounds).
   const kept = stored && (stored.redoRounds ?? 0) >= round ? stored : undefined;
   const previous = round > 0 ? stored : undefined;
+  // Sticky: a summary before the flag was kept says it by its status or its CANCELLED failures.
+  const cancelledBefore =
+    previous !== undefined &&
+    (previous.cancelled === true || previous.status === 'cancelled' || previous.failures[CANCELLED] !== undefined);
   let summary: FinalSummary;
   const laterPhases = await laterPhasesOf(input, deps);
   // Marked finalising before its control is read: from then on no pause or cancel is taken (setControl refuses),
@@ -442,7 +452,7 @@ export async function finaliseFileSlice(
         ...(from ? { from: from.report } : {}),
         ...(parts && options.shouldStop ? { shouldStop: options.shouldStop } : {}),
         ...(scheduled?.control === 'cancelled' ? { cancelled: true } : {}),
-        ...(previous?.status === 'cancelled' || previous?.failures[CANCELLED] !== undefined
+        ...(cancelledBefore
           ? { cancelledBefore: { redoFrom: laterPhases.findIndex((phase) => REDO_PHASE.test(phase)) } }
           : {}),
         ...(index ? { onRecord: (result: RecordResult) => index.add(result) } : {}),
@@ -486,6 +496,8 @@ export async function finaliseFileSlice(
       finishedAt,
       ...(deps.phases ? { calls: { made, remaining: 0 as const } } : {}),
       ...(round > 0 ? { redoRounds: round } : {}),
+      // A first run says it by its status; a round's summary, whose status is the round's, by this flag.
+      ...(round > 0 && (cancelledBefore || scheduled?.control === 'cancelled') ? { cancelled: true as const } : {}),
       reports: {
         bucket: deps.archiveBucket,
         summary: `${prefix}summary.json`,
@@ -604,6 +616,11 @@ export async function quarantineFile(
   // Refused before its hash was taken (unknown, too large): hashed here, so the report names the bytes too.
   const fileId = input.fileId ?? (await objectSha256(deps.store, [input.file, quarantined]));
   const prefix = reportPrefix(input.file.key, deps.landingPrefix, fileId);
+  // A file refused after its claim (unreadable past its head, too large once inflated) has a schedule entry and a
+  // claim: its times come from them (a repeat of this step finds the claim only).
+  const scheduled = fileId ? await deps.schedule?.read(fileId) : undefined;
+  const claim = fileId ? await deps.outcomes.read(fileId) : undefined;
+  const landedAt = scheduled?.landedAt ?? claim?.claimedAt;
   const summary: FinalSummary = {
     name: fileNameOf(input.file.key),
     sha256: fileId ?? '',
@@ -616,6 +633,9 @@ export async function quarantineFile(
     reason,
     reports: { bucket: deps.archiveBucket, summary: `${prefix}summary.json` },
     archived: quarantined,
+    ...(landedAt ? { landedAt } : {}),
+    ...(scheduled?.startedAt ? { startedAt: scheduled.startedAt } : {}),
+    finishedAt: new Date().toISOString(),
   };
   await deps.store.put(
     { bucket: deps.archiveBucket, key: summary.reports.summary },
@@ -623,13 +643,11 @@ export async function quarantineFile(
     JSON_TYPE,
   );
   await deps.store.move(input.file, quarantined, { 'failure-reason': metadataValue(reason) });
-  // A file refused after its claim (unreadable past its head, too large once inflated) leaves the schedule too.
-  const scheduled = fileId ? await deps.schedule?.read(fileId) : undefined;
   // A file refused after its claim keeps its summary there too, as a finished file does: the catalogue (the
   // operations API's list) shows it failed, not in flight for ever. One refused before its claim has none.
-  if (fileId && (await deps.outcomes.read(fileId))) await deps.outcomes.recordSummary(fileId, summary);
+  if (claim) await deps.outcomes.recordSummary(fileId as string, summary);
   if (scheduled && deps.schedule) {
-    await leaveSchedule(deps.schedule, deps.turnNotifier, scheduled, new Date().toISOString());
+    await leaveSchedule(deps.schedule, deps.turnNotifier, scheduled, summary.finishedAt as string);
   }
   await deps.events.fileCompleted(summary);
   return summary;

@@ -1,4 +1,3 @@
-import type { ObjectRef } from '../../../lambdas/core/files/object-store';
 import type { RedoMark } from '../../../lambdas/core/ledger/file-claim';
 import { ApiError } from '../../../lambdas/core/operations/api-error';
 import type { CatalogEntry } from '../../../lambdas/core/operations/ports';
@@ -10,19 +9,14 @@ import {
   type RetryDeps,
 } from '../../../lambdas/core/operations/retry-file';
 import type { FinalSummary } from '../../../lambdas/core/workflow/finalise-file';
+import { WorkflowStartRefused } from '../../../lambdas/core/workflow/start-refused';
 import { MemorySchedule } from '../../support/memory-schedule';
 
-/** retryFile's rules over in-memory ports: what it refuses (400, 404, 409) and what it starts. */
+/**
+ * retryFile's rules over in-memory ports: what it refuses (400, 404, 409) and what it starts. It reads no
+ * report: the summary's counts decide, and the round's execution picks the lines (finalise's select-redo).
+ */
 const FILE = 'a'.repeat(64);
-const RESULTS = [
-  'line,record_id,operations,outcome,code,error,attempts',
-  '2,T1,ADD_TRX,succeeded,200,,1',
-  '3,T2,ADD_TRX+ADD_TRX,failed,4404,CUSTOMER_NOT_FOUND,2',
-  '4,T3,,failed,,"VALIDATION: amount: must be a number",0',
-  '5,T4,ADD_TRX,failed,624,DUPLICATE,1',
-  '6,T5,ADD_TRX+ADD_TRX,failed,4404,CUSTOMER_NOT_FOUND,2',
-  '7,T6,,failed,,cancelled by an operator,0',
-].join('\n');
 
 const summary = (changes: Partial<FinalSummary> = {}): FinalSummary => ({
   name: 'transactions_acme_20261124.csv',
@@ -44,9 +38,12 @@ const summary = (changes: Partial<FinalSummary> = {}): FinalSummary => ({
   ...changes,
 });
 
+/** How each StartExecution call ends, in turn: an error, or the starter's answer. @default 'started' */
+type StartOutcome = 'started' | 'already' | Error;
+
 function world(
   entry: Partial<CatalogEntry> | undefined,
-  options: { startFails?: boolean; markRefused?: boolean } = {},
+  options: { starts?: StartOutcome[]; markRefused?: boolean } = {},
 ) {
   let stored: CatalogEntry | undefined = entry && {
     fileId: FILE,
@@ -57,9 +54,10 @@ function world(
     file: { bucket: 'landing', key: 'incoming/acme/transactions_acme_20261124.csv' },
     ...entry,
   };
-  const objects = new Map<string, string>([[`archive/${summary().reports.results}`, `${RESULTS}\n`]]);
   const started: { name: string; input: RedoExecution }[] = [];
-  const abandoned: number[] = [];
+  const attempts: string[] = [];
+  const abandoned: { round: number; reason?: string }[] = [];
+  const starts = [...(options.starts ?? [])];
   const deps: RetryDeps = {
     catalog: {
       get: (fileId) => Promise.resolve(fileId === FILE ? stored : undefined),
@@ -69,36 +67,28 @@ function world(
         stored = stored && { ...stored, redo: mark };
         return Promise.resolve(true);
       },
-      abandonRedo: (_fileId: string, round: number) => {
-        abandoned.push(round);
-        return Promise.resolve();
+      abandonRedo: (_fileId: string, round: number, reason?: string) => {
+        abandoned.push({ round, ...(reason ? { reason } : {}) });
+        stored = stored?.redo && { ...stored, redo: { ...stored.redo, done: true, abandoned: true } };
+        return Promise.resolve(true);
       },
     },
     schedule: new MemorySchedule(),
     phases: { phases: () => Promise.resolve([]) },
     rules: { partnerWeights: {} },
     callsPerMinute: 600,
-    reports: {
-      read: async function* (ref: ObjectRef) {
-        const text = objects.get(`${ref.bucket}/${ref.key}`);
-        if (text === undefined) throw new Error(`no ${ref.key}`);
-        yield Buffer.from(text);
-      },
-      put: (ref, body) => {
-        objects.set(`${ref.bucket}/${ref.key}`, body);
-        return Promise.resolve();
-      },
-    },
     workflow: {
       start: (name, input) => {
-        if (options.startFails) return Promise.reject(new Error('StartExecution refused'));
-        started.push({ name, input: input as RedoExecution });
-        return Promise.resolve('started');
+        attempts.push(name);
+        const outcome = starts.shift() ?? 'started';
+        if (outcome instanceof Error) return Promise.reject(outcome);
+        if (outcome === 'started') started.push({ name, input: input as RedoExecution });
+        return Promise.resolve(outcome);
       },
     },
     now: () => new Date('2026-11-25T09:00:00.000Z'),
   };
-  return { deps, objects, started, abandoned };
+  return { deps, started, attempts, abandoned, stored: () => stored };
 }
 
 const refusal = async (promise: Promise<unknown>) => {
@@ -112,10 +102,16 @@ const refusal = async (promise: Promise<unknown>) => {
 };
 
 describe('retryFile (POST /v1/files/{fileId}/retry)', () => {
-  it('sends the failed records with those codes again: lines written, round taken, execution started', async () => {
-    const { deps, objects, started } = world({ summary: summary() });
+  it('sends the failed records with those codes again: round taken, execution started to pick and send them', async () => {
+    const { deps, started, stored } = world({ summary: summary() });
     const view = await retryFile(deps, FILE, { codes: ['4404', 'CANCELLED'] });
-    expect(objects.get(`archive/${redoLinesKey(FILE, 1)}`)).toBe('3\n6\n7\n');
+    // Counted from the summary's failures: results.csv is not read in the request.
+    expect(stored()?.redo).toEqual({
+      round: 1,
+      codes: ['4404', 'CANCELLED'],
+      lines: 3,
+      requestedAt: '2026-11-25T09:00:00.000Z',
+    });
     expect(started).toEqual([
       {
         name: redoExecutionName(FILE, 1),
@@ -129,6 +125,7 @@ describe('retryFile (POST /v1/files/{fileId}/retry)', () => {
             name: 'transactions_acme_20261124.csv',
             partner: 'acme',
             landedAt: '2026-11-24T08:00:00.000Z',
+            results: { bucket: 'archive', key: summary().reports.results },
             lines: { bucket: 'archive', key: redoLinesKey(FILE, 1) },
             codes: ['4404', 'CANCELLED'],
           },
@@ -218,9 +215,48 @@ describe('retryFile (POST /v1/files/{fileId}/retry)', () => {
     });
   });
 
-  it('a round that could not be started is given up, so the next request may go on', async () => {
-    const { deps, abandoned } = world({ summary: summary() }, { startFails: true });
-    await expect(retryFile(deps, FILE, { codes: ['4404'] })).rejects.toThrow('StartExecution refused');
-    expect(abandoned).toEqual([1]);
+  it('a start the service refused is given up at once, with the reason, so the next request may go on', async () => {
+    const refused = new WorkflowStartRefused('StateMachineDoesNotExist: no such state machine');
+    const { deps, abandoned, attempts } = world({ summary: summary() }, { starts: [refused] });
+    await expect(retryFile(deps, FILE, { codes: ['4404'] })).rejects.toThrow('StateMachineDoesNotExist');
+    expect(attempts).toEqual([redoExecutionName(FILE, 1)]);
+    expect(abandoned).toEqual([{ round: 1, reason: 'StateMachineDoesNotExist: no such state machine' }]);
+  });
+
+  it.each([
+    ['already: the lost answer had started it', 'already' as const],
+    ['started: it had not started (an idempotent start of the same input answers so too)', 'started' as const],
+  ])('a start without an answer is made again by the same name: %s, the round runs', async (_case, second) => {
+    const lost = Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+    const { deps, abandoned, attempts, stored } = world({ summary: summary() }, { starts: [lost, second] });
+    const view = await retryFile(deps, FILE, { codes: ['4404'] });
+    expect(attempts).toEqual([redoExecutionName(FILE, 1), redoExecutionName(FILE, 1)]);
+    expect(abandoned).toEqual([]);
+    expect(stored()?.redo).toMatchObject({ round: 1 });
+    expect(stored()?.redo?.done).toBeUndefined();
+    expect(view).toMatchObject({ status: 'queued', pending: 2 });
+  });
+
+  it('a start refused on the second try is given up; one still unanswered leaves the round taken (never a round n+1 over the same lines)', async () => {
+    const lost = () => Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+    const refused = world(
+      { summary: summary() },
+      { starts: [lost(), new WorkflowStartRefused('ExecutionLimitExceeded: too many')] },
+    );
+    await expect(retryFile(refused.deps, FILE, { codes: ['4404'] })).rejects.toThrow('ExecutionLimitExceeded');
+    expect(refused.abandoned).toEqual([{ round: 1, reason: 'ExecutionLimitExceeded: too many' }]);
+
+    const unknown = world({ summary: summary() }, { starts: [lost(), lost()] });
+    await expect(retryFile(unknown.deps, FILE, { codes: ['4404'] })).rejects.toThrow('socket hang up');
+    expect(unknown.abandoned).toEqual([]);
+    // The next request finds the round in flight: 409, and it starts the round by its name, with the same input
+    // (nothing if it runs; the execution it had never got, if it does not).
+    expect(await refusal(retryFile(unknown.deps, FILE, { codes: ['624'] }))).toMatchObject({
+      status: 409,
+      message: expect.stringContaining('being retried (round 1)'),
+    });
+    expect(unknown.attempts).toEqual(Array(3).fill(redoExecutionName(FILE, 1)));
+    expect(unknown.started).toHaveLength(1);
+    expect(unknown.started[0]?.input.redo).toMatchObject({ round: 1, codes: ['4404'] });
   });
 });
