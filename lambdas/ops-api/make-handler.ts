@@ -238,39 +238,30 @@ export function awsDependencies(environment: OpsApiEnvironment, runtime: Functio
   };
   const store = new S3ObjectStore(s3);
   const stateMachine = environment.STATE_MACHINE_ARN;
+  // Built once per function, as the other adapters: each request only calls them.
+  const workflow = stateMachine ? new SfnWorkflowStarter(sfn, stateMachine) : undefined;
+  const index = new DynamoDbRecordIndex(dynamodb, table, retention);
+  const finishedAt = async (fileId: string) => (await catalog.get(fileId))?.summary?.finishedAt;
+  const uploads = {
+    signer: new S3UploadSigner(s3),
+    landingBucket: environment.LANDING_BUCKET_NAME,
+    landingPrefix: environment.LANDING_PREFIX,
+  };
   return {
     routes: environment.OPS_ROUTES,
     files,
     reports: store,
-    ...(stateMachine
-      ? {
-          retry: (fileId: string, body: unknown) =>
-            retryFile({ ...files, catalog, workflow: new SfnWorkflowStarter(sfn, stateMachine) }, fileId, body),
-        }
+    ...(workflow
+      ? { retry: (fileId: string, body: unknown) => retryFile({ ...files, catalog, workflow }, fileId, body) }
       : {}),
-    lookup: (query) =>
-      lookupRecord(
-        {
-          index: new DynamoDbRecordIndex(dynamodb, table, retention),
-          finishedAt: async (fileId) => (await catalog.get(fileId))?.summary?.finishedAt,
-        },
-        query,
-      ),
+    lookup: (query) => lookupRecord({ index, finishedAt }, query),
     // A 5 MB body may be a gzip that inflates far more: validate reads at most VALIDATE_MAX_TEXT_BYTES of text.
     validate: (input) =>
       validateFile(input, {
         ...settings,
         maxDecompressedBytes: Math.min(settings.maxDecompressedBytes ?? Infinity, VALIDATE_MAX_TEXT_BYTES),
       }),
-    upload: (body) =>
-      presignedUpload(
-        {
-          signer: new S3UploadSigner(s3),
-          landingBucket: environment.LANDING_BUCKET_NAME,
-          landingPrefix: environment.LANDING_PREFIX,
-        },
-        body,
-      ),
+    upload: (body) => presignedUpload(uploads, body),
     ...(environment.CALL_QUEUE_URL
       ? {
           stats: {

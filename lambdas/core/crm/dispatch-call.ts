@@ -100,6 +100,13 @@ export async function dispatchCall(
 /** The reason of records a cancel stopped before they were sent. */
 export const CANCELLED = 'CANCELLED';
 
+/**
+ * The reason a failed record is counted under: its decision's reason, else its code. The one key of the file
+ * report's `failures` and of the live tallies on the phase counters, so the two add up.
+ */
+export const outcomeReason = (outcome: Pick<RecordOutcome, 'reason' | 'code'>): string =>
+  outcome.reason ?? String(outcome.code ?? 'UNKNOWN');
+
 /** What a cancel leaves of a record never sent (or never sent again): the dispatcher's answer, and the report's. */
 export const cancelledOutcome = (line: number): RecordOutcome => ({
   line,

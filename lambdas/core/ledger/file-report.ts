@@ -1,4 +1,4 @@
-import { cancelledOutcome, type CallAnswer, type RecordOutcome } from '../crm/dispatch-call';
+import { cancelledOutcome, outcomeReason, type CallAnswer, type RecordOutcome } from '../crm/dispatch-call';
 import type { CrmOperation } from '../crm/response-policy';
 import { ErrorNames, PipelineError } from '../errors';
 import type { RecordFormat } from '../files/file-encoding';
@@ -367,7 +367,7 @@ async function mergeAndReport(input: ReportInput, add: OutcomeStream, later: Out
           operations,
           outcome: terminal,
           ...(outcome.code === undefined ? {} : { code: outcome.code }),
-          ...(terminal === 'failed' ? { reason: outcome.reason ?? String(outcome.code ?? 'UNKNOWN') } : {}),
+          ...(terminal === 'failed' ? { reason: outcomeReason(outcome) } : {}),
           ...(outcome.error === undefined ? {} : { error: outcome.error }),
           attempts: operations.length,
         };

@@ -1,4 +1,4 @@
-import type { CallAnswer, OutcomeStatus, RecordOutcome } from '../crm/dispatch-call';
+import { outcomeReason, type CallAnswer, type OutcomeStatus, type RecordOutcome } from '../crm/dispatch-call';
 
 /**
  * Where a phase of a file stands: how many batches it has (known once its last prepare slice has enqueued
@@ -44,13 +44,6 @@ export const phaseResult = (state: PhaseState & { batches: number }): PhaseResul
   retryLater: state.retryLater,
 });
 
-/**
- * The reason a failed record is counted under: the same key as the file report's (mergeAndReport in
- * file-report.ts), so the live tallies of a file add up to its summary's `failures`.
- */
-export const failureReason = (outcome: Pick<RecordOutcome, 'reason' | 'code'>): string =>
-  outcome.reason ?? String(outcome.code ?? 'UNKNOWN');
-
 /** What answers add to their phase's counters. */
 export interface OutcomeTally {
   readonly update: number;
@@ -80,7 +73,7 @@ export class OutcomeCounter {
       else if (outcome.status === 'succeeded') this.succeeded++;
       else {
         this.failed++;
-        const reason = failureReason(outcome);
+        const reason = outcomeReason(outcome);
         this.failures.set(reason, (this.failures.get(reason) ?? 0) + 1);
       }
     }

@@ -31,7 +31,7 @@ export const MAX_SCAN_BYTES = 32 * 1024 * 1024;
  * The reason a failed row is counted under in the summary's `failures`: the code, the error name a 200 carried
  * (CONFLICTING_PROFILE), VALIDATION, or CANCELLED (results.csv keeps the code and the error, not the reason).
  */
-export function failureReason(code: string, error: string): string {
+function resultReason(code: string, error: string): string {
   if (code === '200' && error) return error;
   if (code) return code;
   if (error.startsWith('VALIDATION')) return 'VALIDATION';
@@ -40,7 +40,7 @@ export function failureReason(code: string, error: string): string {
 }
 
 /** A results.csv row's fields as the API's record. */
-export function toRecord(fields: readonly string[]): FileRecord {
+function toRecord(fields: readonly string[]): FileRecord {
   const [line = '', recordId = '', operations = '', outcome = '', code = '', error = '', attempts = '0'] = fields;
   const failed = outcome === 'failed';
   return {
@@ -48,14 +48,14 @@ export function toRecord(fields: readonly string[]): FileRecord {
     recordId,
     operations: operations ? operations.split('+') : [],
     outcome: failed ? 'failed' : 'succeeded',
-    code: failed ? failureReason(code, error) : code || null,
+    code: failed ? resultReason(code, error) : code || null,
     error: error || null,
     attempts: Number(attempts),
   };
 }
 
 /** The rows of a CSV text from a byte offset, each with the offset just past it; rows may hold quoted newlines. */
-export async function* csvRows(chunks: AsyncIterable<Uint8Array>, start: number) {
+async function* csvRows(chunks: AsyncIterable<Uint8Array>, start: number) {
   let pending = Buffer.alloc(0);
   let offset = start;
   for await (const chunk of chunks) {
@@ -141,13 +141,11 @@ export async function fileRecords(
   if (from >= size) return { records: [], next: null };
   const records: FileRecord[] = [];
   let next: number | null = null;
-  for await (const row of csvRows(deps.reports.read(ref, { start: from, end: size - 1 }), from)) {
-    if (row.text === '' || (from === 0 && row.text.startsWith('line,'))) continue;
-    const fields = Papa.parse<string[]>(row.text).data[0] ?? [];
-    const record = toRecord(fields);
+  for await (const row of resultRows(deps.reports, ref, { start: from, end: size - 1 })) {
+    const { record } = row;
     if (
       (query.outcome === undefined || record.outcome === query.outcome) &&
-      (query.code === undefined || record.code === query.code || fields[4] === query.code)
+      (query.code === undefined || record.code === query.code || row.crmCode === query.code)
     ) {
       records.push(record);
     }
@@ -161,12 +159,20 @@ export async function fileRecords(
 }
 
 /**
- * Every record of a results.csv, in line order, streamed (one row parsed at a time): a retry picks its failed
- * records from it.
+ * The records of a results.csv in line order, streamed (one row parsed at a time), from a byte range's start (a
+ * page's cursor) or the whole file (a retry picks its failed records from it), each with its CRM code as written
+ * and the offset just past its row.
  */
-export async function* resultRows(reports: Pick<ObjectReader, 'read'>, ref: { bucket: string; key: string }) {
-  for await (const row of csvRows(reports.read(ref), 0)) {
-    if (row.text === '' || row.text.startsWith('line,')) continue;
-    yield toRecord(Papa.parse<string[]>(row.text).data[0] ?? []);
+export async function* resultRows(
+  reports: Pick<ObjectReader, 'read'>,
+  ref: { bucket: string; key: string },
+  range?: { start: number; end: number },
+) {
+  const start = range?.start ?? 0;
+  for await (const row of csvRows(reports.read(ref, range), start)) {
+    // The header is the first row only; no data row starts with `line,` (a line is a number).
+    if (row.text === '' || (start === 0 && row.text.startsWith('line,'))) continue;
+    const fields = Papa.parse<string[]>(row.text).data[0] ?? [];
+    yield { record: toRecord(fields), crmCode: fields[4] ?? '', end: row.end };
   }
 }

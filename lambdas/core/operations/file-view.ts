@@ -70,9 +70,18 @@ export interface ViewContext {
 
 const NO_REPORTS = { summary: null, results: null, failedRecords: null } as const;
 
+/** Where a summary's reports are, as the API shows them. */
+function reportsOf(summary: FinalSummary, reportPath: (key: string) => string): FileView['reports'] {
+  const { reports } = summary;
+  return {
+    summary: reportPath(reports.summary),
+    results: reports.results ? reportPath(reports.results) : null,
+    failedRecords: reports.failedRecords ? reportPath(reports.failedRecords) : null,
+  };
+}
+
 /** A finished file's view: its summary.json, as kept. */
 export function finishedView(entry: CatalogEntry, summary: FinalSummary, reportPath = (key: string) => key): FileView {
-  const { reports } = summary;
   return {
     fileId: entry.fileId,
     name: summary.name,
@@ -92,11 +101,7 @@ export function finishedView(entry: CatalogEntry, summary: FinalSummary, reportP
     landedAt: summary.landedAt ?? entry.landedAt,
     startedAt: summary.startedAt ?? null,
     finishedAt: summary.finishedAt ?? null,
-    reports: {
-      summary: reportPath(reports.summary),
-      results: reports.results ? reportPath(reports.results) : null,
-      failedRecords: reports.failedRecords ? reportPath(reports.failedRecords) : null,
-    },
+    reports: reportsOf(summary, reportPath),
   };
 }
 
@@ -109,10 +114,70 @@ export function unfinishedStatus(scheduled: ScheduledFile | undefined, view: Sch
   return 'running';
 }
 
+/** What a file in flight has so far: its records ended, by reason, and the calls they took. */
+interface Tally {
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly made: number;
+  /** By reason; a Map, so a CRM error named like an Object property (`__proto__`) is a key like any other. */
+  readonly failures: Map<string, number>;
+}
+
+/** `tally` with the counters of `phases` added. */
+function addPhases(tally: Tally, phases: readonly PhaseState[]): Tally {
+  let { succeeded, failed, made } = tally;
+  const failures = new Map(tally.failures);
+  for (const phase of phases) {
+    succeeded += phase.succeeded ?? 0;
+    failed += phase.failed ?? 0;
+    made += phase.calls ?? 0;
+    for (const [reason, count] of Object.entries(phase.failures ?? {})) {
+      failures.set(reason, (failures.get(reason) ?? 0) + count);
+    }
+  }
+  return { succeeded, failed, made, failures };
+}
+
+/**
+ * The view of a file in flight from what it has so far and its schedule entry: `received` at least what is
+ * answered, so `received = succeeded + failed + pending`; its ETA from the calls it still needs at its share of
+ * the budget.
+ */
+function inFlightView(
+  file: Pick<FileView, 'fileId' | 'name' | 'partner' | 'kind' | 'landedAt' | 'startedAt' | 'reports'>,
+  tally: Tally,
+  read: number,
+  scheduled: ScheduledFile | undefined,
+  phase: string | null,
+  context: ViewContext,
+): FileView {
+  const { succeeded, failed, made } = tally;
+  const received = Math.max(read, succeeded + failed);
+  const remaining =
+    scheduled?.batchesEstimate !== undefined ? Math.max(0, scheduled.batchesEstimate - (scheduled.answered ?? 0)) : 0;
+  const eta = scheduled ? etaSeconds(scheduled, context.view, context.rules, context.callsPerMinute) : undefined;
+  const status = unfinishedStatus(scheduled, context.view);
+  return {
+    ...file,
+    status,
+    phase: scheduled?.phase ?? phase,
+    waitingFor:
+      status === 'paused' ? (scheduled?.waitingFor ?? 'paused by an operator') : (scheduled?.waitingFor ?? null),
+    received,
+    succeeded,
+    failed,
+    pending: received - succeeded - failed,
+    failures: Object.fromEntries(tally.failures),
+    calls: { made, remaining },
+    progress: received > 0 ? (succeeded + failed) / received : 0,
+    etaSeconds: eta ?? null,
+    finishedAt: null,
+  };
+}
+
 /**
  * A file in flight: the answers counted so far on its phases (terminal outcomes only: a record answered 8006 or
- * 4404 is pending until a later phase answers it) and the records its ADD phase has read, so
- * `received = succeeded + failed + pending`; its ETA from the calls it still needs at its share of the budget.
+ * 4404 is pending until a later phase answers it) and the records its ADD phase has read and refused.
  */
 export function runningView(
   entry: CatalogEntry,
@@ -121,46 +186,22 @@ export function runningView(
   context: ViewContext,
 ): FileView {
   const rejected = scheduled?.rejected ?? 0;
-  let succeeded = 0;
-  let failed = rejected;
-  let made = 0;
-  const failures: Record<string, number> = rejected > 0 ? { VALIDATION: rejected } : {};
-  for (const phase of phases) {
-    succeeded += phase.succeeded ?? 0;
-    failed += phase.failed ?? 0;
-    made += phase.calls ?? 0;
-    for (const [reason, count] of Object.entries(phase.failures ?? {})) {
-      failures[reason] = (failures[reason] ?? 0) + count;
-    }
-  }
-  const received = Math.max(scheduled?.received ?? 0, succeeded + failed);
-  const pending = received - succeeded - failed;
-  const remaining =
-    scheduled?.batchesEstimate !== undefined ? Math.max(0, scheduled.batchesEstimate - (scheduled.answered ?? 0)) : 0;
-  const eta = scheduled ? etaSeconds(scheduled, context.view, context.rules, context.callsPerMinute) : undefined;
-  const status = unfinishedStatus(scheduled, context.view);
-  return {
+  const refused: Tally = {
+    succeeded: 0,
+    failed: rejected,
+    made: 0,
+    failures: new Map(rejected > 0 ? [['VALIDATION', rejected]] : []),
+  };
+  const file = {
     fileId: entry.fileId,
     name: entry.name,
     partner: entry.partner,
     kind: entry.kind,
-    status,
-    phase: scheduled?.phase ?? null,
-    waitingFor:
-      status === 'paused' ? (scheduled?.waitingFor ?? 'paused by an operator') : (scheduled?.waitingFor ?? null),
-    received,
-    succeeded,
-    failed,
-    pending,
-    failures,
-    calls: { made, remaining },
-    progress: received > 0 ? (succeeded + failed) / received : 0,
-    etaSeconds: eta ?? null,
     landedAt: scheduled?.landedAt ?? entry.landedAt,
     startedAt: scheduled?.startedAt ?? null,
-    finishedAt: null,
     reports: NO_REPORTS,
   };
+  return inFlightView(file, addPhases(refused, phases), scheduled?.received ?? 0, scheduled, null, context);
 }
 
 /**
@@ -177,54 +218,25 @@ export function redoView(
   phases: readonly PhaseState[],
   context: ViewContext,
 ): FileView {
-  const reportPath = context.reportPath ?? ((key: string) => key);
-  const failures: Record<string, number> = { ...summary.failures };
-  for (const code of redo.codes) delete failures[code];
-  let succeeded = summary.succeeded;
-  let failed = Math.max(0, summary.failed - redo.lines);
-  let made = summary.calls?.made ?? 0;
-  for (const phase of phases) {
-    if (Number(REDO_PHASE.exec(phase.phase)?.[1]) !== redo.round) continue;
-    succeeded += phase.succeeded ?? 0;
-    failed += phase.failed ?? 0;
-    made += phase.calls ?? 0;
-    for (const [reason, count] of Object.entries(phase.failures ?? {})) {
-      failures[reason] = (failures[reason] ?? 0) + count;
-    }
-  }
-  const received = Math.max(summary.received, succeeded + failed);
-  const pending = received - succeeded - failed;
-  const remaining =
-    scheduled?.batchesEstimate !== undefined ? Math.max(0, scheduled.batchesEstimate - (scheduled.answered ?? 0)) : 0;
-  const eta = scheduled ? etaSeconds(scheduled, context.view, context.rules, context.callsPerMinute) : undefined;
-  const status = unfinishedStatus(scheduled, context.view);
-  const { reports } = summary;
-  return {
+  const failures = new Map(Object.entries(summary.failures));
+  for (const code of redo.codes) failures.delete(code);
+  const before: Tally = {
+    succeeded: summary.succeeded,
+    failed: Math.max(0, summary.failed - redo.lines),
+    made: summary.calls?.made ?? 0,
+    failures,
+  };
+  const round = phases.filter((phase) => Number(REDO_PHASE.exec(phase.phase)?.[1]) === redo.round);
+  const file = {
     fileId: entry.fileId,
     name: summary.name,
     partner: entry.partner,
     kind: summary.kind,
-    status,
-    phase: scheduled?.phase ?? `REDO${redo.round}`,
-    waitingFor:
-      status === 'paused' ? (scheduled?.waitingFor ?? 'paused by an operator') : (scheduled?.waitingFor ?? null),
-    received,
-    succeeded,
-    failed,
-    pending,
-    failures,
-    calls: { made, remaining },
-    progress: received > 0 ? (succeeded + failed) / received : 0,
-    etaSeconds: eta ?? null,
     landedAt: summary.landedAt ?? entry.landedAt,
     startedAt: summary.startedAt ?? null,
-    finishedAt: null,
-    reports: {
-      summary: reportPath(reports.summary),
-      results: reports.results ? reportPath(reports.results) : null,
-      failedRecords: reports.failedRecords ? reportPath(reports.failedRecords) : null,
-    },
+    reports: reportsOf(summary, context.reportPath ?? ((key: string) => key)),
   };
+  return inFlightView(file, addPhases(before, round), summary.received, scheduled, `REDO${redo.round}`, context);
 }
 
 /** A phase's counters as the file view lists them. */

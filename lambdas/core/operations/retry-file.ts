@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { encodingFromName, type RecordFormat } from '../files/file-encoding';
 import type { ObjectRef } from '../files/object-store';
 import type { FileKind } from '../files/record-schemas';
 import type { RedoMark, RedoMarks } from '../ledger/file-claim';
@@ -130,22 +131,18 @@ export async function retryFile(deps: RetryDeps, fileId: string, body: unknown):
  */
 async function startRound(deps: RetryDeps, fileId: string, round: number, input: RedoExecution): Promise<void> {
   const name = redoExecutionName(fileId, round);
-  try {
-    await deps.workflow.start(name, input);
-    return;
-  } catch (error) {
-    if (!(error instanceof WorkflowStartRefused)) {
-      try {
-        await deps.workflow.start(name, input);
-        return;
-      } catch (again) {
-        if (!(again instanceof WorkflowStartRefused)) throw again;
-        await deps.catalog.abandonRedo(fileId, round, again.message).catch(() => undefined);
-        throw again;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await deps.workflow.start(name, input);
+      return;
+    } catch (error) {
+      if (error instanceof WorkflowStartRefused) {
+        await deps.catalog.abandonRedo(fileId, round, error.message).catch(() => undefined);
+        throw error;
       }
+      // No clear answer twice: the round stays taken, and the next request starts it by its name.
+      if (attempt === 2) throw error;
     }
-    await deps.catalog.abandonRedo(fileId, round, error.message).catch(() => undefined);
-    throw error;
   }
 }
 
@@ -202,4 +199,4 @@ function redoExecution(entry: CatalogEntry, source: RoundSource, mark: RedoMark)
 }
 
 /** The file's record format, from its failed-records file's name (written in the source's format) or its own. */
-const formatOf = (name: string): 'csv' | 'jsonl' => (/\.(jsonl|ndjson)(\.gz)?$/i.test(name) ? 'jsonl' : 'csv');
+const formatOf = (name: string): RecordFormat => encodingFromName(name).format ?? 'csv';

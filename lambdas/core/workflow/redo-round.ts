@@ -33,7 +33,7 @@ export async function selectRedoLines(store: Pick<ObjectStore, 'read' | 'upload'
   let count = 0;
   let text = '';
   try {
-    for await (const record of resultRows(store, selection.results)) {
+    for await (const { record } of resultRows(store, selection.results)) {
       if (record.outcome !== 'failed' || record.code === null || !wanted.has(record.code)) continue;
       text += `${record.line}\n`;
       count++;

@@ -1,10 +1,5 @@
-import { cancelledOutcome, type RecordOutcome } from '../../../lambdas/core/crm/dispatch-call';
-import {
-  comparePhases,
-  failureReason,
-  OutcomeCounter,
-  tallyOutcomes,
-} from '../../../lambdas/core/ledger/phase-counters';
+import { cancelledOutcome, outcomeReason, type RecordOutcome } from '../../../lambdas/core/crm/dispatch-call';
+import { comparePhases, OutcomeCounter, tallyOutcomes } from '../../../lambdas/core/ledger/phase-counters';
 import { conflicting, exists, notYet, ok, refused } from '../../support/crm-outcomes';
 
 describe('the records an answer ends, by outcome and reason', () => {
@@ -30,9 +25,9 @@ describe('the records an answer ends, by outcome and reason', () => {
   });
 
   it('names a failure as the report does: its reason, else its code, else UNKNOWN', () => {
-    expect(failureReason({ reason: 'CONFLICTING_PROFILE', code: 200 })).toBe('CONFLICTING_PROFILE');
-    expect(failureReason({ code: 624 })).toBe('624');
-    expect(failureReason({})).toBe('UNKNOWN');
+    expect(outcomeReason({ reason: 'CONFLICTING_PROFILE', code: 200 })).toBe('CONFLICTING_PROFILE');
+    expect(outcomeReason({ code: 624 })).toBe('624');
+    expect(outcomeReason({})).toBe('UNKNOWN');
   });
 
   it('adds answers up one at a time, and a CRM error name such as __proto__ is just a reason', () => {
