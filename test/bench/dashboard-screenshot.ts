@@ -8,9 +8,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import SftpClient from 'ssh2-sftp-client';
 import { SIM_INVALID_EMAIL_DOMAIN, startCrmSimulator } from '../../lambdas/local/crm-simulator/crm-simulator';
-import { finished, readLines, startIngest } from '../e2e/cli';
+import { finished, sftpPut, startIngest, upConnection } from '../e2e/cli';
 import { launchBrowser, type PageElement } from '../support/browser';
 import { numberOption } from './bench-support';
 
@@ -66,12 +65,6 @@ const FILES = [
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-interface UpConnection {
-  sftp: { host: string; port: number };
-  users: { user: string; password: string }[];
-  api: { url: string; token: string };
-}
-
 async function main(): Promise<void> {
   const simulator = await startCrmSimulator({ faults: { latencyMs: 40 } });
   const reportDir = mkdtempSync(join(tmpdir(), 'dashboard-screenshot-'));
@@ -99,15 +92,8 @@ async function main(): Promise<void> {
   const exited = finished(child);
   const browser = await launchBrowser();
   try {
-    const [first] = await readLines(child, (lines) => lines.length >= 1);
-    const connection = JSON.parse(first as string) as UpConnection;
-    for (const file of FILES) {
-      const user = connection.users.find((candidate) => candidate.user === file.partner)!;
-      const client = new SftpClient(file.partner, { error: () => undefined });
-      await client.connect({ ...connection.sftp, username: user.user, password: user.password });
-      await client.put(Buffer.from(file.body), `/${file.name}`);
-      await client.end();
-    }
+    const connection = await upConnection(child);
+    for (const file of FILES) await sftpPut(connection, file.partner, file.name, file.body);
 
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 900 });

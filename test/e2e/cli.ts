@@ -1,6 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import SftpClient from 'ssh2-sftp-client';
 
 const BIN = join(__dirname, '../../bin/ingest.js');
 
@@ -116,3 +117,36 @@ export const portOpen = (port: number) =>
     });
     socket.once('error', () => resolve(false));
   });
+
+/** What `ingest up --json` prints first (local-run.md): how to reach its SFTP server and its API. */
+export interface UpConnection {
+  readonly sftp: { readonly host: string; readonly port: number; readonly hostKeyFingerprint: string };
+  readonly users: readonly { readonly user: string; readonly password: string }[];
+  readonly api: { readonly url: string; readonly token: string };
+  readonly crm: string;
+  readonly reportDir: string;
+}
+
+/** Reads a started `ingest up --json`'s first line. */
+export async function upConnection(child: ChildProcess): Promise<UpConnection> {
+  const [first] = await readLines(child, (lines) => lines.length >= 1);
+  return JSON.parse(first as string) as UpConnection;
+}
+
+/** Uploads `body` as `/<name>` over SFTP as one of a running `ingest up`'s partners, as a partner would. */
+export async function sftpPut(connection: UpConnection, partner: string, name: string, body: string): Promise<void> {
+  const user = connection.users.find((candidate) => candidate.user === partner);
+  if (!user) throw new Error(`ingest up has no SFTP user ${partner}`);
+  const client = new SftpClient('partner', { error: () => undefined });
+  await client.connect({
+    host: connection.sftp.host,
+    port: connection.sftp.port,
+    username: user.user,
+    password: user.password,
+  });
+  try {
+    await client.put(Buffer.from(body), `/${name}`);
+  } finally {
+    await client.end();
+  }
+}

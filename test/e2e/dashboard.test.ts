@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
 import type { z } from 'zod';
-import SftpClient from 'ssh2-sftp-client';
 import { dashboardAsset } from '../../lambdas/local/api/dashboard-assets';
 import type { FileResult } from '../../lambdas/local/cli/run-report';
 import {
@@ -29,7 +28,7 @@ import {
   type PageElement,
   type PageStorage,
 } from '../support/browser';
-import { alive, finished, readLines, startIngest } from './cli';
+import { alive, finished, readLines, sftpPut, startIngest, upConnection } from './cli';
 
 // In page functions only: they run in the browser.
 declare const document: PageElement;
@@ -332,12 +331,6 @@ describeWithBrowser('the live dashboard (against a stand-in API)', () => {
   });
 });
 
-interface UpConnection {
-  sftp: { host: string; port: number };
-  users: { user: string; password: string }[];
-  api: { url: string; token: string };
-}
-
 const NAME = 'users_acme_20261124_001.csv';
 /**
  * 600 customers, of which the CRM refuses 4 (3217: the simulator's invalid email domain) and validation 2:
@@ -397,8 +390,7 @@ describeWithBrowser('the live dashboard during ingest up', () => {
       ]);
       const exited = finished(child);
       try {
-        const [first] = await readLines(child, (lines) => lines.length >= 1);
-        const connection = JSON.parse(first as string) as UpConnection;
+        const connection = await upConnection(child);
         expect(connection.api.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 
         const page = await browser.newPage();
@@ -410,16 +402,7 @@ describeWithBrowser('the live dashboard during ingest up', () => {
 
         const results = readLines(child, (lines) => lines.length >= 1, 120_000);
         results.catch(() => undefined);
-        const acme = connection.users[0]!;
-        const client = new SftpClient('partner', { error: () => undefined });
-        await client.connect({
-          host: connection.sftp.host,
-          port: connection.sftp.port,
-          username: acme.user,
-          password: acme.password,
-        });
-        await client.put(Buffer.from(USERS), `/${NAME}`);
-        await client.end();
+        await sftpPut(connection, 'acme', NAME, USERS);
 
         // Its row (the file id is the SHA-256 of its bytes), looked at as a person would until it is finished.
         const fileId = createHash('sha256').update(USERS).digest('hex');

@@ -1,15 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import SftpClient from 'ssh2-sftp-client';
 import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator/crm-simulator';
 import type { FileResult } from '../../lambdas/local/cli/run-report';
-import { alive, finished, readLines, runIngest, startIngest } from './cli';
-
-interface Connection {
-  sftp: { host: string; port: number };
-  users: { user: string; password: string }[];
-}
+import { alive, finished, readLines, runIngest, sftpPut, startIngest, upConnection } from './cli';
 
 interface FileRow {
   fileId: string;
@@ -76,21 +70,11 @@ describe('ingest pause, resume, cancel and files against a running ingest up', (
     ]);
     const exited = finished(child);
     try {
-      const [first] = await readLines(child, (lines) => lines.length >= 1);
-      const connection = JSON.parse(first as string) as Connection;
-      const acme = connection.users[0]!;
+      const connection = await upConnection(child);
       const results = readLines(child, (lines) => lines.length >= 1, 120_000);
       // Awaited below; should the test fail before, its rejection (the child killed) must not outlive it.
       results.catch(() => undefined);
-      const client = new SftpClient('partner', { error: () => undefined });
-      await client.connect({
-        host: connection.sftp.host,
-        port: connection.sftp.port,
-        username: acme.user,
-        password: acme.password,
-      });
-      await client.put(Buffer.from(USERS), `/${NAME}`);
-      await client.end();
+      await sftpPut(connection, 'acme', NAME, USERS);
 
       // Sending: its phase, its calls answered so far, an ETA.
       let row: FileRow | undefined;

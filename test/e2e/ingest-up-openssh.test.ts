@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
 import type { FileResult } from '../../lambdas/local/cli/run-report';
 import { missingSftpClient, runSftpBatch } from '../support/openssh-client';
-import { alive, descendants, finished, portOpen, readLines, startIngest, survivors } from './cli';
+import { alive, descendants, finished, portOpen, readLines, startIngest, survivors, upConnection } from './cli';
 
 const HEADER = 'customer_id,first_name,last_name,email,phone,country,created_at';
 const row = (n: number) => `W${n},Ada,Alder,ada${n}@example.com,,GB,2026-01-01T00:00:00Z`;
@@ -15,11 +15,6 @@ const AWKWARD = [';', ',', ':', '#', '&', '?', '@', '=', '$', '+', '%', '%2B', '
 );
 /** Longer than the pipeline takes (200 bytes): refused at upload, with the reason. */
 const TOO_LONG = `users_acme_20261124_${'n'.repeat(226)}.csv`;
-
-interface Connection {
-  sftp: { host: string; port: number; hostKeyFingerprint: string };
-  users: { user: string; password: string }[];
-}
 
 const describeWithClient = missingSftpClient.length === 0 ? describe : describe.skip;
 if (missingSftpClient.length > 0) {
@@ -42,8 +37,7 @@ describeWithClient('ingest up with the OpenSSH client', () => {
     const child = startIngest(['up', '--json', '--partner', 'acme', '--report-dir', join(directory, 'reports')]);
     const exited = finished(child);
     try {
-      const [first] = await readLines(child, (lines) => lines.length >= 1);
-      const { sftp, users } = JSON.parse(first as string) as Connection;
+      const { sftp, users } = await upConnection(child);
       // Every line from now on: the refusal is said while the batch still runs.
       const reported = readLines(child, (seen) => seen.length >= AWKWARD.length + 1, 90_000);
       reported.catch(() => undefined);
@@ -97,8 +91,7 @@ describeWithClient('ingest up with the OpenSSH client', () => {
 
       // Started again on the same report folder, the server shows the same host key: clients keep trusting it.
       const again = startIngest(['up', '--json', '--partner', 'acme', '--report-dir', join(directory, 'reports')]);
-      const [line] = await readLines(again, (seen) => seen.length >= 1);
-      expect((JSON.parse(line as string) as Connection).sftp.hostKeyFingerprint).toBe(sftp.hostKeyFingerprint);
+      expect((await upConnection(again)).sftp.hostKeyFingerprint).toBe(sftp.hostKeyFingerprint);
       again.kill('SIGINT');
       expect((await finished(again)).code).toBe(0);
     } finally {

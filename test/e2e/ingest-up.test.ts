@@ -5,14 +5,17 @@ import { join } from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
 import { startCrmSimulator, type CrmSimulator } from '../../lambdas/local/crm-simulator/crm-simulator';
 import type { FileResult, RunReport } from '../../lambdas/local/cli/run-report';
-import { alive, descendants, finished, portOpen, readLines, runIngest, startIngest, survivors } from './cli';
-
-interface Connection {
-  sftp: { host: string; port: number; hostKeyFingerprint: string };
-  users: { user: string; password: string }[];
-  crm: string;
-  reportDir: string;
-}
+import {
+  alive,
+  descendants,
+  finished,
+  portOpen,
+  readLines,
+  runIngest,
+  startIngest,
+  survivors,
+  upConnection,
+} from './cli';
 
 const USERS = [
   'customer_id,first_name,last_name,email,phone,country,created_at',
@@ -58,8 +61,7 @@ describe('ingest up', () => {
     ]);
     const exited = finished(child);
     try {
-      const [first] = await readLines(child, (lines) => lines.length >= 1);
-      const connection = JSON.parse(first as string) as Connection;
+      const connection = await upConnection(child);
       expect(connection.users.map((u) => u.user)).toEqual(['acme', 'globex']);
       expect(connection.sftp.host).toBe('127.0.0.1');
 

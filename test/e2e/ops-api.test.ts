@@ -1,7 +1,6 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import SftpClient from 'ssh2-sftp-client';
 import type { z } from 'zod';
 import {
   FileDetailSchema,
@@ -14,13 +13,7 @@ import {
   ValidationSchema,
 } from '../../lambdas/ops-api/contract';
 import { errorOf, opsClient } from '../support/ops-client';
-import { alive, finished, readLines, startIngest } from './cli';
-
-interface Connection {
-  sftp: { host: string; port: number };
-  users: { user: string; password: string }[];
-  api: { url: string; token: string };
-}
+import { alive, finished, sftpPut, startIngest, upConnection, type UpConnection } from './cli';
 
 const USERS_NAME = 'users_acme_20261124_001.csv';
 const TRX_NAME = 'transactions_beta_20261124_001.csv';
@@ -59,7 +52,7 @@ describe('the operations API served by ingest up', () => {
   const reportDir = mkdtempSync(join(tmpdir(), 'ops-api-'));
   let child: ReturnType<typeof startIngest>;
   let exited: ReturnType<typeof finished>;
-  let connection: Connection;
+  let connection: UpConnection;
   let api: ReturnType<typeof opsClient>;
 
   beforeAll(async () => {
@@ -85,8 +78,7 @@ describe('the operations API served by ingest up', () => {
       '0',
     ]);
     exited = finished(child);
-    const [first] = await readLines(child, (lines) => lines.length >= 1);
-    connection = JSON.parse(first as string) as Connection;
+    connection = await upConnection(child);
     api = opsClient(connection.api.url, connection.api.token);
   }, 60_000);
 
@@ -167,16 +159,7 @@ describe('the operations API served by ingest up', () => {
   });
 
   it('shows a file while it runs, pauses and resumes it, and then equals its summary.json', async () => {
-    const sftp = new SftpClient('partner', { error: () => undefined });
-    const acme = connection.users[0]!;
-    await sftp.connect({
-      host: connection.sftp.host,
-      port: connection.sftp.port,
-      username: acme.user,
-      password: acme.password,
-    });
-    await sftp.put(Buffer.from(usersFile()), `/${USERS_NAME}`);
-    await sftp.end();
+    await sftpPut(connection, 'acme', USERS_NAME, usersFile());
 
     // Running: its counts so far add up, and some but not all are answered.
     const running = await until(async () => {
@@ -365,18 +348,7 @@ describe('the operations API served by ingest up', () => {
   });
 
   it("sends a finished file's 4404 records again once their customers exist, and rewrites its reports", async () => {
-    const beta = connection.users[1]!;
-    const upload = async (name: string, text: string) => {
-      const sftp = new SftpClient('partner', { error: () => undefined });
-      await sftp.connect({
-        host: connection.sftp.host,
-        port: connection.sftp.port,
-        username: beta.user,
-        password: beta.password,
-      });
-      await sftp.put(Buffer.from(text), `/${name}`);
-      await sftp.end();
-    };
+    const upload = (name: string, text: string) => sftpPut(connection, 'beta', name, text);
     const name = 'transactions_beta_20261124_002.csv';
     await upload(
       name,
